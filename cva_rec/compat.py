@@ -1,0 +1,79 @@
+"""Make recbole==1.2.1 importable and usable on today's numpy / torch / setuptools.
+
+Applied once, from ``cva_rec/__init__.py``, before anything in cva_rec imports RecBole.
+Each shim fixes one known upstream breakage (no RecBole release fixes them yet):
+
+* numpy 2 removed ``np.float_``, ``np.complex_`` and ``np.unicode_``; RecBole's
+  ``Config.compatibility_settings`` and data code still reference them.
+* torch >= 2.6 made ``torch.load(weights_only=True)`` the default; RecBole's own
+  checkpoints hold its ``Config`` object and numpy state, so its ``Trainer`` cannot
+  reload them. We re-enable full unpickling *only* for calls made from RecBole's own
+  trainer code (its own trusted checkpoints), not globally.
+* ``recbole.quick_start`` imports ``ray.tune`` at module import; ray is optional and
+  fails on current setuptools. A placeholder module is installed only when the real
+  import fails, so an installed, working ray is left alone.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import types
+
+_APPLIED = False
+
+
+def _numpy_aliases() -> None:
+    import numpy as np
+
+    for alias, target in (("float_", "float64"), ("complex_", "complex128"), ("unicode_", "str_")):
+        if alias not in np.__dict__:
+            setattr(np, alias, getattr(np, target))
+
+
+def _scoped_torch_load() -> None:
+    """Let RecBole's trainer load its own checkpoints (which pickle its Config)."""
+    import torch
+
+    if getattr(torch.load, "_cva_rec_scoped", False):
+        return
+    original = torch.load
+
+    @functools.wraps(original)
+    def load(*args, **kwargs):
+        if "weights_only" not in kwargs:
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("recbole.trainer"):
+                kwargs["weights_only"] = False
+        return original(*args, **kwargs)
+
+    load._cva_rec_scoped = True  # type: ignore[attr-defined]
+    torch.load = load
+
+
+def _ray_tune_placeholder() -> None:
+    try:
+        importlib.import_module("ray.tune")
+        return
+    except Exception:  # ray missing or broken: RecBole only needs the name at import time
+        pass
+    ray = types.ModuleType("ray")
+    tune = types.ModuleType("ray.tune")
+
+    def _unavailable(*_a, **_k):
+        raise ImportError("ray[tune] is not installed; RecBole's hyper-parameter tuning is unavailable")
+
+    tune.__getattr__ = lambda name: _unavailable  # type: ignore[attr-defined]
+    ray.tune = tune  # type: ignore[attr-defined]
+    sys.modules.setdefault("ray", ray)
+    sys.modules["ray.tune"] = tune
+
+
+def apply() -> None:
+    global _APPLIED
+    if _APPLIED:
+        return
+    _numpy_aliases()
+    _scoped_torch_load()
+    _ray_tune_placeholder()
+    _APPLIED = True

@@ -1,0 +1,53 @@
+"""Config string -> item encoder class. Users register their own with ``register_encoder``.
+
+    from cva_rec.encoders import register_encoder, ItemEncoder
+
+    @register_encoder("my_encoder")
+    class MyEncoder(ItemEncoder):
+        def __init__(self, n_items, output_dim, content, width: int = 128): ...
+        def encode(self, item_ids): ...
+
+Config keys under ``item_encoder`` (besides ``name``) are passed as keyword arguments;
+keys the class does not accept are a ConfigError raised before training starts.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping, Optional
+
+from cva_rec.encoders.base import ItemEncoder
+from cva_rec.errors import ConfigError
+from cva_rec.features.content import ItemContent
+from cva_rec.registry import Registry, closest
+
+ENCODERS: Registry[type] = Registry("item encoder")
+
+
+def register_encoder(name: str):
+    def _add(cls):
+        if not (isinstance(cls, type) and issubclass(cls, ItemEncoder)):
+            raise TypeError(f"{cls!r} must subclass cva_rec.encoders.ItemEncoder")
+        return ENCODERS.register(name, cls)
+
+    return _add
+
+
+def encoder_options(name: str) -> dict[str, Any]:
+    """The keyword options (and defaults) that encoder ``name`` accepts."""
+    cls = ENCODERS.get(name)
+    params = inspect.signature(cls.__init__).parameters
+    skip = {"self", "n_items", "output_dim", "content"}
+    return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in params.items() if k not in skip and p.kind is p.KEYWORD_ONLY or (k not in skip and p.kind is p.POSITIONAL_OR_KEYWORD)}
+
+
+def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content: Optional[ItemContent] = None) -> ItemEncoder:
+    cfg = dict(cfg)
+    name = cfg.pop("name", None)
+    if not name:
+        raise ConfigError("item_encoder.name is required")
+    cls = ENCODERS.get(name)
+    options = encoder_options(name)
+    for key in cfg:
+        if key not in options:
+            raise ConfigError(f"item_encoder {name!r} has no option {key!r}{closest(key, options)}; options: {', '.join(sorted(options)) or 'none'}")
+    return cls(n_items, output_dim, content, **cfg)

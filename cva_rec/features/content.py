@@ -1,0 +1,53 @@
+"""Item content aligned to a RecBole dataset's internal item ids, ready for encoders.
+
+``ItemContent`` is what every content encoder reads: per-item frame (or segment)
+features already ordered by RecBole's internal item index (row 0 is the padding
+item and is all zeros with 0 frames). It is an ``nn.Module`` holding non-persistent
+buffers: the features follow ``.to(device)`` once, are gathered by index on the device
+(no per-step host->device copy), and are not written into model checkpoints.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cva_rec.errors import FeatureStoreError
+
+
+class ItemContent(nn.Module):
+    def __init__(self, features: torch.Tensor, num_frames: torch.Tensor, timestamps: torch.Tensor | None = None):
+        """features: [n_items, F, d] (float16/bfloat16/float32), num_frames: [n_items] int,
+        timestamps: [n_items, F] float seconds (or frame positions) or None."""
+        super().__init__()
+        if features.dim() != 3:
+            raise FeatureStoreError(f"item features must be [n_items, frames, dim], got shape {tuple(features.shape)}")
+        n, f, _ = features.shape
+        if num_frames.shape != (n,):
+            raise FeatureStoreError(f"num_frames must be [{n}], got {tuple(num_frames.shape)}")
+        if timestamps is None:
+            timestamps = torch.arange(f, dtype=torch.float32).expand(n, f).clone()
+        if not torch.isfinite(features[1:].float()).all():
+            bad = (~torch.isfinite(features.float())).flatten(1).any(1).nonzero().flatten().tolist()
+            raise FeatureStoreError(f"item features contain NaN/Inf for item indices {bad[:10]}")
+        self.register_buffer("features", features, persistent=False)
+        self.register_buffer("num_frames", num_frames.long().clamp(max=f), persistent=False)
+        self.register_buffer("timestamps", timestamps.float(), persistent=False)
+
+    @property
+    def n_items(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def max_frames(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.features.shape[2]
+
+    def gather(self, item_ids: torch.Tensor, dtype: torch.dtype = torch.float32):
+        """Flat item ids [n] -> (frames [n, F, d] in ``dtype``, mask [n, F] bool, timestamps [n, F])."""
+        frames = self.features.index_select(0, item_ids).to(dtype)
+        counts = self.num_frames.index_select(0, item_ids)
+        mask = torch.arange(self.max_frames, device=item_ids.device)[None, :] < counts[:, None]
+        return frames, mask, self.timestamps.index_select(0, item_ids)

@@ -1,0 +1,54 @@
+"""A tiny name -> factory registry, so config strings pick implementations.
+
+Used for item encoders, losses, backbones, frame encoders and samplers. Unknown names
+raise :class:`ConfigError` listing the known ones and the closest match.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Callable, Dict, Generic, Iterator, TypeVar
+
+from cva_rec.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: Dict[str, T] = {}
+
+    def register(self, name: str, obj: T | None = None, *, overwrite: bool = False):
+        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
+
+        def _add(o: T) -> T:
+            key = name.lower()
+            if key in self._entries and not overwrite and self._entries[key] is not o:
+                raise ConfigError(f"{self.kind} {name!r} is already registered")
+            self._entries[key] = o
+            return o
+
+        return _add(obj) if obj is not None else _add
+
+    def get(self, name: str) -> T:
+        key = str(name).lower()
+        if key not in self._entries:
+            known = sorted(self._entries)
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(known)}")
+        return self._entries[key]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return str(name).lower() in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def closest(key: str, options) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
