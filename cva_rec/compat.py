@@ -63,7 +63,12 @@ def _ray_tune_placeholder() -> None:
     def _unavailable(*_a, **_k):
         raise ImportError("ray[tune] is not installed; RecBole's hyper-parameter tuning is unavailable")
 
-    tune.__getattr__ = lambda name: _unavailable  # type: ignore[attr-defined]
+    def _getattr(name: str):
+        if name.startswith("__"):  # inspect/pickle probe dunders: behave like a normal module
+            raise AttributeError(name)
+        return _unavailable
+
+    tune.__getattr__ = _getattr  # type: ignore[attr-defined]
     ray.tune = tune  # type: ignore[attr-defined]
     sys.modules.setdefault("ray", ray)
     sys.modules["ray.tune"] = tune

@@ -3,3 +3,4 @@ from cva_rec.encoders.base import ItemEncoder
 from cva_rec.encoders.registry import ENCODERS, build_encoder, encoder_options, register_encoder
 
 __all__ = ["ItemEncoder", "ENCODERS", "build_encoder", "encoder_options", "register_encoder"]
+from cva_rec.encoders import id as _id  # noqa: F401,E402  (registers 'id')

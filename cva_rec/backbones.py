@@ -1,0 +1,114 @@
+"""The seam into RecBole's SASRec, GRU4Rec and NextItNet: swap the item table for an encoder.
+
+RecBole's sequential models read their item table in exactly two ways: calling
+``self.item_embedding(ids)`` (input sequences, ``predict``, BPR) and reading
+``self.item_embedding.weight`` (CE over all items, ``full_sort_predict``, NextItNet's
+regulariser). :class:`ItemEmbeddingAdapter` provides both on top of any
+:class:`~cva_rec.encoders.ItemEncoder`, so the RecBole classes are used unmodified.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+from torch import nn
+
+import cva_rec  # noqa: F401
+from cva_rec.encoders import ItemEncoder, build_encoder
+from cva_rec.features.content import ItemContent
+from cva_rec.registry import Registry
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    item_dim_key: str  # the RecBole config key that sets the item-vector width
+    seq_output: Callable[[nn.Module, Any], torch.Tensor]  # (model, interaction) -> [B, item_dim]
+
+
+def _seq_output_with_len(model, interaction):
+    return model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN])
+
+
+def _seq_output_nextitnet(model, interaction):
+    return model.forward(interaction[model.ITEM_SEQ])
+
+
+BACKBONES: Registry[Backbone] = Registry("model")
+BACKBONES.register("SASRec", Backbone("SASRec", "hidden_size", _seq_output_with_len))
+BACKBONES.register("GRU4Rec", Backbone("GRU4Rec", "embedding_size", _seq_output_with_len))
+BACKBONES.register("NextItNet", Backbone("NextItNet", "embedding_size", _seq_output_nextitnet))
+
+
+class ItemEmbeddingAdapter(nn.Module):
+    """Looks like ``nn.Embedding`` to RecBole; delegates to an item encoder.
+
+    ``batch_items(ids)`` primes a per-step table of the unique items of a batch, so that the
+    input sequence and the loss's candidates are encoded together, once.
+    """
+
+    def __init__(self, encoder: ItemEncoder):
+        super().__init__()
+        self.encoder = encoder
+        self._primed_ids: Optional[torch.Tensor] = None
+        self._primed_vecs: Optional[torch.Tensor] = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.encoder.all_items()
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.encoder.output_dim
+
+    def prime(self, ids: torch.Tensor) -> torch.Tensor:
+        """Encode the unique ``ids`` once; later calls within the step gather from them."""
+        unique = torch.unique(ids.reshape(-1))
+        self._primed_ids, self._primed_vecs = unique, self.encoder(unique)
+        return unique
+
+    def clear(self) -> None:
+        self._primed_ids = self._primed_vecs = None
+
+    def primed(self, ids: torch.Tensor) -> torch.Tensor:
+        pos = torch.searchsorted(self._primed_ids, ids.reshape(-1))
+        return self._primed_vecs.index_select(0, pos).reshape(*ids.shape, -1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self._primed_ids is not None:
+            return self.primed(ids)
+        return self.encoder(ids)
+
+
+def build_backbone(cfg: Mapping[str, Any], recbole_config, dataset, content: Optional[ItemContent] = None, encoder: Optional[ItemEncoder] = None) -> nn.Module:
+    """A RecBole model for ``cfg`` whose item table is the configured item encoder."""
+    from recbole.utils import get_model
+
+    spec = BACKBONES.get(cfg["model"]["name"])
+    model = get_model(spec.name)(recbole_config, dataset)
+    return attach_encoder(model, cfg, content, encoder)
+
+
+def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None, encoder: Optional[ItemEncoder] = None) -> nn.Module:
+    spec = BACKBONES.get(cfg["model"]["name"])
+    dim = model.item_embedding.embedding_dim
+    if encoder is None:
+        enc_cfg = dict(cfg["item_encoder"])
+        if enc_cfg.get("name") == "id":
+            from cva_rec.encoders.id import IdEncoder
+
+            encoder = IdEncoder.adopt(model.item_embedding)  # keep RecBole's own initialised table
+        else:
+            encoder = build_encoder(enc_cfg, model.n_items, dim, content)
+    model.item_embedding = ItemEmbeddingAdapter(encoder)
+    model.cva_backbone = spec.name
+    return model
+
+
+def item_encoder_of(model: nn.Module) -> ItemEncoder:
+    return model.item_embedding.encoder
+
+
+def seq_output(model: nn.Module, interaction) -> torch.Tensor:
+    return BACKBONES.get(model.cva_backbone).seq_output(model, interaction)

@@ -1,0 +1,125 @@
+"""Ranking evaluation: full ranking (history masked) or popularity-sampled negatives.
+
+Each evaluated user contributes one ``rank``: how many candidate items score strictly
+higher than the held-out target (0 = top). All metrics derive from ranks, which makes
+them cheap to gather across DDP ranks and to break down by target popularity:
+
+* HR@K = Recall@K = [rank < K] (one held-out item per user, leave-two-out);
+* NDCG@K = [rank < K] / log2(rank + 2);  MRR@K = [rank < K] / (rank + 1).
+
+These equal RecBole's ``Hit``/``NDCG``/``MRR``/``Recall`` on the same score matrix (tested),
+up to RecBole's arbitrary ordering of exactly tied scores.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+METRICS = ("hr", "ndcg", "mrr", "recall")
+
+
+def target_ranks(
+    scores: torch.Tensor,
+    targets: torch.Tensor,
+    history: Optional[tuple] = None,
+    negatives: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Rank of each row's target among the candidates.
+
+    scores: [B, n_items] (modified in place: padding and history set to -inf);
+    history: (rows, items) pairs to mask (the target itself is never masked);
+    negatives: [B, N] sampled candidate ids for sampled evaluation, or None for full ranking.
+    """
+    scores[:, 0] = float("-inf")
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    target_scores = scores[rows, targets].clone()
+    if history is not None:
+        h_rows, h_items = history
+        scores[h_rows, h_items] = float("-inf")
+    if negatives is None:
+        higher = scores > target_scores[:, None]
+    else:
+        neg_scores = scores.gather(1, negatives)
+        higher = (neg_scores > target_scores[:, None]) & (negatives != targets[:, None])
+    return higher.sum(1)
+
+
+def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, metrics: Iterable[str] = METRICS, topk: Sequence[int] = (10, 20)) -> Dict[str, float]:
+    ranks = torch.as_tensor(ranks, dtype=torch.float64)
+    out: Dict[str, float] = {}
+    if ranks.numel() == 0:
+        return {f"{m}@{k}": None for m in metrics for k in topk}  # no users: undefined, not 0
+    for k in topk:
+        hit = (ranks < k).double()
+        for m in metrics:
+            m = m.lower()
+            if m in ("hr", "recall"):
+                v = hit
+            elif m == "ndcg":
+                v = hit / torch.log2(ranks + 2)
+            elif m == "mrr":
+                v = hit / (ranks + 1)
+            else:
+                raise ValueError(f"unknown metric {m}")
+            out[f"{m}@{k}"] = float(v.mean())
+    return out
+
+
+def popularity_levels(item_popularity: torch.Tensor, n_levels: int) -> torch.Tensor:
+    """Item -> popularity level 1..n_levels: items sorted by training frequency and cut into
+    ``n_levels`` equal-size groups (level 1 = least popular), as in the CVA paper's Table 15."""
+    pop = item_popularity.clone().float()
+    pop[0] = float("inf")  # padding never counts
+    order = torch.argsort(pop[1:], stable=True) + 1
+    levels = torch.zeros_like(item_popularity, dtype=torch.long)
+    levels[order] = torch.div(torch.arange(len(order)) * n_levels, len(order), rounding_mode="floor") + 1
+    return levels
+
+
+def sample_negatives(item_popularity: torch.Tensor, n_rows: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    probs = item_popularity.float().clamp(min=0) + 1e-12
+    probs[0] = 0
+    return torch.multinomial(probs.expand(n_rows, -1), n, replacement=False, generator=generator)
+
+
+class RankCollector:
+    """Accumulates (user, target, rank) triples over an evaluation and turns them into metrics."""
+
+    def __init__(self):
+        self.users, self.targets, self.ranks = [], [], []
+
+    def add(self, users: torch.Tensor, targets: torch.Tensor, ranks: torch.Tensor) -> None:
+        self.users.append(users.detach().cpu())
+        self.targets.append(targets.detach().cpu())
+        self.ranks.append(ranks.detach().cpu())
+
+    def tensors(self):
+        cat = lambda xs: torch.cat(xs) if xs else torch.zeros(0, dtype=torch.long)  # noqa: E731
+        return cat(self.users), cat(self.targets), cat(self.ranks)
+
+    @staticmethod
+    def dedupe(users, targets, ranks):
+        """Keep one row per user (DDP samplers pad with repeated users)."""
+        uniq, first = np.unique(users.numpy(), return_index=True)
+        first = torch.from_numpy(first)
+        return users[first], targets[first], ranks[first]
+
+    def compute(self, metrics, topk, item_popularity: Optional[torch.Tensor] = None, n_levels: int = 0) -> Dict[str, object]:
+        users, targets, ranks = self.dedupe(*self.tensors())
+        result: Dict[str, object] = {"n_users": int(users.numel()), **metrics_from_ranks(ranks, metrics, topk)}
+        if item_popularity is not None and n_levels:
+            levels = popularity_levels(item_popularity, n_levels)[targets]
+            result["popularity_levels"] = {
+                str(lv): {"n_users": int((levels == lv).sum()), **metrics_from_ranks(ranks[levels == lv], metrics, topk)}
+                for lv in range(1, n_levels + 1)
+            }
+            unseen = item_popularity[targets] == 0
+            result["inductive"] = {"n_users": int(unseen.sum()), **metrics_from_ranks(ranks[unseen], metrics, topk)}
+        return result
+
+
+def flat_metrics(result: Mapping[str, object]) -> Dict[str, float]:
+    """Only the scalar overall metrics (for loggers)."""
+    return {k: v for k, v in result.items() if isinstance(v, float)}

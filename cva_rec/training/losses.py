@@ -1,0 +1,115 @@
+"""Training losses, chosen by ``loss.name``.
+
+* ``full_softmax``: RecBole's own ``calculate_loss`` (CE over all items, NextItNet's
+  regulariser included). With a content encoder every item is encoded each step: this is
+  allowed but costly, and the trainer logs the cost.
+* ``inbatch_softmax`` (MicroLens protocol): candidates are the batch's unique targets,
+  logQ-corrected by training popularity, with the user's input history masked.
+* ``sampled_softmax``: the target plus ``num_negatives`` popularity-sampled negatives
+  shared across the batch, logQ-corrected (Jean et al. 2015; Yi et al. 2019).
+
+In-batch and sampled losses encode the batch's unique items (inputs and candidates) once.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cva_rec.backbones import seq_output
+from cva_rec.registry import Registry
+
+LOSSES: Registry[type] = Registry("loss")
+
+
+class Loss(nn.Module):
+    #: True when the loss scores the whole catalogue (content encoders then encode every item)
+    encodes_all_items = False
+
+    def __init__(self, cfg: Mapping[str, Any], item_popularity: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        log_q = torch.log((item_popularity + 1.0) / (item_popularity + 1.0).sum())
+        self.register_buffer("log_q", log_q, persistent=False)
+
+    def forward(self, model: nn.Module, interaction) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@LOSSES.register("full_softmax")
+class FullSoftmax(Loss):
+    encodes_all_items = True
+
+    def forward(self, model, interaction):
+        return model.calculate_loss(interaction)
+
+
+class _CandidateSoftmax(Loss):
+    """Shared body of the in-batch and sampled losses: encode once, score, mask, CE."""
+
+    def candidates(self, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, model, interaction):
+        seq = interaction[model.ITEM_SEQ]
+        targets = interaction[model.POS_ITEM_ID]
+        cands = self.candidates(targets)
+        adapter = model.item_embedding
+        adapter.prime(torch.cat([seq.reshape(-1), cands]))
+        try:
+            user = seq_output(model, interaction)
+            cand_vecs = adapter.primed(cands)
+        finally:
+            adapter.clear()
+        logits = user @ cand_vecs.T / self.cfg["temperature"]
+        if self.cfg["logq_correction"]:
+            logits = logits - self.log_q[cands][None, :]
+        is_target = cands[None, :] == targets[:, None]
+        if self.cfg["mask_history"]:
+            # an item the user already interacted with is not a negative for them
+            in_hist = history_mask(seq, cands)
+            logits = logits.masked_fill(in_hist & ~is_target, float("-inf"))
+        return self.ce(logits, is_target)
+
+    @staticmethod
+    def ce(logits, is_target):
+        # the target's column; duplicates of the target among candidates are removed by unique
+        label = is_target.float().argmax(1)
+        return F.cross_entropy(logits, label)
+
+
+@LOSSES.register("inbatch_softmax")
+class InBatchSoftmax(_CandidateSoftmax):
+    def candidates(self, targets):
+        return torch.unique(targets)
+
+
+@LOSSES.register("sampled_softmax")
+class SampledSoftmax(_CandidateSoftmax):
+    def __init__(self, cfg, item_popularity):
+        super().__init__(cfg, item_popularity)
+        probs = item_popularity.clamp(min=0).pow(cfg["popularity_alpha"])
+        probs[0] = 0.0
+        self.register_buffer("sample_probs", probs / probs.sum(), persistent=False)
+
+    def candidates(self, targets):
+        negs = torch.multinomial(self.sample_probs, self.cfg["num_negatives"], replacement=True)
+        return torch.unique(torch.cat([targets, negs]))
+
+
+def history_mask(seq: torch.Tensor, cands: torch.Tensor) -> torch.Tensor:
+    """[B, C] bool: candidate c (sorted, unique) occurs in row b's input sequence.
+
+    Scatter through ``searchsorted`` instead of a [B, L, C] comparison (memory O(B*C)).
+    """
+    pos = torch.searchsorted(cands, seq).clamp(max=cands.numel() - 1)
+    hit = (cands[pos] == seq) & (seq != 0)
+    mask = torch.zeros(seq.shape[0], cands.numel() + 1, dtype=torch.bool, device=seq.device)
+    mask.scatter_(1, torch.where(hit, pos, cands.numel()), True)
+    return mask[:, :-1]
+
+
+def build_loss(cfg: Mapping[str, Any], item_popularity: torch.Tensor) -> Loss:
+    return LOSSES.get(cfg["loss"]["name"])(cfg["loss"], item_popularity)

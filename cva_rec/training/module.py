@@ -1,0 +1,107 @@
+"""The LightningModule: any RecBole sequential backbone + item encoder + loss + ranking eval."""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional
+
+import lightning as L
+import torch
+from torch import nn
+
+from cva_rec.backbones import item_encoder_of
+from cva_rec.training.evaluation import RankCollector, flat_metrics, sample_negatives, target_ranks
+from cva_rec.training.losses import Loss
+
+
+class SeqRecModule(L.LightningModule):
+    def __init__(self, cfg: Mapping[str, Any], model: nn.Module, loss: Loss, item_popularity: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        self.model = model
+        self.loss = loss
+        self.register_buffer("item_popularity", item_popularity.float(), persistent=False)
+        self.collector: Optional[RankCollector] = None
+        self.results: Dict[str, Dict[str, Any]] = {}
+        self._eval_generator = None
+
+    # -- training ----------------------------------------------------------------------
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(self.model, batch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        return loss
+
+    def configure_optimizers(self):
+        tr = self.cfg["train"]
+        cls = torch.optim.AdamW if tr["optimizer"] == "adamw" else torch.optim.Adam
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = cls(params, lr=tr["lr"], weight_decay=tr["weight_decay"])
+        if tr["scheduler"] == "none":
+            return optimizer
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = int(tr["warmup_steps"])
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = (step - warm) / max(1, total - warm)
+            if tr["scheduler"] == "cosine":
+                return 0.5 * (1 + torch.cos(torch.tensor(progress * torch.pi))).item()
+            return max(0.0, 1.0 - progress)
+
+        sched = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # -- evaluation ----------------------------------------------------------------------
+    def _start_eval(self):
+        self.collector = RankCollector()
+        self._eval_generator = torch.Generator().manual_seed(int(self.cfg["train"]["seed"]))
+        item_encoder_of(self.model).invalidate_cache()  # weights changed since the last evaluation
+
+    def _eval_step(self, batch):
+        interaction, users, targets, h_rows, h_items = batch
+        scores = self.model.full_sort_predict(interaction).view(len(users), -1).float()
+        history = (h_rows, h_items) if self.cfg["eval"]["mask_history"] else None
+        negatives = None
+        if self.cfg["eval"]["negatives"]:
+            negatives = sample_negatives(self.item_popularity.cpu(), len(users), int(self.cfg["eval"]["negatives"]), self._eval_generator).to(scores.device)
+        ranks = target_ranks(scores, targets, history, negatives)
+        self.collector.add(users, targets, ranks)
+
+    def _finish_eval(self, split: str, breakdown: bool):
+        users, targets, ranks = self.collector.tensors()
+        if self.trainer.world_size > 1:
+            users, targets, ranks = self._gather(users, targets, ranks)
+            self.collector = RankCollector()
+            self.collector.add(users, targets, ranks)
+        ev = self.cfg["eval"]
+        result = self.collector.compute(
+            ev["metrics"], ev["topk"], self.item_popularity.cpu() if breakdown else None, ev["popularity_buckets"] if breakdown else 0
+        )
+        self.results[split] = result
+        self.log_dict({f"{split}/{k}": v for k, v in flat_metrics(result).items() if k != "n_users"}, sync_dist=False, rank_zero_only=False)
+
+    @staticmethod
+    def _gather(*tensors):
+        """All ranks' (user, target, rank) rows; ``RankCollector.dedupe`` drops sampler padding."""
+        import torch.distributed as dist
+
+        out = [None] * dist.get_world_size()
+        dist.all_gather_object(out, [t.cpu() for t in tensors])
+        return [torch.cat([o[i] for o in out]) for i in range(len(tensors))]
+
+    def on_validation_epoch_start(self):
+        self._start_eval()
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def on_validation_epoch_end(self):
+        self._finish_eval("valid", breakdown=False)
+
+    def on_test_epoch_start(self):
+        self._start_eval()
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch)
+
+    def on_test_epoch_end(self):
+        self._finish_eval("test", breakdown=True)
