@@ -348,7 +348,8 @@ class FeatureStoreWriter:
         if not np.isfinite(feats32).all():
             bad = rows[~np.isfinite(feats32).reshape(b, -1).all(axis=1)]
             raise FeatureStoreError(f"{self.path}: features contain NaN/Inf for rows {bad[:10].tolist()}")
-        stored = float32_to_bfloat16_bits(feats32) if self.dtype == "bfloat16" else feats32.astype(STORAGE_DTYPES[self.dtype])
+        with np.errstate(over="ignore"):  # float16 overflow is reported just below, as an error
+            stored = float32_to_bfloat16_bits(feats32) if self.dtype == "bfloat16" else feats32.astype(STORAGE_DTYPES[self.dtype])
         if self.dtype == "float16" and not np.isfinite(stored).all():
             raise FeatureStoreError(f"{self.path}: features overflow float16 (|x| > 65504); use dtype='float32'")
 
