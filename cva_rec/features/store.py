@@ -398,6 +398,8 @@ class FeatureStoreWriter:
         _atomic_write_bytes(self.partial / META_FILE, _json_bytes(meta))
         for name in (PROGRESS_FILE, PARAMS_FILE):
             (self.partial / name).unlink()
+        for stray in self.partial.glob("*.tmp"):  # left by a kill during an atomic write
+            stray.unlink()
         for name in (FEATURES_FILE, NUM_FRAMES_FILE, TIMESTAMPS_FILE, ITEM_IDS_FILE):
             with open(self.partial / name, "rb+") as f:
                 os.fsync(f.fileno())
