@@ -74,10 +74,18 @@ def _ray_tune_placeholder() -> None:
     sys.modules["ray.tune"] = tune
 
 
+def _quiet_pandas_futurewarnings() -> None:
+    # RecBole 1.2.1 uses chained in-place fillna; pandas 2 warns on every dataset load.
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\..*")
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    _quiet_pandas_futurewarnings()
     _numpy_aliases()
     _scoped_torch_load()
     _ray_tune_placeholder()

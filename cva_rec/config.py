@@ -226,9 +226,14 @@ def validate(cfg: Dict[str, Any]) -> None:
         v = cfg[sec][key]
         if not isinstance(v, int) or v < 1:
             raise ConfigError(f"{sec}.{key} must be a positive integer, got {v!r}")
-    from cva_rec.encoders import ENCODERS
+    from cva_rec.encoders import ENCODERS, encoder_options
 
-    ENCODERS.get(cfg["item_encoder"].get("name", ""))
+    enc = cfg["item_encoder"].get("name", "")
+    ENCODERS.get(enc)
+    options = encoder_options(enc)
+    for key in cfg["item_encoder"]:
+        if key != "name" and key not in options:
+            raise ConfigError(f"item_encoder {enc!r} has no option {key!r}{closest(key, options)}; options: {', '.join(sorted(options)) or 'none'}")
 
 
 def _check_choice(cfg, sec, key, choices):

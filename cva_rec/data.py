@@ -148,7 +148,13 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     try:
         dataset = create_dataset(config)
     except (ValueError, KeyError) as exc:
-        raise DataError(f"could not read dataset {cfg['dataset']['name']!r}: {exc}") from None
+        ds = cfg["dataset"]
+        if "empty" in str(exc):
+            raise DataError(
+                f"dataset {ds['name']!r}: no interactions left after keeping users with >= {ds['min_user_interactions']} "
+                f"and items with >= {ds['min_item_interactions']} interactions: too few to train and evaluate"
+            ) from None
+        raise DataError(f"could not read dataset {ds['name']!r}: {exc}") from None
     min_u = cfg["dataset"]["min_user_interactions"]
     if dataset.inter_num == 0 or dataset.user_num <= 2:
         raise DataError(

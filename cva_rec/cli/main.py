@@ -1,0 +1,80 @@
+"""``cva-rec``: one entry point, one file per subcommand.
+
+Built-in subcommands live in ``cva_rec/cli/``; packages (e.g. the offline ``data_prep``
+pipeline, which cva_rec itself never imports) add theirs through the entry-point group
+``cva_rec.commands``. Errors cva_rec raises on purpose print as one line (exit code 2).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from importlib.metadata import entry_points
+from typing import List, Optional
+
+from cva_rec.errors import CvaRecError
+
+BUILTIN = [
+    "cva_rec.cli.train",
+    "cva_rec.cli.evaluate",
+    "cva_rec.cli.demo",
+    "cva_rec.cli.bench",
+]
+OPTIONAL_BUILTIN = ["cva_rec.cli.tokenize", "cva_rec.cli.warmup", "cva_rec.cli.sweep", "cva_rec.cli.report"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cva-rec",
+        description="Content-based item encoders (CVA, Perceiver IO, LUCID semantic IDs) for RecBole's "
+        "SASRec / GRU4Rec / NextItNet, trained with PyTorch Lightning.",
+        epilog="Run `cva-rec <command> --help` for a command's options. Docs: docs/quickstart.md",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show full tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for mod in BUILTIN:
+        importlib.import_module(mod).register(sub)
+    for mod in OPTIONAL_BUILTIN:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name != mod:
+                raise
+            continue
+        module.register(sub)
+    for ep in entry_points(group="cva_rec.commands"):
+        try:
+            ep.load()(sub)
+        except ImportError as exc:  # an optional extra is not installed: say so in --help
+            p = sub.add_parser(ep.name, help=f"(unavailable: {exc})")
+            p.set_defaults(func=lambda args, exc=exc: _unavailable(exc))
+    return parser
+
+
+def _unavailable(exc):
+    raise CvaRecError(f"this command needs an optional dependency: {exc}; install with `pip install -e .[content]`")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except CvaRecError as exc:
+        if args.verbose:
+            raise
+        print(f"cva-rec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cva-rec {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
