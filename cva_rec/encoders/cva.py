@@ -34,6 +34,7 @@ from torch import nn
 
 from cva_rec.encoders.base import ItemEncoder
 from cva_rec.encoders.layers import (GEGLU, SelfAttentionBlock, build_time_encoding, check_choice, check_positive,
+                                     gather_frames,
                                      content_input_dim, keep_one_key, masked_mean)
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.errors import ConfigError
@@ -69,7 +70,7 @@ class CvaEncoder(ItemEncoder):
         self.out = nn.Linear(latent_dim, output_dim)  # Eq. 5
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
-        frames, mask, times = self.content.gather(item_ids, torch.float32)
+        frames, mask, times = gather_frames(self.content, item_ids)
         if self.attend == "latents":
             latent = self.in_proj(masked_mean(frames, mask))  # [n, D]
             x = latent.unsqueeze(1).expand(-1, self.repeats, -1)  # Eq. 2; no copy until the first op

@@ -19,6 +19,16 @@ from torch import nn
 from cva_rec.errors import ConfigError
 
 
+def gather_frames(content, item_ids: torch.Tensor):
+    """Frames of ``item_ids`` as float32 with padded slots zeroed, plus mask and timestamps.
+
+    Zeroing makes attention over an item's padding slots (only ever used for zero-frame
+    items, see :func:`keep_one_key`) independent of whatever a store left there.
+    """
+    frames, mask, times = content.gather(item_ids, torch.float32)
+    return frames * mask.unsqueeze(-1).to(frames.dtype), mask, times
+
+
 def masked_mean(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over valid frames: [n, F, d], mask [n, F] bool -> [n, d].
 

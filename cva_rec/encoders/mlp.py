@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from cva_rec.encoders.base import ItemEncoder
-from cva_rec.encoders.layers import GEGLU, check_choice, check_positive, content_input_dim, masked_mean
+from cva_rec.encoders.layers import gather_frames, GEGLU, check_choice, check_positive, content_input_dim, masked_mean
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
@@ -44,5 +44,5 @@ class MlpEncoder(ItemEncoder):
         self.net = nn.Sequential(*mods)
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
-        frames, mask, _ = self.content.gather(item_ids, torch.float32)
+        frames, mask, _ = gather_frames(self.content, item_ids)
         return self.net(masked_mean(frames, mask))

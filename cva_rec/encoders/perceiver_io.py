@@ -27,6 +27,7 @@ from torch import nn
 
 from cva_rec.encoders.base import ItemEncoder
 from cva_rec.encoders.layers import (GEGLU, CrossAttentionBlock, SelfAttentionBlock, build_time_encoding, check_choice,
+                                     gather_frames,
                                      check_positive, content_input_dim, keep_one_key, masked_mean)
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.errors import ConfigError
@@ -87,7 +88,7 @@ class PerceiverIoEncoder(ItemEncoder):
             self.out = nn.Linear(latent_dim, output_dim)
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
-        frames, mask, times = self.content.gather(item_ids, torch.float32)
+        frames, mask, times = gather_frames(self.content, item_ids)
         n = frames.shape[0]
         if self.ablation == "none":
             if self.time_encoding is not None:

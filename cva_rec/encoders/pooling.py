@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from cva_rec.encoders.base import ItemEncoder
-from cva_rec.encoders.layers import content_input_dim, masked_mean
+from cva_rec.encoders.layers import gather_frames, content_input_dim, masked_mean
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.features.content import ItemContent
 
@@ -28,6 +28,6 @@ class PoolingEncoder(ItemEncoder):
         self.proj = nn.Linear(d_in, output_dim) if d_in != output_dim else None
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
-        frames, mask, _ = self.content.gather(item_ids, torch.float32)
+        frames, mask, _ = gather_frames(self.content, item_ids)
         pooled = masked_mean(frames, mask)
         return pooled if self.proj is None else self.proj(pooled)
