@@ -1,0 +1,51 @@
+"""``cva-rec sweep GRID.yaml``: run a grid of experiments (resumable), then write the report."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a grid of experiments (backbones x encoders x seeds x any key), skipping finished runs",
+        description="Expand a grid file (base recipe + fixed overrides + named variants + a grid of "
+        "section.key -> values; see docs/report.md) into runs, validate every config before training "
+        "anything, train each run that has no metrics.json yet (a run folder without one is resumed from "
+        "its last checkpoint), then write the report (cva-rec report) into OUT/report.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: cva-rec sweep recipes/ml100k/grid_id_backbones.yaml --dry-run\n"
+        "         cva-rec sweep recipes/ml100k/grid_id_backbones.yaml --out runs/grid   # re-run to resume",
+    )
+    p.add_argument("grid", metavar="GRID", help="grid YAML (e.g. recipes/ml100k/grid_id_backbones.yaml)")
+    p.add_argument("--out", help="folder for the run directories (default: the grid's `out:`, else runs/<grid name>)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs with their status and overrides; train nothing")
+    p.add_argument("--in-process", action="store_true",
+                   help="train in this process instead of one child process per run (faster start, but the "
+                   "reported peak memory is then the sweep's so far, not each run's)")
+    p.add_argument("--no-report", action="store_true", help="do not write the report after the sweep")
+    p.add_argument("--progress", action="store_true", help="show Lightning progress bars of each run")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cva_rec.sweep import expand, load_grid, run_sweep
+
+    grid = load_grid(args.grid)
+    if args.dry_run:
+        runs = expand(grid, args.out)
+        for i, r in enumerate(runs, 1):
+            print(f"[{i}/{len(runs)}] {r.name} ({r.status}): {' '.join(r.overrides)}")
+        todo = sum(not r.finished for r in runs)
+        print(f"{len(runs)} runs, {todo} to train, into {runs[0].run_dir.parent if runs else '-'}")
+        return 0
+    result = run_sweep(grid, args.out, progress=args.progress, in_process=args.in_process, printer=lambda s: print(s, flush=True))
+    out = result.runs[0].run_dir.parent
+    print(f"sweep: {len(result.trained)} trained, {len(result.skipped)} skipped (finished), {len(result.failed)} failed")
+    for name, reason in result.failed:
+        print(f"  failed: {name}: {reason}")
+    if not args.no_report and (result.trained or result.skipped):
+        from cva_rec.report.build import build_report
+
+        rep = build_report(out, title=f"Sweep {grid.path.stem}")
+        print(f"\n{rep.markdown_table}\n\nreport: {rep.files['results.md']}")
+    return 1 if result.failed else 0

@@ -1,0 +1,263 @@
+"""Grids of experiments: expand a grid YAML into runs, skip finished ones, run the rest.
+
+Grid file::
+
+    base: sasrec_id.yaml            # recipe path relative to this file, or inline config sections
+    fixed:                          # overrides for every run (mapping or list of "key=value")
+      train.epochs: 2
+    variants:                       # optional: named override sets that change together
+      id: {item_encoder.name: id}
+      cva_m8: {item_encoder.name: cva, item_encoder.num_latents: 8}
+    grid:                           # section.key -> values; the runs are the Cartesian product
+      model.name: [SASRec, GRU4Rec, NextItNet]
+      train.seed: [1, 2, 3]
+    out: runs/my_grid               # optional default output folder (relative to the working dir)
+
+Overrides apply in the order base <- fixed <- variant <- grid point. Each run's directory name is
+derived from its variant and grid values (``cva_m8-SASRec-s1``), so re-running the grid finds the
+same folders: a folder with ``metrics.json`` is finished and skipped; one without is re-run with
+``train.resume=true`` (Lightning continues from ``checkpoints/last.ckpt``).
+
+Every run is trained in its own child process (``cva-rec train``) by default: the process's peak
+memory is then that run's alone (peak RSS only grows within a process), and a crash in one run
+does not end the sweep.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+from cva_rec.errors import ConfigError, CvaRecError
+
+log = logging.getLogger("cva_rec")
+
+GRID_KEYS = {"base", "fixed", "variants", "grid", "out"}
+
+
+@dataclass
+class SweepRun:
+    """One point of the grid."""
+
+    name: str
+    overrides: List[str]  # fixed + variant + grid point, as "section.key=value"
+    variant: Optional[str]
+    run_dir: Path
+    config: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return (self.run_dir / "metrics.json").is_file()
+
+    @property
+    def started(self) -> bool:
+        return self.run_dir.is_dir() and not self.finished
+
+    @property
+    def status(self) -> str:
+        return "finished" if self.finished else "resume" if self.started else "new"
+
+
+@dataclass
+class Grid:
+    """A parsed grid file."""
+
+    path: Path
+    base_path: Optional[Path]
+    base_inline: Optional[Dict[str, Any]]
+    fixed: List[str]
+    variants: Dict[str, List[str]]
+    axes: List[Tuple[str, List[Any]]]
+    out: Optional[Path]
+
+
+def yaml_value(value: Any) -> str:
+    """A value as it must appear after ``=`` in an override (parsed back with YAML)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+def _overrides(spec: Any, where: str) -> List[str]:
+    """A mapping ``{key: value}`` or a list of ``"key=value"`` strings -> override strings."""
+    if spec is None:
+        return []
+    if isinstance(spec, Mapping):
+        return [f"{k}={yaml_value(v)}" for k, v in spec.items()]
+    if isinstance(spec, list) and all(isinstance(s, str) and "=" in s for s in spec):
+        return list(spec)
+    raise ConfigError(f"{where} must be a mapping of section.key: value or a list of 'section.key=value' strings")
+
+
+def load_grid(path: str | os.PathLike) -> Grid:
+    """Read and check the grid file's own structure (the configs are checked by :func:`expand`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"grid file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping with base / fixed / variants / grid")
+    unknown = set(data) - GRID_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown grid key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(GRID_KEYS))}")
+    base = data.get("base")
+    base_path = base_inline = None
+    if isinstance(base, str):
+        base_path = (path.parent / base).resolve()
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: base recipe not found: {base_path}")
+    elif isinstance(base, Mapping):
+        base_inline = dict(base)
+    elif base is not None:
+        raise ConfigError(f"{path}: base must be a recipe path or a mapping of config sections")
+    grid = data.get("grid") or {}
+    if not isinstance(grid, Mapping):
+        raise ConfigError(f"{path}: grid must map section.key to a list of values")
+    axes = []
+    for key, values in grid.items():
+        if not isinstance(key, str) or "." not in key:
+            raise ConfigError(f"{path}: grid key {key!r} must look like section.key (e.g. model.name)")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{path}: grid.{key} must be a non-empty list of values")
+        axes.append((key, values))
+    variants_spec = data.get("variants") or {}
+    if not isinstance(variants_spec, Mapping):
+        raise ConfigError(f"{path}: variants must map a name to its overrides")
+    variants = {str(name): _overrides(spec, f"{path}: variants.{name}") for name, spec in variants_spec.items()}
+    out = Path(data["out"]) if data.get("out") else None
+    return Grid(path, base_path, base_inline, _overrides(data.get("fixed"), f"{path}: fixed"), variants, axes, out)
+
+
+def _name_part(key: str, value: Any, label: str) -> str:
+    """How one grid value shows in a run name: backbones and encoders bare, seeds as s<N>, else <label><value>."""
+    if key in ("model.name", "item_encoder.name", "dataset.name", "loss.name"):
+        return _safe(str(value))
+    if key == "train.seed":
+        return f"s{value}"
+    return f"{label}{yaml_value(value)}"
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=@+-]+", "_", name).strip("_") or "run"
+
+
+def run_names(points: Sequence[Tuple[Optional[str], Sequence[Tuple[str, Any]]]]) -> List[str]:
+    """Deterministic, readable, unique directory names for (variant, grid values) points.
+
+    A grid key shows by its last part (``lr0.01``) unless another grid key ends the same way
+    (``model.hidden_size`` / ``item_encoder.hidden_size``): then both show in full.
+    """
+    keys = list(dict.fromkeys(k for _, values in points for k, _ in values))
+    tails = [k.rsplit(".", 1)[-1] for k in keys]
+    label = {k: (k if tails.count(t) > 1 else t) for k, t in zip(keys, tails)}
+    names = [_safe("-".join(([variant] if variant else []) + [_name_part(k, v, label[k]) for k, v in values]))
+             for variant, values in points]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"grid gives several runs the same name ({', '.join(dup[:3])}); make the grid values distinct")
+    return names
+
+
+def expand(grid: Grid, out_dir: Optional[str | os.PathLike] = None) -> List[SweepRun]:
+    """All runs of the grid, each config loaded and validated (bad keys fail here, before any training)."""
+    from cva_rec.config import load_config
+
+    out = Path(out_dir) if out_dir else grid.out or Path("runs") / grid.path.stem
+    variants = list(grid.variants.items()) or [(None, [])]
+    points = []
+    for (variant, var_overrides), combo in itertools.product(variants, itertools.product(*(vals for _, vals in grid.axes))):
+        values = list(zip((k for k, _ in grid.axes), combo))
+        points.append((variant, var_overrides, values))
+    names = run_names([(v, vals) for v, _, vals in points])
+    runs = []
+    for name, (variant, var_overrides, values) in zip(names, points):
+        overrides = [*grid.fixed, *var_overrides, *(f"{k}={yaml_value(v)}" for k, v in values)]
+        run_dir = out / name
+        full = [*overrides, f"output.dir={yaml_value(str(out))}", f"output.name={yaml_value(name)}"]
+        try:
+            cfg = load_config(grid.base_path, full, extra=grid.base_inline)
+        except ConfigError as exc:
+            raise ConfigError(f"{grid.path}: run {name}: {exc}") from None
+        runs.append(SweepRun(name, overrides, variant, run_dir, cfg))
+    return runs
+
+
+def train_in_subprocess(run: SweepRun, progress: bool) -> int:
+    """``cva-rec train`` on the run's resolved config in a child process; returns its exit code."""
+    from cva_rec.config import dump_config
+
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run.run_dir / "sweep_config.yaml"
+    dump_config(run.config, cfg_path)
+    cmd = [sys.executable, "-m", "cva_rec.cli.main", "train", "-c", str(cfg_path), "--run-dir", str(run.run_dir)]
+    if not progress:
+        cmd.append("--no-progress")
+    return subprocess.call(cmd)
+
+
+def train_in_process(run: SweepRun, progress: bool) -> int:
+    """Train in this process (faster start; peak memory then is the sweep's so far, not the run's)."""
+    from cva_rec.training.run import run_experiment
+
+    run_experiment(run.config, run.run_dir, enable_progress_bar=progress)
+    return 0
+
+
+@dataclass
+class SweepResult:
+    runs: List[SweepRun]
+    trained: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
+    failed: List[Tuple[str, str]] = field(default_factory=list)  # (name, reason)
+
+
+def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress: bool = False, in_process: bool = False,
+              printer: Callable[[str], None] = print) -> SweepResult:
+    """Expand, validate every config, then train each unfinished run (failures are reported, not fatal)."""
+    runs = expand(grid, out_dir)
+    result = SweepResult(runs)
+    train = train_in_process if in_process else train_in_subprocess
+    n = len(runs)
+    for i, run in enumerate(runs, 1):
+        head = f"[{i}/{n}] {run.name}"
+        if run.finished:
+            result.skipped.append(run.name)
+            printer(f"{head}: finished earlier, skipped")
+            continue
+        if run.started:  # a killed run: continue from its last checkpoint
+            run.config["train"]["resume"] = True
+        printer(f"{head}: {'resuming' if run.started else 'training'} ...")
+        t0 = time.perf_counter()
+        try:
+            code = train(run, progress)
+            reason = None if code == 0 and run.finished else f"exit code {code}" if code else "no metrics.json written"
+        except CvaRecError as exc:
+            reason = str(exc)
+        dt = time.perf_counter() - t0
+        if reason:
+            result.failed.append((run.name, reason))
+            printer(f"{head}: FAILED after {dt:.0f} s ({reason})")
+            continue
+        result.trained.append(run.name)
+        printer(f"{head}: done in {dt:.0f} s{_summary(run)}")
+    return result
+
+
+def _summary(run: SweepRun) -> str:
+    import json
+
+    try:
+        test = json.loads((run.run_dir / "metrics.json").read_text())["test"]
+        return ", " + ", ".join(f"{k}={test[k]:.4f}" for k in ("hr@10", "ndcg@10") if isinstance(test.get(k), float))
+    except (OSError, ValueError, KeyError):
+        return ""
