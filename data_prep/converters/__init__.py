@@ -1,0 +1,1 @@
+"""Dataset converters: MicroLens / Short-Video interaction files and titles -> RecBole atomic files."""
