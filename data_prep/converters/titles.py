@@ -28,10 +28,12 @@ class Problem:
     line: int
     reason: str
     text: str = ""
+    file: str = ""  # which input file (converters read several)
 
     def __str__(self) -> str:
         snippet = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return f"line {self.line}: {self.reason}" + (f": {snippet!r}" if snippet else "")
+        where = f"{self.file}:" if self.file else ""
+        return f"{where}line {self.line}: {self.reason}" + (f": {snippet!r}" if snippet else "")
 
 
 @dataclass
@@ -93,4 +95,6 @@ def read_titles(path: str | Path) -> TitlesResult:
         if not title:
             result.n_empty_titles += 1
         result.titles[item_id] = title
+    for problem in result.problems:
+        problem.file = p.name
     return result
