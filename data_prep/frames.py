@@ -88,11 +88,15 @@ def pick_candidate_pts(pts_sorted: np.ndarray, time_base: Fraction, n_segments: 
     n = pts_sorted.shape[0]
     if n <= n_segments:
         return np.arange(n)
-    secs = pts_sorted.astype(np.float64) * float(time_base)
-    step = float(np.median(np.diff(secs))) if n > 1 else 0.0
-    t0, duration = secs[0], secs[-1] - secs[0] + step
-    mids = segment_midpoints(t0, duration, n_segments)
-    idx = np.searchsorted(secs, mids, side="right") - 1
+    # Exact integer arithmetic in pts units: a midpoint that falls exactly on a frame
+    # boundary (e.g. 10 frames per segment) must not flip with float rounding.
+    pts = pts_sorted.astype(np.int64)
+    step = int(np.median(np.diff(pts)))
+    span = int(pts[-1] - pts[0]) + step
+    # midpoint_i = pts0 + (2i + 1) * span / (2 * n_segments); compare pts * 2S <= pts0 * 2S + (2i + 1) * span
+    scaled = (pts - pts[0]) * (2 * n_segments)
+    mids = (2 * np.arange(n_segments, dtype=np.int64) + 1) * span
+    idx = np.searchsorted(scaled, mids, side="right") - 1
     return np.clip(idx, 0, n - 1)
 
 
