@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import cva_rec  # noqa: F401  (RecBole shims before recbole)
-from conftest import MICROLENS_TITLES, REPO
+from video_test_data import MICROLENS_TITLES, REPO, microlens_dir  # noqa: F401  (fixture)
 from cva_rec.errors import DataError
 from data_prep.converters.microlens import convert_microlens
 from data_prep.converters.shortvideo import convert_shortvideo

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MICROLENS_TITLES, MICROLENS_VIDEOS, REPO
+from video_test_data import MICROLENS_TITLES, MICROLENS_VIDEOS, REPO, clips_dir, microlens_dir  # noqa: F401  (fixtures)
 from cva_rec.encoders.registry import build_encoder
 from cva_rec.errors import ConfigError, DataError
 from cva_rec.features.align import align_to_items

