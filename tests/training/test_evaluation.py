@@ -1,0 +1,54 @@
+"""Our rank-based metrics equal RecBole's evaluator on the same score matrix."""
+import torch
+
+from cva_rec.training.evaluation import metrics_from_ranks, popularity_levels, target_ranks
+
+
+def recbole_metrics(scores, targets, topk=(10, 20)):
+    from recbole.evaluator.base_metric import TopkMetric  # noqa: F401
+    from recbole.evaluator.collector import DataStruct
+    from recbole.evaluator.metrics import MRR, NDCG, Hit, Recall
+
+    _, idx = torch.topk(scores, max(topk), dim=-1)
+    pos = (idx == targets[:, None]).int()
+    ds = DataStruct()
+    ds.set("rec.topk", torch.cat([pos, torch.ones(len(targets), 1, dtype=torch.int)], dim=1))
+    cfg = {"topk": list(topk), "metric_decimal_place": 10}
+    out = {}
+    for cls, name in ((Hit, "hr"), (NDCG, "ndcg"), (MRR, "mrr"), (Recall, "recall")):
+        for key, value in cls(cfg).calculate_metric(ds).items():
+            out[key.replace("hit", "hr")] = value
+    return out
+
+
+def test_metrics_match_recbole_evaluator(ml100k_data):  # a RecBole Config sets its numpy aliases
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(500, 300, generator=g)
+    targets = torch.randint(1, 300, (500,), generator=g)
+    scores[torch.arange(100), targets[:100]] += 3.0  # some hits near the top
+    expected = recbole_metrics(scores.clone().index_fill_(1, torch.tensor([0]), float("-inf")), targets)
+    ranks = target_ranks(scores.clone(), targets)
+    ours = metrics_from_ranks(ranks, ("hr", "ndcg", "mrr", "recall"), (10, 20))
+    for key, value in expected.items():
+        assert abs(ours[key] - value) < 1e-6, (key, ours[key], value)
+
+
+def test_history_masking_never_masks_target():
+    scores = torch.tensor([[0.0, 5.0, 4.0, 3.0, 1.0]])
+    targets = torch.tensor([3])
+    assert target_ranks(scores.clone(), targets).item() == 2
+    hist = (torch.tensor([0, 0, 0]), torch.tensor([1, 2, 3]))  # target 3 also in history
+    assert target_ranks(scores.clone(), targets, hist).item() == 0
+
+
+def test_sampled_negatives_rank():
+    scores = torch.tensor([[0.0, 1.0, 9.0, 5.0, 7.0]])
+    rank = target_ranks(scores.clone(), torch.tensor([3]), negatives=torch.tensor([[1, 4, 3]]))
+    assert rank.item() == 1  # only item 4 beats it; the target itself in negatives does not count
+
+
+def test_popularity_levels_are_equal_size_deciles():
+    pop = torch.arange(101).float()
+    levels = popularity_levels(pop, 10)
+    assert levels[0] == 0 and levels[1] == 1 and levels[100] == 10
+    assert torch.bincount(levels[1:])[1:].tolist() == [10] * 10
