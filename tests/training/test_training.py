@@ -65,7 +65,7 @@ def test_other_backbones_train(tmp_path, model):
 def test_too_few_interactions(tmp_path):
     folder = tmp_path / "tiny"
     folder.mkdir()
-    rows = ["user_id:token\titem_id:token\ttimestamp:float"] + [f"u{u}\ti{i}\t{i}" for u in range(2) for i in range(6)]
+    rows = ["user_id:token\titem_id:token\ttimestamp:float"] + [f"u{u}\ti{i}\t{i}" for u in range(2) for i in range(4)]
     (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
     cfg = load_config(None, [f"dataset.name=tiny", f"dataset.data_path={tmp_path}", f"output.dir={tmp_path}"])
     from cva_rec.data import build_data
