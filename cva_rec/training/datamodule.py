@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import lightning as L
-import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from cva_rec.data import SequentialData, UserHistory
@@ -34,8 +34,6 @@ class RecBoleDataModule(L.LightningDataModule):
     def __init__(self, data: SequentialData, cfg: Mapping[str, Any]):
         super().__init__()
         self.data, self.cfg = data, cfg
-        import torch
-
         # RecBole seeds each loader's generator with config["seed"]; so do we
         self.generator = torch.Generator()
         self.generator.manual_seed(int(data.config["seed"]))
@@ -53,7 +51,12 @@ class RecBoleDataModule(L.LightningDataModule):
         )
 
     def _eval_loader(self, rb, history):
-        return DataLoader(list(range(rb.sample_size)), batch_size=rb.step, shuffle=False, collate_fn=EvalCollate(rb, history))
+        # a generator of its own: a DataLoader without one draws its base seed from the
+        # global RNG on every iteration, which would shift the dropout stream after each
+        # validation (RecBole's loaders all carry a generator).
+        g = torch.Generator()
+        g.manual_seed(int(self.data.config["seed"]))
+        return DataLoader(list(range(rb.sample_size)), batch_size=rb.step, shuffle=False, collate_fn=EvalCollate(rb, history), generator=g)
 
     def val_dataloader(self):
         return self._eval_loader(self.data.valid, self.data.valid_history)
