@@ -1,0 +1,93 @@
+"""``semantic_id``: LUCID prefix n-gram embeddings of an item's semantic code (no content at train time).
+
+The codes come from ``cva-rec tokenize`` (a ``SemanticCodes`` file, ``codes_path``) or are
+passed as a ``SemanticCodes`` object (``codes``); either way they must be aligned to the
+dataset's internal item ids (``SemanticCodes.align(dataset.field2id_token[iid_field])``)
+unless they already have ``n_items`` rows in that order.
+
+* ``which="room"``: the item-level (majority-vote) code; ``encode`` is a pure lookup.
+* ``which="slice"``: the code of one segment. What an *interaction* carries depends on the
+  interaction (random segment in training, or the data's segment field), so the training loop
+  calls :meth:`slice_codes` + :meth:`embed_codes` itself; ``encode(item_ids)`` (the candidate
+  side, ``all_items``) uses the fixed evaluation segment of ``slice_rule_eval``.
+
+Tables are built for the prefixes present in the codes of this ``which`` (``mode="remap"``) or
+hashed (``mode="hash"``); ``decoding="level_wise"`` is the ablation. For FLUID stage 3 the
+room encoder's tables start from the warm slice encoder's: ``room.init_from(slice)``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from cva_rec.encoders.base import ItemEncoder
+from cva_rec.encoders.registry import register_encoder
+from cva_rec.errors import ConfigError
+from cva_rec.features.content import ItemContent
+from cva_rec.semantic_ids.codes import SemanticCodes, SliceRule
+from cva_rec.semantic_ids.prefix_ngram import PrefixNgramEmbedding
+
+
+@register_encoder("semantic_id")
+class SemanticIdEncoder(ItemEncoder):
+    needs_content = False
+
+    def __init__(self, n_items: int, output_dim: int, content: Optional[ItemContent] = None,
+                 codes_path: Optional[str] = None, which: str = "room", mode: str = "remap",
+                 decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None,
+                 slice_rule_train: str = "random", slice_rule_eval: str = "first",
+                 codes: Optional[SemanticCodes] = None):
+        super().__init__(n_items, output_dim, content)
+        if which not in ("room", "slice"):
+            raise ConfigError(f"semantic_id: which must be 'room' or 'slice', got {which!r}")
+        if (codes is None) == (codes_path is None):
+            raise ConfigError("semantic_id needs exactly one of codes_path (a file from `cva-rec tokenize`) or codes")
+        if codes is None:
+            codes = SemanticCodes.load(codes_path)
+        if codes.n_items != n_items:
+            raise ConfigError(
+                f"semantic codes have {codes.n_items} rows but the dataset has {n_items} items: align them first "
+                f"(SemanticCodes.align(dataset.field2id_token[item_id_field]))")
+        self.which = which
+        self.rule = SliceRule(slice_rule_train, slice_rule_eval)
+        # codes are data, not weights: kept out of checkpoints (persistent=False)
+        self.register_buffer("slice_table", codes.slice_codes.clone(), persistent=False)
+        self.register_buffer("slice_counts", codes.num_segments.clone(), persistent=False)
+        self.register_buffer("room_table", codes.room_codes.clone(), persistent=False)
+        observed = codes.room_codes if which == "room" else codes.slice_codes[codes.slice_mask]
+        self.embedding = PrefixNgramEmbedding(codes.levels, codes.n_codes, output_dim, observed=observed, mode=mode,
+                                              decoding=decoding, hash_size=hash_size, level_dim=level_dim)
+
+    def slice_codes(self, item_ids: torch.Tensor, training: bool, segment: Optional[torch.Tensor] = None,
+                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Slice codes [..., L] an interaction carries: the data's ``segment`` when given, else the rule."""
+        counts = self.slice_counts[item_ids]
+        if segment is None:
+            seg = self.rule.segment(counts, training, generator)
+        else:
+            seg = torch.minimum(segment.long().clamp_min(0), (counts - 1).clamp_min(0))
+        return self.slice_table[item_ids, seg]
+
+    def item_codes(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """The code ``encode`` embeds: room code, or the fixed evaluation slice."""
+        if self.which == "room":
+            return self.room_table[item_ids]
+        return self.slice_codes(item_ids, training=False)
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [..., L] -> [..., output_dim] (for per-interaction slice tokens)."""
+        return self.embedding.embed_codes(codes)
+
+    def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.embed_codes(self.item_codes(item_ids))
+
+    def init_from(self, other: "SemanticIdEncoder") -> "SemanticIdEncoder":
+        """Copy ``other``'s tables by prefix (FLUID stage 3: room tables from warm slice tables)."""
+        other_emb = other.embedding if isinstance(other, SemanticIdEncoder) else other
+        self.embedding.init_from(other_emb)
+        self.invalidate_cache()
+        return self
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, which={self.which}"

@@ -1,0 +1,182 @@
+"""Prefix n-gram embeddings of semantic codes (FLUID sec. 3.3, Eq. 1-2).
+
+Level l looks up its own table at the composite index of the prefix path,
+``cbar_l = sum_{k<=l} c_k N^(l-k)`` (Eq. 1), and the code's vector is the concatenation over
+levels (Eq. 2). A dense level-l table would need N^l rows (64^4 = 16.8M), so rows exist only
+for what is needed:
+
+* ``mode="remap"``: one row per prefix that occurs in ``observed`` codes (sorted composite
+  keys, found with ``searchsorted``). A prefix never seen backs off to its **longest seen
+  prefix**, like an n-gram language model backing off to a shorter context: level l's slot
+  takes the embedding of the deepest level j < l whose prefix was seen (zeros if none).
+* ``mode="hash"``: level l has ``min(N^l, hash_size)`` rows; composite indices are used
+  directly when they fit, else hashed (multiplicative hash mod ``hash_size``, collisions
+  allowed, no back-off needed).
+* ``decoding="level_wise"``: the ablation, each level indexed by its own code only
+  (N rows per level, no prefix).
+
+Each level is ``level_dim = output_dim // L`` wide; if ``L * level_dim != output_dim`` a
+Linear maps the concatenation to ``output_dim``. Codes < 0 (items without content, padding)
+give the zero vector.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from cva_rec.errors import ConfigError
+
+MODES = ("remap", "hash")
+DECODINGS = ("prefix", "level_wise")
+_HASH_MULT = 2654435761  # Knuth's multiplicative constant (2^32 / golden ratio)
+
+
+def composite_index(codes: torch.Tensor, n_codes: int) -> torch.Tensor:
+    """Eq. 1: codes [..., L] -> composite prefix indices [..., L]; cbar_l = sum_{k<=l} c_k N^(l-k)."""
+    codes = codes.long()
+    out = torch.empty_like(codes)
+    acc = torch.zeros_like(codes[..., 0])
+    for level in range(codes.shape[-1]):
+        acc = acc * n_codes + codes[..., level]
+        out[..., level] = acc
+    return out
+
+
+class PrefixNgramEmbedding(nn.Module):
+    def __init__(self, levels: int, n_codes: int, output_dim: int, observed: Optional[torch.Tensor] = None,
+                 mode: str = "remap", decoding: str = "prefix", hash_size: int = 1 << 16,
+                 level_dim: Optional[int] = None, init_std: float = 0.02):
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"unknown prefix-embedding mode {mode!r}; known: {', '.join(MODES)}")
+        if decoding not in DECODINGS:
+            raise ConfigError(f"unknown decoding {decoding!r}; known: {', '.join(DECODINGS)}")
+        if n_codes ** levels >= 1 << 62:
+            raise ConfigError(f"N^L = {n_codes}^{levels} does not fit a 64-bit composite index")
+        self.levels, self.n_codes, self.output_dim = int(levels), int(n_codes), int(output_dim)
+        self.mode, self.decoding, self.hash_size = mode, decoding, int(hash_size)
+        self.level_dim = int(level_dim) if level_dim else max(1, output_dim // levels)
+        self.remapped = decoding == "prefix" and mode == "remap"
+        if self.remapped:
+            if observed is None:
+                raise ConfigError("mode 'remap' needs the observed codes to know which prefixes get rows")
+            obs = torch.as_tensor(observed).long().reshape(-1, levels)
+            obs = obs[(obs >= 0).all(1)]
+            if len(obs) and obs.max() >= n_codes:
+                raise ConfigError(f"observed codes must be < N={n_codes}")
+            comp = composite_index(obs, n_codes)
+            for level in range(levels):  # persistent: the rows of each table are defined by these keys
+                self.register_buffer(f"keys_{level}", torch.unique(comp[:, level]))
+        rows = [self._rows(level) for level in range(levels)]
+        self.tables = nn.ModuleList(nn.Embedding(max(r, 1), self.level_dim) for r in rows)
+        for t in self.tables:
+            nn.init.normal_(t.weight, std=init_std)
+        width = self.level_dim * levels
+        self.proj = nn.Linear(width, output_dim) if width != output_dim else None
+
+    def _rows(self, level: int) -> int:
+        if self.decoding == "level_wise":
+            return self.n_codes
+        if self.mode == "remap":
+            return len(getattr(self, f"keys_{level}"))
+        return min(self.n_codes ** (level + 1), self.hash_size)
+
+    def table_rows(self) -> list[int]:
+        return [t.num_embeddings for t in self.tables]
+
+    # -- lookups ---------------------------------------------------------------------------
+    def rows_for(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """codes [n, L] -> (row per level [n, L], found [n, L] bool). Not-found rows are 0 (unused)."""
+        codes = codes.long()
+        valid = (codes >= 0).all(-1, keepdim=True).expand_as(codes)
+        safe = codes.clamp_min(0)
+        if self.decoding == "level_wise":
+            return safe, valid.clone()
+        comp = composite_index(safe, self.n_codes)
+        if self.mode == "hash":
+            rows = torch.empty_like(comp)
+            for level in range(self.levels):
+                size = self.tables[level].num_embeddings
+                c = comp[:, level]
+                rows[:, level] = c if self.n_codes ** (level + 1) <= size else (c * _HASH_MULT + level) % size
+            return rows, valid.clone()
+        rows = torch.zeros_like(comp)
+        found = torch.zeros_like(valid)
+        for level in range(self.levels):
+            keys = getattr(self, f"keys_{level}")
+            if len(keys) == 0:
+                continue
+            pos = torch.searchsorted(keys, comp[:, level].contiguous()).clamp_max(len(keys) - 1)
+            hit = keys[pos] == comp[:, level]
+            rows[:, level] = torch.where(hit, pos, torch.zeros_like(pos))
+            found[:, level] = hit & valid[:, level]
+        return rows, found
+
+    def level_vectors(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [n, L] -> per-level vectors [n, L, level_dim] (with back-off, zeros for invalid codes)."""
+        rows, found = self.rows_for(codes)
+        vecs = torch.stack([self.tables[level](rows[:, level]) for level in range(self.levels)], 1)
+        vecs = vecs * found[..., None].to(vecs.dtype)
+        if self.remapped and not bool(found.all()):
+            # back-off: an unseen level takes the vector of the deepest seen level before it
+            valid = (codes >= 0).all(-1)
+            out = vecs.clone()
+            for level in range(1, self.levels):
+                miss = ~found[:, level] & valid
+                out[:, level] = torch.where(miss[:, None], out[:, level - 1], out[:, level])
+            vecs = out
+        return vecs
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Eq. 2: codes [..., L] -> [..., output_dim]."""
+        if codes.shape[-1] != self.levels:
+            raise ConfigError(f"codes must end in {self.levels} levels, got shape {tuple(codes.shape)}")
+        flat = codes.reshape(-1, self.levels)
+        out = self.level_vectors(flat).reshape(len(flat), -1)
+        if self.proj is not None:
+            out = self.proj(out) * (flat >= 0).all(-1, keepdim=True).to(out.dtype)
+        return out.reshape(*codes.shape[:-1], self.output_dim)
+
+    forward = embed_codes
+
+    # -- warm start (FLUID stage 3: room tables from the warm slice tables) --------------------
+    @torch.no_grad()
+    def init_from(self, other: "PrefixNgramEmbedding") -> "PrefixNgramEmbedding":
+        """Copy ``other``'s tables. Remapped tables are copied *by prefix*: each of this module's
+        prefixes takes ``other``'s vector for the same prefix (backing off when ``other`` never saw it)."""
+        if (other.levels, other.n_codes, other.level_dim, other.decoding, other.mode) != (
+                self.levels, self.n_codes, self.level_dim, self.decoding, self.mode):
+            raise ConfigError("init_from needs the same levels, codes, level_dim, decoding and mode")
+        if self.remapped:
+            for level in range(self.levels):
+                keys = getattr(self, f"keys_{level}")
+                # rebuild full codes for this level's prefixes: digits of the composite key
+                prefix = torch.zeros(len(keys), self.levels, dtype=torch.long, device=keys.device)
+                rest = keys.clone()
+                for k in range(level, -1, -1):
+                    prefix[:, k] = rest % self.n_codes
+                    rest = rest // self.n_codes
+                # levels below this one: take other's vectors for the prefix truncated at `level`
+                vecs = other._prefix_vector(prefix[:, : level + 1])
+                self.tables[level].weight.copy_(vecs)
+        else:
+            for mine, theirs in zip(self.tables, other.tables):
+                if mine.weight.shape != theirs.weight.shape:
+                    raise ConfigError("init_from: table sizes differ (hash sizes must match)")
+                mine.weight.copy_(theirs.weight)
+        if self.proj is not None and other.proj is not None:
+            self.proj.load_state_dict(other.proj.state_dict())
+        return self
+
+    def _prefix_vector(self, prefix: torch.Tensor) -> torch.Tensor:
+        """Vector at level len(prefix) for prefixes [n, l] (with back-off), for init_from."""
+        level = prefix.shape[1] - 1
+        padded = torch.cat([prefix, torch.zeros(len(prefix), self.levels - level - 1, dtype=torch.long,
+                                                device=prefix.device)], 1)
+        return self.level_vectors(padded)[:, level]
+
+    def extra_repr(self) -> str:
+        return (f"levels={self.levels}, n_codes={self.n_codes}, decoding={self.decoding}, mode={self.mode}, "
+                f"rows={self.table_rows()}, level_dim={self.level_dim}")
