@@ -54,7 +54,7 @@ def slice_codes(tokenizer, features, num_segments, chunk_items: int = 8192) -> t
     out = torch.full((n, s, tokenizer.levels), -1, dtype=torch.long)
     for start in range(0, n, chunk_items):
         stop = min(n, start + chunk_items)
-        block = torch.as_tensor(np.asarray(features[start:stop], dtype=np.float32))
+        block = torch.from_numpy(np.array(features[start:stop], dtype=np.float32))
         m = mask[start:stop]
         if m.any():
             codes = tokenizer.encode(block[m])
@@ -102,7 +102,7 @@ def majority_vote(codes: torch.Tensor, mask: torch.Tensor, n_codes: int, tie_bre
 
 def _mean_vectors(features, mask: torch.Tensor, tokenizer) -> torch.Tensor:
     """Mean of the valid segment vectors, in the tokenizer's quantised space (after PCA)."""
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    x = torch.from_numpy(np.array(features, dtype=np.float32))
     b, s, d = x.shape
     flat = tokenizer.transform(x.reshape(b * s, d)).cpu().reshape(b, s, -1)
     w = mask.float()[..., None]

@@ -343,3 +343,17 @@ class RQKMeans:
 def residual_errors(model: RQKMeans, x) -> Sequence[float]:
     """Mean squared residual after each level on ``x`` (the quantisation error the diagnostics report)."""
     return model.encode_with_errors(x)[1].tolist()
+
+
+def path_errors(model: RQKMeans, x, codes: torch.Tensor) -> list[float]:
+    """Mean squared residual after each level when ``x`` is represented by the given ``codes``
+    (e.g. item mean vectors by their voted room codes); rows with a negative code are skipped."""
+    codes = torch.as_tensor(codes, dtype=torch.long)
+    keep = (codes >= 0).all(1)
+    residual = model.transform(x)[keep.to(model.device)].cpu().clone()
+    codes = codes[keep]
+    errors = []
+    for level in range(model.levels):
+        residual -= model.centroids[level].cpu()[codes[:, level]]
+        errors.append(float((residual * residual).sum(1).mean()) if len(residual) else 0.0)
+    return errors
