@@ -11,10 +11,11 @@ def test_numpy_aliases_and_quick_start_import():
     assert np.float_ is np.float64 and np.complex_ is np.complex128 and np.unicode_ is np.str_
 
 
-def test_torch_load_stays_safe_outside_recbole(tmp_path):
-    class NotAllowed:  # an arbitrary pickled class must still be refused by default
-        pass
+class NotAllowed:  # an arbitrary pickled class must still be refused by default
+    pass
 
+
+def test_torch_load_stays_safe_outside_recbole(tmp_path):
     path = tmp_path / "x.pt"
     torch.save({"obj": NotAllowed()}, path)
     try:
