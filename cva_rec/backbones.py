@@ -68,6 +68,11 @@ class ItemEmbeddingAdapter(nn.Module):
         self._primed_ids, self._primed_vecs = unique, self.encoder(unique)
         return unique
 
+    def input_ids(self, item_seq: torch.Tensor) -> torch.Tensor:
+        """The ids the backbone reads for a history: one per item, or several (late-fusion tokens)."""
+        fn = getattr(self.encoder, "input_ids", None)
+        return item_seq if fn is None else fn(item_seq)
+
     def clear(self) -> None:
         self._primed_ids = self._primed_vecs = None
 
@@ -81,16 +86,53 @@ class ItemEmbeddingAdapter(nn.Module):
         return self.encoder(ids)
 
 
+class SlottedPositionEmbedding(nn.Embedding):
+    """SASRec's position table when each interaction is ``slots`` consecutive tokens (late fusion):
+    token j reads position ``j // slots``, so all tokens of an interaction share its position and
+    the table (same parameter name and shape) still loads from / into an ID model's checkpoint."""
+
+    slots: int = 1
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.div(ids, self.slots, rounding_mode="floor"))
+
+
+def _read_tokens_per_item(model: nn.Module) -> None:
+    """Route the backbone's ``forward`` through the encoder's token layout (late fusion).
+
+    RecBole's ``calculate_loss`` / ``predict`` / ``full_sort_predict`` all call ``self.forward``,
+    so wrapping it on the instance changes what every one of them reads, without forking RecBole.
+    """
+    encoder = model.item_embedding.encoder
+    original = model.forward
+    if hasattr(model, "position_embedding") and not isinstance(model.position_embedding, SlottedPositionEmbedding):
+        old = model.position_embedding
+        slotted = SlottedPositionEmbedding(old.num_embeddings, old.embedding_dim)
+        slotted.weight = old.weight
+        model.position_embedding = slotted
+
+    def forward(item_seq, item_seq_len=None):
+        k = encoder.tokens_per_item
+        if isinstance(getattr(model, "position_embedding", None), SlottedPositionEmbedding):
+            model.position_embedding.slots = k
+        ids = encoder.input_ids(item_seq)
+        return original(ids) if item_seq_len is None else original(ids, item_seq_len * k)
+
+    model.forward = forward
+
+
 def build_backbone(cfg: Mapping[str, Any], recbole_config, dataset, content: Optional[ItemContent] = None, encoder: Optional[ItemEncoder] = None) -> nn.Module:
     """A RecBole model for ``cfg`` whose item table is the configured item encoder."""
     from recbole.utils import get_model
 
     spec = BACKBONES.get(cfg["model"]["name"])
     model = get_model(spec.name)(recbole_config, dataset)
-    return attach_encoder(model, cfg, content, encoder)
+    tokens = list(dataset.field2id_token[dataset.iid_field])
+    return attach_encoder(model, cfg, content, encoder, item_tokens=tokens)
 
 
-def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None, encoder: Optional[ItemEncoder] = None) -> nn.Module:
+def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None,
+                   encoder: Optional[ItemEncoder] = None, item_tokens=None) -> nn.Module:
     spec = BACKBONES.get(cfg["model"]["name"])
     dim = model.item_embedding.embedding_dim
     if encoder is None:
@@ -100,9 +142,11 @@ def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[I
 
             encoder = IdEncoder.adopt(model.item_embedding)  # keep RecBole's own initialised table
         else:
-            encoder = build_encoder(enc_cfg, model.n_items, dim, content)
+            encoder = build_encoder(enc_cfg, model.n_items, dim, content, item_tokens=item_tokens)
     model.item_embedding = ItemEmbeddingAdapter(encoder)
     model.cva_backbone = spec.name
+    if hasattr(encoder, "input_ids"):
+        _read_tokens_per_item(model)
     return model
 
 

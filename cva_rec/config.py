@@ -85,6 +85,20 @@ SCHEMA: Dict[str, Dict[str, tuple]] = {
         "valid_metric": ("ndcg@10", "metric for the best checkpoint and early stopping"),
         "popularity_buckets": (10, "break test metrics down by this many target-popularity buckets (0 = off)"),
     },
+    # FLUID staged warmup (`cva-rec warmup`, cva_rec/warmup/): ignored by `cva-rec train`
+    "warmup": {
+        "stages": (["id", "slice", "phase_out", "room"], "stages to run, in order, from: id, slice, phase_out, room, add_id_back"),
+        "id_epochs": (20, "stage 0 (ID model) maximum epochs (early stopping applies)"),
+        "slice_epochs": (10, "stage 1 (+ slice token) maximum epochs"),
+        "phase_out_epochs": (6, "stage 2 epochs in all: the phase-out span, then ID-free epochs (no early stopping)"),
+        "phase_out_span": (3, "epochs over which the ID's weight goes from 1 to 0 (<= phase_out_epochs)"),
+        "phase_out_schedule": ("linear", "ID weight schedule over the span: linear | cosine | step"),
+        "phase_out_steps": (4, "number of stairs of the step schedule"),
+        "room_epochs": (10, "stage 3 (+ room token) maximum epochs"),
+        "room_init": ("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random"),
+        "add_id_back_epochs": (5, "the add-the-ID-back check: maximum epochs"),
+        "id_run": (None, "reuse the finished stage 0 of another warmup output folder (its 0-id/), e.g. across ablations"),
+    },
     "output": {
         "dir": ("runs", "parent folder of run directories"),
         "name": (None, "run directory name (null = <dataset>-<model>-<encoder>-<loss>-s<seed>)"),

@@ -13,7 +13,7 @@ keys the class does not accept are a ConfigError raised before training starts.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from cva_rec.encoders.base import ItemEncoder
 from cva_rec.errors import ConfigError
@@ -36,11 +36,14 @@ def encoder_options(name: str) -> dict[str, Any]:
     """The keyword options (and defaults) that encoder ``name`` accepts."""
     cls = ENCODERS.get(name)
     params = inspect.signature(cls.__init__).parameters
-    skip = {"self", "n_items", "output_dim", "content"}
+    skip = {"self", "n_items", "output_dim", "content", "item_tokens"}  # item_tokens: given by the framework
     return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in params.items() if k not in skip and p.kind is p.KEYWORD_ONLY or (k not in skip and p.kind is p.POSITIONAL_OR_KEYWORD)}
 
 
-def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content: Optional[ItemContent] = None) -> ItemEncoder:
+def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content: Optional[ItemContent] = None,
+                  item_tokens: Optional[Sequence[str]] = None) -> ItemEncoder:
+    """``item_tokens`` (the dataset's original item ids by internal id) reach encoders whose
+    ``__init__`` accepts them, e.g. to align semantic codes; they are not a config option."""
     cfg = dict(cfg)
     name = cfg.pop("name", None)
     if not name:
@@ -50,4 +53,6 @@ def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content
     for key in cfg:
         if key not in options:
             raise ConfigError(f"item_encoder {name!r} has no option {key!r}{closest(key, options)}; options: {', '.join(sorted(options)) or 'none'}")
+    if item_tokens is not None and "item_tokens" in inspect.signature(cls.__init__).parameters:
+        cfg["item_tokens"] = list(item_tokens)
     return cls(n_items, output_dim, content, **cfg)

@@ -37,7 +37,7 @@ class SemanticIdEncoder(ItemEncoder):
                  codes_path: Optional[str] = None, which: str = "room", mode: str = "remap",
                  decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None,
                  slice_rule_train: str = "random", slice_rule_eval: str = "first",
-                 codes: Optional[SemanticCodes] = None):
+                 codes: Optional[SemanticCodes] = None, item_tokens=None):
         super().__init__(n_items, output_dim, content)
         if which not in ("room", "slice"):
             raise ConfigError(f"semantic_id: which must be 'room' or 'slice', got {which!r}")
@@ -45,6 +45,8 @@ class SemanticIdEncoder(ItemEncoder):
             raise ConfigError("semantic_id needs exactly one of codes_path (a file from `cva-rec tokenize`) or codes")
         if codes is None:
             codes = SemanticCodes.load(codes_path)
+        if item_tokens is not None and codes.item_ids and list(codes.item_ids) != list(item_tokens):
+            codes = codes.align(item_tokens)  # codes file rows -> the dataset's internal item ids
         if codes.n_items != n_items:
             raise ConfigError(
                 f"semantic codes have {codes.n_items} rows but the dataset has {n_items} items: align them first "

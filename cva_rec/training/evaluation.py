@@ -1,8 +1,13 @@
 """Ranking evaluation: full ranking (history masked) or popularity-sampled negatives.
 
 Each evaluated user contributes one ``rank``: how many candidate items score strictly
-higher than the held-out target (0 = top). All metrics derive from ranks, which makes
-them cheap to gather across DDP ranks and to break down by target popularity:
+higher than the held-out target (0 = top), plus a uniformly random place among the items
+whose score *equals* the target's. Ties matter for content and semantic-ID encoders (items
+sharing a code get identical vectors); counting only strictly higher items would put the target
+at the top of its tie group and reward collisions (a constant scorer would get HR = 1). The
+draw comes from a seeded generator, so evaluation stays deterministic. All metrics derive
+from ranks, which makes them cheap to gather across DDP ranks and to break down by target
+popularity:
 
 * HR@K = Recall@K = [rank < K] (one held-out item per user, leave-two-out);
 * NDCG@K = [rank < K] / log2(rank + 2);  MRR@K = [rank < K] / (rank + 1).
@@ -25,12 +30,14 @@ def target_ranks(
     targets: torch.Tensor,
     history: Optional[tuple] = None,
     negatives: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """Rank of each row's target among the candidates.
 
     scores: [B, n_items] (modified in place: padding and history set to -inf);
     history: (rows, items) pairs to mask (the target itself is never masked);
-    negatives: [B, N] sampled candidate ids for sampled evaluation, or None for full ranking.
+    negatives: [B, N] sampled candidate ids for sampled evaluation, or None for full ranking;
+    generator: (CPU) source of the random place within a tie group (default: seeded with 0).
     """
     scores[:, 0] = float("-inf")
     rows = torch.arange(scores.shape[0], device=scores.device)
@@ -39,11 +46,16 @@ def target_ranks(
         h_rows, h_items = history
         scores[h_rows, h_items] = float("-inf")
     if negatives is None:
-        higher = scores > target_scores[:, None]
+        cand, others = scores, torch.ones_like(scores, dtype=torch.bool)
+        others[rows, targets] = False
     else:
-        neg_scores = scores.gather(1, negatives)
-        higher = (neg_scores > target_scores[:, None]) & (negatives != targets[:, None])
-    return higher.sum(1)
+        cand, others = scores.gather(1, negatives), negatives != targets[:, None]
+    higher = ((cand > target_scores[:, None]) & others).sum(1)
+    ties = ((cand == target_scores[:, None]) & others).sum(1)
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    u = torch.rand(len(ties), generator=generator).to(ties.device)
+    return higher + (u * (ties + 1).to(u.dtype)).long().clamp_max(ties)
 
 
 def metrics_from_ranks(ranks: torch.Tensor | np.ndarray, metrics: Iterable[str] = METRICS, topk: Sequence[int] = (10, 20)) -> Dict[str, float]:

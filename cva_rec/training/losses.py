@@ -57,7 +57,7 @@ class _CandidateSoftmax(Loss):
         targets = interaction[model.POS_ITEM_ID]
         cands = self.candidates(targets)
         adapter = model.item_embedding
-        adapter.prime(torch.cat([seq.reshape(-1), cands]))
+        adapter.prime(torch.cat([adapter.input_ids(seq).reshape(-1), cands]))
         try:
             user = seq_output(model, interaction)
             cand_vecs = adapter.primed(cands)

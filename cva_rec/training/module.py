@@ -63,7 +63,7 @@ class SeqRecModule(L.LightningModule):
         negatives = None
         if self.cfg["eval"]["negatives"]:
             negatives = sample_negatives(self.item_popularity.cpu(), len(users), int(self.cfg["eval"]["negatives"]), self._eval_generator).to(scores.device)
-        ranks = target_ranks(scores, targets, history, negatives)
+        ranks = target_ranks(scores, targets, history, negatives, generator=self._eval_generator)
         self.collector.add(users, targets, ranks)
 
     def _finish_eval(self, split: str, breakdown: bool):

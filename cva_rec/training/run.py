@@ -12,7 +12,7 @@ import resource
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 import torch
 
@@ -137,8 +137,16 @@ def _quiet_lightning():
 
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enable_progress_bar: bool = True,
-                   data: Optional[SequentialData] = None) -> Dict[str, Any]:
-    """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``."""
+                   data: Optional[SequentialData] = None, prepare: Optional[Callable[[Any], None]] = None,
+                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None) -> Dict[str, Any]:
+    """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``.
+
+    For staged training (``cva_rec.warmup``): ``prepare(module)`` runs before a *fresh* fit (not
+    when resuming from ``last.ckpt``, which already holds its weights), e.g. to initialise from
+    the previous stage; ``callbacks`` are extra Lightning callbacks; ``test_on="last"`` tests the
+    final weights instead of the best validation epoch. ``module`` may be pre-built; after the
+    call it holds the tested weights.
+    """
     from cva_rec.training.datamodule import RecBoleDataModule
 
     _quiet_lightning()
@@ -148,19 +156,25 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
     t_start = time.perf_counter()
     data = data or build_data(cfg)
     content = load_content(cfg, data)
-    module = build_module(cfg, data, content)
+    module = module if module is not None else build_module(cfg, data, content)
     timer = EpochTimer()
-    trainer = make_trainer(cfg, run_dir, [timer], enable_progress_bar)
+    trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar)
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = str(last) if cfg["train"]["resume"] and last.exists() else None
+    if prepare is not None and resume is None:
+        prepare(module)
     if cfg["train"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=resume)
     best = trainer.checkpoint_callback.best_model_path or None
+    if test_on == "last":
+        best = None  # test the weights the fit ended with
     fit_seconds = time.perf_counter() - t_start
     valid = dict(module.results.get("valid", {}))
     if best:
         valid = _best_valid(trainer, valid)
+    else:
+        valid["from"] = "last epoch"
     trainer.test(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=best if best else None, verbose=False)
     metrics = {
         "run": run_dir.name,

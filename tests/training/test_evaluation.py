@@ -52,3 +52,23 @@ def test_popularity_levels_are_equal_size_deciles():
     levels = popularity_levels(pop, 10)
     assert levels[0] == 0 and levels[1] == 1 and levels[100] == 10
     assert torch.bincount(levels[1:])[1:].tolist() == [10] * 10
+
+
+def test_ties_take_a_random_place_not_the_top():
+    # a constant scorer must not look perfect: the target sits uniformly within its tie group
+    n_users, n_items = 4000, 101
+    scores = torch.zeros(n_users, n_items)
+    targets = torch.randint(1, n_items, (n_users,), generator=torch.Generator().manual_seed(1))
+    ranks = target_ranks(scores, targets, generator=torch.Generator().manual_seed(0))
+    assert int(ranks.min()) >= 0 and int(ranks.max()) <= n_items - 2  # 99 other real items
+    hr10 = metrics_from_ranks(ranks, ["hr"], [10])["hr@10"]
+    assert abs(hr10 - 10 / 100) < 0.02
+    # deterministic under the generator's seed
+    again = target_ranks(torch.zeros(n_users, n_items), targets, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ranks, again)
+
+
+def test_ties_only_with_equal_scores():
+    scores = torch.tensor([[0.0, 0.9, 0.5, 0.5, 0.1]])
+    ranks = {int(target_ranks(scores.clone(), torch.tensor([2]), generator=torch.Generator().manual_seed(s))) for s in range(40)}
+    assert ranks == {1, 2}  # above: item 1; tied with item 3

@@ -1,0 +1,235 @@
+"""Run FLUID's staged warmup: one Lightning fit per stage, each seeded by the previous one.
+
+Layout of the output folder (``output.dir/output.name``)::
+
+    config.yaml            the resolved recipe
+    0-id/ 1-slice/ ...     one ordinary run directory per stage (config, tb/, checkpoints/, metrics.json)
+    <stage>/seed.pt        the weights handed to the next stage (written atomically, last)
+    stages.json            per-stage overall + cold-start metrics (what `cva-rec report` plots)
+    stages.md              the same as a table
+    metrics.json           the last stage's metrics (so the folder is also a run for reports)
+
+**Resuming**: a stage is finished when its ``seed.pt`` exists; finished stages are skipped, an
+interrupted stage continues from its own ``checkpoints/last.ckpt``. So after a crash the same
+command picks up where it stopped, at any stage.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+import torch
+
+from cva_rec.backbones import item_encoder_of
+from cva_rec.config import dump_config
+from cva_rec.errors import CheckpointError, ConfigError
+from cva_rec.io import atomic_write_json, atomic_write_text
+from cva_rec.warmup.schedule import IdPhaseOut
+from cva_rec.warmup.stages import Stage, check_warmup
+
+log = logging.getLogger("cva_rec")
+
+SEED_FILE = "seed.pt"
+
+
+def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) -> Dict[str, Any]:
+    c = copy.deepcopy(dict(cfg))
+    if stage.tokens is None:
+        c["item_encoder"] = {"name": "id"}
+    else:
+        c["item_encoder"] = {**c["item_encoder"], "tokens": list(stage.tokens)}
+    c["train"] = {**c["train"], "epochs": int(cfg["warmup"][stage.epochs_key]), "resume": True}
+    if stage.name == "phase_out":
+        c["train"]["early_stopping_patience"] = 0  # the schedule must run to the end
+    c["output"] = {"dir": str(out), "name": f"{index}-{stage.name}"}
+    return c
+
+
+# -- seeds ----------------------------------------------------------------------------------------
+def save_seed(module, path: Path) -> Path:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".seed.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save({"format": "cva_rec.warmup_seed", "state_dict": module.state_dict()}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_seed(path: Path) -> Dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"warmup seed not found: {path} (has that stage finished?)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"warmup seed {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != "cva_rec.warmup_seed":
+        raise CheckpointError(f"{path} is not a cva_rec warmup seed")
+    return state["state_dict"]
+
+
+def init_from_seed(module, seed: Mapping[str, torch.Tensor], allow_unused: tuple = ()) -> List[str]:
+    """Load every seed tensor into ``module`` by name; returns the module's keys left at their init.
+
+    A seed tensor the module has no place for is an error (a stage must not silently lose
+    weights), except keys containing one of ``allow_unused``.
+    """
+    own = module.state_dict()
+    unused = [k for k in seed if k not in own and not any(a in k for a in allow_unused)]
+    if unused:
+        raise CheckpointError(f"previous stage's weights do not fit this stage: unused {unused[:5]}")
+    bad = [k for k in seed if k in own and own[k].shape != seed[k].shape]
+    if bad:
+        raise CheckpointError(f"previous stage's weights have other shapes: {bad[:5]}")
+    module.load_state_dict({k: v for k, v in seed.items() if k in own}, strict=False)
+    item_encoder_of(module.model).invalidate_cache()
+    return [k for k in own if k not in seed]
+
+
+# -- one stage ------------------------------------------------------------------------------------
+def _prepare(stage: Stage, cfg, prev_seed: Optional[Path]):
+    def prepare(module):
+        encoder = item_encoder_of(module.model)
+        if prev_seed is None:
+            return
+        fresh = init_from_seed(module, load_seed(prev_seed))
+        log.info("stage %s: initialised from %s; new parameters: %s", stage.name, prev_seed,
+                 sorted({k.rsplit(".", 1)[0] for k in fresh}) or "none")
+        if stage.name == "room" and cfg["warmup"]["room_init"] == "slice" and not encoder.shared_tables:
+            encoder.room_enc.init_from(encoder.slice_enc)  # warm room tables from the warm slice tables
+            encoder.invalidate_cache()
+
+    return prepare
+
+
+def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path], data, progress: bool) -> Dict[str, Any]:
+    from cva_rec.training.run import build_module, load_content, run_experiment
+
+    scfg = stage_config(cfg, stage, out, index)
+    run_dir = out / scfg["output"]["name"]
+    module = build_module(scfg, data, load_content(scfg, data))
+    callbacks, test_on = [], "best"
+    encoder = item_encoder_of(module.model)
+    if stage.name == "phase_out":
+        steps_per_epoch = _train_steps_per_epoch(scfg, data)
+        span = int(cfg["warmup"]["phase_out_span"]) * steps_per_epoch
+        callbacks.append(IdPhaseOut(encoder, span, cfg["warmup"]["phase_out_schedule"], int(cfg["warmup"]["phase_out_steps"])))
+        test_on = "last"  # the ID-free end of the schedule, not an earlier epoch that still had the ID
+    metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed),
+                             callbacks=callbacks, test_on=test_on, module=module)
+    if stage.name == "phase_out":
+        encoder.set_id_scale(0.0)
+        encoder.drop_id()
+        left = [k for k in module.state_dict() if ".encoder.table." in k]
+        if left:
+            raise CheckpointError(f"ID parameters still present after phase-out: {left}")
+    metrics["stage"] = stage.name
+    metrics["stage_what"] = stage.what
+    metrics["parameters"] = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    save_seed(module, run_dir / SEED_FILE)
+    return metrics
+
+
+def _train_steps_per_epoch(cfg, data) -> int:
+    import math
+
+    n = len(data.train._dataset) if hasattr(data.train, "_dataset") else len(data.train.dataset)
+    steps = math.ceil(n / int(cfg["train"]["batch_size"]))
+    limit = cfg["train"]["limit_train_batches"]
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        steps = min(steps, limit)
+    elif isinstance(limit, float):
+        steps = max(1, int(steps * limit))
+    return steps
+
+
+# -- the whole schedule ---------------------------------------------------------------------------------
+def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
+    from cva_rec.data import build_data
+
+    stages = check_warmup(cfg)
+    out = Path(cfg["output"]["dir"]) / (cfg["output"]["name"] or f"{cfg['dataset']['name']}-{cfg['model']['name']}-warmup")
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, out / "config.yaml")
+    data = build_data(cfg)
+    results: List[Dict[str, Any]] = []
+    prev_seed: Optional[Path] = None
+    if stages[0].name != "id":
+        prev_seed, reused = _reuse_id_stage(Path(cfg["warmup"]["id_run"]))
+        results.append(reused)
+    for index, stage in enumerate(stages):
+        if stage.name == "id" and cfg["warmup"]["id_run"]:
+            prev_seed, reused = _reuse_id_stage(Path(cfg["warmup"]["id_run"]))
+            results.append(reused)
+            continue
+        run_dir = out / f"{index}-{stage.name}"
+        seed = run_dir / SEED_FILE
+        if seed.is_file() and (run_dir / "metrics.json").is_file():
+            print(f"== warmup stage {index} ({stage.name}): finished earlier, skipped", flush=True)
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        else:
+            print(f"== warmup stage {index} ({stage.name}): {stage.what}", flush=True)
+            metrics = run_stage(cfg, stage, index, out, prev_seed, data, progress)
+        results.append(metrics)
+        prev_seed = seed
+        _write_summary(out, results)
+    final = {**results[-1], "run": out.name, "label": f"warmup:{'/'.join(s.name for s in stages)}"}
+    atomic_write_json(out / "metrics.json", final)
+    return {"out": str(out), "stages": results}
+
+
+def _reuse_id_stage(id_run: Path):
+    stage_dir = id_run / "0-id"
+    if not (stage_dir / SEED_FILE).is_file():
+        raise ConfigError(f"warmup.id_run: no finished stage 0 at {stage_dir} (run that warmup's 'id' stage first)")
+    metrics = json.loads((stage_dir / "metrics.json").read_text())
+    print(f"== warmup stage 0 (id): reused from {stage_dir}", flush=True)
+    return stage_dir / SEED_FILE, metrics
+
+
+# -- the per-stage table ------------------------------------------------------------------------------
+STAGE_COLUMNS = ("stage", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "inductive hr@10", "pop 1-3 ndcg@10", "pop 8-10 ndcg@10", "parameters", "epochs")
+
+
+def stage_row(m: Mapping[str, Any]) -> Dict[str, Any]:
+    test = m.get("test", {})
+    levels = test.get("popularity_levels", {}) or {}
+
+    def level_mean(keys, metric="ndcg@10"):
+        vals = [(levels[k]["n_users"], levels[k].get(metric, 0.0)) for k in keys if k in levels and levels[k]["n_users"]]
+        n = sum(v[0] for v in vals)
+        return sum(a * b for a, b in vals) / n if n else None
+
+    return {
+        "stage": m.get("stage"),
+        **{k: test.get(k) for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")},
+        "inductive hr@10": (test.get("inductive") or {}).get("hr@10") if (test.get("inductive") or {}).get("n_users") else None,
+        "pop 1-3 ndcg@10": level_mean(["1", "2", "3"]),
+        "pop 8-10 ndcg@10": level_mean(["8", "9", "10"]),
+        "parameters": m.get("parameters"),
+        "epochs": m.get("epochs_trained"),
+    }
+
+
+def stage_table(results) -> str:
+    from cva_rec.report.table import markdown_table
+
+    return markdown_table([stage_row(m) for m in results], STAGE_COLUMNS)
+
+
+def _write_summary(out: Path, results) -> None:
+    stages = [{"stage": m.get("stage"), "what": m.get("stage_what"), "test": m.get("test"), "valid": m.get("valid"),
+               "parameters": m.get("parameters"), "run": m.get("run")} for m in results]
+    atomic_write_json(out / "stages.json", {"stages": stages})
+    atomic_write_text(out / "stages.md", "# warmup stages (test metrics; pop = target-popularity bucket, 1 = least popular)\n\n"
+                      + stage_table(results) + "\n")
