@@ -17,6 +17,7 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", help="checkpoint file (default: RUN_DIR/checkpoints/best.ckpt)")
     p.add_argument("--split", choices=("test", "valid"), default="test")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    p.add_argument("--per-user", metavar="CSV", help="also write user_id,target,rank (internal ids, 0-based rank) for every evaluated user")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -24,6 +25,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from cva_rec.training.evaluate import evaluate_run
 
-    result = evaluate_run(Path(args.run_dir), args.checkpoint, args.split, args.overrides, not args.no_progress)
+    per_user = Path(args.per_user) if args.per_user else None
+    result = evaluate_run(Path(args.run_dir), args.checkpoint, args.split, args.overrides, not args.no_progress, per_user)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0

@@ -1,20 +1,33 @@
-"""A LightningDataModule over RecBole's datasets and loaders.
+"""A LightningDataModule over RecBole's datasets and loaders, single-process or DDP.
 
 RecBole's own loaders subclass ``torch.utils.data.DataLoader`` with a custom constructor,
 which Lightning cannot re-instantiate to add its ``DistributedSampler``. We therefore
 build plain DataLoaders over the same row indices and reuse RecBole's ``collate_fn`` (which
 does the real work: slicing the dataset and building ``Interaction`` batches). With one
 process the shuffling is seeded exactly as RecBole seeds its own loader, so batches match.
+
+Under DDP (``trainer.world_size > 1``) the samplers are ours, both subclasses of
+``DistributedSampler`` (so Lightning keeps them instead of injecting its own):
+
+* training: :class:`GlobalBatchShardSampler`. ``train.batch_size`` is the *global* batch:
+  every rank gets ``batch_size / world_size`` rows, and global batch ``k`` of a W-process run
+  holds exactly the rows of batch ``k`` of the single-process run (same seed, same epoch).
+  DDP averages the ranks' mean gradients, which is the single-process mean gradient; the
+  only remaining differences are dropout masks and float summation order.
+* evaluation: ``DistributedSampler(shuffle=False)``: rank r evaluates rows r, r+W, ...;
+  the sampler pads with repeated rows so every rank has as many batches, and
+  ``RankCollector.dedupe`` removes those repeats after the gather.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterator, List, Mapping
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from cva_rec.data import SequentialData, UserHistory
+from cva_rec.errors import ConfigError
 
 
 class EvalCollate:
@@ -30,6 +43,63 @@ class EvalCollate:
         return interaction, users, positive_i, rows, items
 
 
+def _identity(batch):
+    return batch
+
+
+class GlobalBatchShardSampler(DistributedSampler):
+    """This rank's share of the single-process run's shuffled batches.
+
+    The single-process order is reproduced by iterating a reference ``DataLoader`` built
+    exactly like the single-process one (same indices, batch size, ``shuffle=True`` and a
+    generator seeded with ``seed``), so the generator is consumed exactly as there, whatever
+    the torch version does per epoch. Epoch ``e`` is the reference loader's ``e``-th pass.
+
+    Each global batch is split by stride (rank r takes rows r, r+W, ...). A last batch that
+    does not divide by W is padded on the short ranks with a row of that batch, so every rank
+    yields the same number of rows and batches (DDP hangs otherwise); at most W-1 rows per
+    epoch are seen twice.
+    """
+
+    def __init__(self, n_rows: int, global_batch: int, seed: int, num_replicas: int, rank: int):
+        if global_batch % num_replicas:
+            raise ConfigError(
+                f"train.batch_size={global_batch} is the global batch and must divide by the number of processes "
+                f"({num_replicas}); use a multiple of {num_replicas}"
+            )
+        super().__init__(range(n_rows), num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.n_rows, self.global_batch, self.seed = n_rows, global_batch, int(seed)
+        self.local_batch = global_batch // num_replicas
+        self._reference = None
+        self._passes = 0  # reference-loader epochs drawn so far
+
+    def _reference_batches(self, epoch: int) -> List[List[int]]:
+        if self._reference is None or self._passes > epoch:
+            g = torch.Generator()
+            g.manual_seed(self.seed)
+            self._reference = DataLoader(list(range(self.n_rows)), batch_size=self.global_batch, shuffle=True,
+                                         generator=g, collate_fn=_identity)
+            self._passes = 0
+        while self._passes < epoch:  # e.g. resuming at epoch e: replay the earlier passes' draws
+            for _ in self._reference:
+                pass
+            self._passes += 1
+        self._passes += 1
+        return list(self._reference)
+
+    def __iter__(self) -> Iterator[int]:
+        out: List[int] = []
+        for batch in self._reference_batches(self.epoch):
+            share = batch[self.rank::self.num_replicas]
+            want = -(-len(batch) // self.num_replicas)  # ceil: the largest share of this batch
+            out.extend(share + batch[: want - len(share)])
+        return iter(out)
+
+    def __len__(self) -> int:
+        full, last = divmod(self.n_rows, self.global_batch)
+        return full * self.local_batch + -(-last // self.num_replicas)
+
+
 class RecBoleDataModule(L.LightningDataModule):
     def __init__(self, data: SequentialData, cfg: Mapping[str, Any]):
         super().__init__()
@@ -38,16 +108,28 @@ class RecBoleDataModule(L.LightningDataModule):
         self.generator = torch.Generator()
         self.generator.manual_seed(int(data.config["seed"]))
 
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
     def train_dataloader(self):
         rb = self.data.train
+        workers = self.cfg["train"]["num_workers"]
+        world, rank = self._world()
+        if world > 1:
+            sampler = GlobalBatchShardSampler(rb.sample_size, rb.step, int(self.data.config["seed"]), world, rank)
+            return DataLoader(list(range(rb.sample_size)), batch_size=sampler.local_batch, sampler=sampler,
+                              collate_fn=rb.collate_fn, num_workers=workers, persistent_workers=workers > 0)
         return DataLoader(
             list(range(rb.sample_size)),
             batch_size=rb.step,
             shuffle=True,
             generator=self.generator,
             collate_fn=rb.collate_fn,
-            num_workers=self.cfg["train"]["num_workers"],
-            persistent_workers=self.cfg["train"]["num_workers"] > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
         )
 
     def _eval_loader(self, rb, history):
@@ -56,7 +138,10 @@ class RecBoleDataModule(L.LightningDataModule):
         # validation (RecBole's loaders all carry a generator).
         g = torch.Generator()
         g.manual_seed(int(self.data.config["seed"]))
-        return DataLoader(list(range(rb.sample_size)), batch_size=rb.step, shuffle=False, collate_fn=EvalCollate(rb, history), generator=g)
+        rows = list(range(rb.sample_size))
+        world, rank = self._world()
+        sampler = DistributedSampler(rows, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
+        return DataLoader(rows, batch_size=rb.step, shuffle=False, sampler=sampler, collate_fn=EvalCollate(rb, history), generator=g)
 
     def val_dataloader(self):
         return self._eval_loader(self.data.valid, self.data.valid_history)

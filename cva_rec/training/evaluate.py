@@ -7,11 +7,18 @@ from typing import Any, Dict, Optional, Sequence
 from cva_rec.config import load_config
 from cva_rec.data import build_data
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_write_json
+from cva_rec.io import atomic_write_json, atomic_write_text
 
 
 def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "test", overrides: Sequence[str] = (),
-                 progress: bool = True) -> Dict[str, Any]:
+                 progress: bool = True, per_user: Optional[Path] = None) -> Dict[str, Any]:
+    """Rank the held-out items with a checkpoint; writes ``RUN_DIR/eval_<split>_<ckpt>.json``.
+
+    Works under DDP like training (``--set train.strategy=ddp --set train.devices=N``): each
+    process ranks a shard of the users, the rows are gathered, and rank 0 writes the files.
+    ``per_user``: also write every evaluated user's ``user_id,target,rank`` (internal ids,
+    0-based rank) to this CSV, one line per user, sorted by user.
+    """
     from cva_rec.training.datamodule import RecBoleDataModule
     from cva_rec.training.run import _quiet_lightning, build_module, load_checkpoint_into, load_content, make_trainer
 
@@ -31,6 +38,12 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
         trainer.test(module, datamodule=dm, verbose=False)
     else:
         trainer.validate(module, datamodule=dm, verbose=False)
-    result = module.results["test" if split == "test" else "valid"]
-    atomic_write_json(run_dir / f"eval_{split}_{ckpt.stem}.json", result)
+    key = "test" if split == "test" else "valid"
+    result = module.results[key]
+    if trainer.is_global_zero:  # every rank holds the same gathered result; one writer
+        atomic_write_json(run_dir / f"eval_{split}_{ckpt.stem}.json", result)
+        if per_user is not None:
+            users, targets, ranks = module.eval_rows[key]
+            lines = ["user_id,target,rank"] + [f"{u},{t},{r}" for u, t, r in zip(users.tolist(), targets.tolist(), ranks.tolist())]
+            atomic_write_text(per_user, "\n".join(lines) + "\n")
     return result

@@ -31,13 +31,16 @@ def target_ranks(
     history: Optional[tuple] = None,
     negatives: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
+    tie_uniform: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Rank of each row's target among the candidates.
 
     scores: [B, n_items] (modified in place: padding and history set to -inf);
     history: (rows, items) pairs to mask (the target itself is never masked);
     negatives: [B, N] sampled candidate ids for sampled evaluation, or None for full ranking;
-    generator: (CPU) source of the random place within a tie group (default: seeded with 0).
+    generator: (CPU) source of the random place within a tie group (default: seeded with 0);
+    tie_uniform: [B] numbers in [0, 1) to use for that place instead of ``generator``
+        (e.g. :func:`per_user_uniform`, which makes ranks independent of batch and DDP rank).
     """
     scores[:, 0] = float("-inf")
     rows = torch.arange(scores.shape[0], device=scores.device)
@@ -52,9 +55,12 @@ def target_ranks(
         cand, others = scores.gather(1, negatives), negatives != targets[:, None]
     higher = ((cand > target_scores[:, None]) & others).sum(1)
     ties = ((cand == target_scores[:, None]) & others).sum(1)
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
-    u = torch.rand(len(ties), generator=generator).to(ties.device)
+    if tie_uniform is not None:
+        u = tie_uniform.to(device=ties.device, dtype=torch.float64)
+    else:
+        if generator is None:
+            generator = torch.Generator().manual_seed(0)
+        u = torch.rand(len(ties), generator=generator).to(ties.device)
     return higher + (u * (ties + 1).to(u.dtype)).long().clamp_max(ties)
 
 
@@ -96,6 +102,38 @@ def sample_negatives(item_popularity: torch.Tensor, n_rows: int, n: int, generat
     return torch.multinomial(probs.expand(n_rows, -1), n, replacement=False, generator=generator)
 
 
+def per_user_uniform(users: torch.Tensor, seed: int) -> torch.Tensor:
+    """[len(users)] float64 in [0, 1), a fixed function of (seed, user id): splitmix64 of both.
+
+    Used for the random place of a target within its tie group: a per-user number does not
+    depend on the batch or DDP rank that evaluates the user, so 1 and N processes agree.
+    """
+    with np.errstate(over="ignore"):
+        x = users.detach().cpu().numpy().astype(np.uint64) + np.uint64(int(seed) % 2**32) * np.uint64(0x100000001B3)
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return torch.from_numpy((x >> np.uint64(11)).astype(np.float64) / float(2**53))
+
+
+def sample_negatives_per_user(item_popularity: torch.Tensor, users: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """[len(users), n] popularity-sampled negatives, a function of (seed, user id) only.
+
+    Each user's draw comes from a generator seeded with ``seed`` and the user id, so the
+    candidates do not depend on which batch or which DDP rank evaluates the user: sampled
+    evaluation gives the same ranks with 1 or N processes and any eval batch size.
+    """
+    probs = item_popularity.float().clamp(min=0) + 1e-12
+    probs[0] = 0
+    g = torch.Generator()
+    out = torch.empty((len(users), n), dtype=torch.long)
+    for row, user in enumerate(users.tolist()):
+        g.manual_seed(int(seed) * 1_000_003 + int(user))
+        out[row] = torch.multinomial(probs, n, replacement=False, generator=g)
+    return out
+
+
 class RankCollector:
     """Accumulates (user, target, rank) triples over an evaluation and turns them into metrics."""
 
@@ -113,8 +151,18 @@ class RankCollector:
 
     @staticmethod
     def dedupe(users, targets, ranks):
-        """Keep one row per user (DDP samplers pad with repeated users)."""
-        uniq, first = np.unique(users.numpy(), return_index=True)
+        """Keep one row per user (DDP eval samplers pad with repeated users).
+
+        A repeated user must have the same target each time: two different held-out items
+        for one user would mean the split has several test rows per user, and dropping
+        one would silently change the metric.
+        """
+        uniq, first, inverse = np.unique(users.numpy(), return_index=True, return_inverse=True)
+        if len(uniq) < len(users):
+            first_target = targets[torch.from_numpy(first)][torch.from_numpy(inverse.reshape(-1))]
+            if not torch.equal(first_target, targets):
+                bad = users[first_target != targets][:5].tolist()
+                raise RuntimeError(f"users evaluated twice with different targets (e.g. user ids {bad}); one test row per user expected")
         first = torch.from_numpy(first)
         return users[first], targets[first], ranks[first]
 

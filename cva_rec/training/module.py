@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cva_rec.backbones import item_encoder_of
-from cva_rec.training.evaluation import RankCollector, flat_metrics, sample_negatives, target_ranks
+from cva_rec.training.evaluation import RankCollector, flat_metrics, per_user_uniform, sample_negatives_per_user, target_ranks
 from cva_rec.training.losses import Loss
 
 
@@ -21,12 +21,26 @@ class SeqRecModule(L.LightningModule):
         self.register_buffer("item_popularity", item_popularity.float(), persistent=False)
         self.collector: Optional[RankCollector] = None
         self.results: Dict[str, Dict[str, Any]] = {}
-        self._eval_generator = None
+        #: split -> (users, targets, ranks) of the last evaluation, one row per user, all ranks gathered
+        self.eval_rows: Dict[str, tuple] = {}
+
+    def setup(self, stage: str) -> None:
+        # Runs before Lightning wraps the model in DDP. DDP broadcasts every buffer from rank 0
+        # at each training forward; the non-persistent buffers (the feature store's content,
+        # popularity, semantic-id tables) are constants built identically on every rank, and
+        # broadcasting the content would copy the whole store every step.
+        constant = [
+            f"{prefix}.{name}" if prefix else name
+            for prefix, sub in self.named_modules()
+            for name in getattr(sub, "_non_persistent_buffers_set", ())
+        ]
+        self._ddp_params_and_buffers_to_ignore = constant
 
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         loss = self.loss(self.model, batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        # sync_dist: the epoch's loss averaged over ranks too (one all-reduce per epoch)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         return loss
 
     def configure_optimizers(self):
@@ -53,7 +67,6 @@ class SeqRecModule(L.LightningModule):
     # -- evaluation ----------------------------------------------------------------------
     def _start_eval(self):
         self.collector = RankCollector()
-        self._eval_generator = torch.Generator().manual_seed(int(self.cfg["train"]["seed"]))
         item_encoder_of(self.model).invalidate_cache()  # weights changed since the last evaluation
 
     def _eval_step(self, batch):
@@ -62,13 +75,19 @@ class SeqRecModule(L.LightningModule):
         history = (h_rows, h_items) if self.cfg["eval"]["mask_history"] else None
         negatives = None
         if self.cfg["eval"]["negatives"]:
-            negatives = sample_negatives(self.item_popularity.cpu(), len(users), int(self.cfg["eval"]["negatives"]), self._eval_generator).to(scores.device)
-        ranks = target_ranks(scores, targets, history, negatives, generator=self._eval_generator)
+            # seeded per user: the same candidates whichever rank / batch evaluates the user
+            negatives = sample_negatives_per_user(
+                self.item_popularity.cpu(), users.cpu(), int(self.cfg["eval"]["negatives"]), int(self.cfg["train"]["seed"])
+            ).to(scores.device)
+        # the place within a tie group is drawn per user too (not from a stream over batches)
+        ranks = target_ranks(scores, targets, history, negatives, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])))
         self.collector.add(users, targets, ranks)
 
     def _finish_eval(self, split: str, breakdown: bool):
         users, targets, ranks = self.collector.tensors()
         if self.trainer.world_size > 1:
+            # every rank evaluated a strided shard (padded with repeats); after the gather each
+            # rank holds all rows, and compute() keeps one per user (RankCollector.dedupe)
             users, targets, ranks = self._gather(users, targets, ranks)
             self.collector = RankCollector()
             self.collector.add(users, targets, ranks)
@@ -77,11 +96,13 @@ class SeqRecModule(L.LightningModule):
             ev["metrics"], ev["topk"], self.item_popularity.cpu() if breakdown else None, ev["popularity_buckets"] if breakdown else 0
         )
         self.results[split] = result
-        self.log_dict({f"{split}/{k}": v for k, v in flat_metrics(result).items() if k != "n_users"}, sync_dist=False, rank_zero_only=False)
+        self.eval_rows[split] = RankCollector.dedupe(*self.collector.tensors())
+        # identical on every rank after the gather; sync_dist only keeps Lightning's DDP check quiet
+        self.log_dict({f"{split}/{k}": v for k, v in flat_metrics(result).items() if k != "n_users"}, sync_dist=self.trainer.world_size > 1)
 
     @staticmethod
     def _gather(*tensors):
-        """All ranks' (user, target, rank) rows; ``RankCollector.dedupe`` drops sampler padding."""
+        """Every rank's (user, target, rank) rows concatenated, in rank order, on every rank."""
         import torch.distributed as dist
 
         out = [None] * dist.get_world_size()
