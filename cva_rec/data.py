@@ -7,6 +7,7 @@ file must exist, and ``data_path: null`` means RecBole's bundled example folder.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Mapping
@@ -141,7 +142,13 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import init_seed
 
-    config = Config(model=cfg["model"]["name"], dataset=cfg["dataset"]["name"], config_dict=recbole_config_dict(cfg))
+    # RecBole's Config also parses sys.argv as "--key=value" overrides; our CLI's arguments are
+    # not meant for it (and it would print a warning about each), so hide them while it reads
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        config = Config(model=cfg["model"]["name"], dataset=cfg["dataset"]["name"], config_dict=recbole_config_dict(cfg))
+    finally:
+        sys.argv = argv
     config["device"] = torch.device("cpu")
     init_seed(config["seed"], config["reproducibility"])
     _quiet_recbole()

