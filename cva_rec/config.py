@@ -177,21 +177,34 @@ def apply_override(cfg: Dict[str, Any], text: str) -> None:
     node[parts[-1]] = value
 
 
+def _merge_file(cfg: Dict[str, Any], p: Path, chain: tuple) -> None:
+    """Merge one recipe file; a top-level ``base: other.yaml`` (relative to this file) is merged first,
+    so an ablation recipe states only what differs from the recipe it varies."""
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}" + (f" (base of {chain[-1]})" if chain else ""))
+    if p.resolve() in chain:
+        raise ConfigError(f"{p}: circular base chain {' -> '.join(map(str, chain))}")
+    try:
+        with open(p) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: top level must be a mapping of sections")
+    data = dict(data)
+    base = data.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{p}: base must be a recipe path, got {base!r}")
+        _merge_file(cfg, p.parent / base, chain + (p.resolve(),))
+    _merge(cfg, data, str(p))
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (), extra: Mapping | None = None) -> Dict[str, Any]:
     """Defaults <- YAML file <- ``extra`` mapping <- ``--set`` overrides, then validated."""
     cfg = defaults()
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            with open(p) as fh:
-                data = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{p}: top level must be a mapping of sections")
-        _merge(cfg, data, str(p))
+        _merge_file(cfg, Path(path), ())
     if extra:
         _merge(cfg, extra, "config")
     for text in overrides:
@@ -283,7 +296,9 @@ if __name__ == "__main__":  # python -m cva_rec.config > docs/config.md (regener
     print(
         "# Configuration reference\n\n"
         "A recipe is a YAML file with these sections; every key is optional and takes the default below. "
-        "Unknown keys are errors. Override any key on the command line with `--set section.key=value`.\n\n"
+        "Unknown keys are errors. Override any key on the command line with `--set section.key=value`. "
+        "A recipe may start with `base: other.yaml` (a path relative to the recipe): that recipe is read first "
+        "and this one only states what differs.\n\n"
         "Two sections are open: `model` also accepts every hyper-parameter RecBole declares for the chosen "
         "model (e.g. `n_layers`, `n_heads`, `inner_size`, `hidden_dropout_prob` for SASRec; `num_layers`, "
         "`dropout_prob` for GRU4Rec; `kernel_size`, `block_num`, `dilations`, `reg_weight` for NextItNet), and "

@@ -65,3 +65,18 @@ def test_docs_list_every_config_key():
     for sec, keys in all_sections().items():
         for key, (default, _meaning) in keys.items():
             assert f"`{sec}.{key}`" in doc, f"docs/config.md does not document {sec}.{key}"
+
+
+def test_recipe_base_chain(tmp_path):
+    (tmp_path / "a.yaml").write_text("model:\n  name: GRU4Rec\ntrain:\n  epochs: 7\n  lr: 0.01\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\ntrain:\n  epochs: 3\n")
+    cfg = load_config(tmp_path / "sub" / "b.yaml")
+    assert cfg["model"]["name"] == "GRU4Rec" and cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 0.01
+    (tmp_path / "c.yaml").write_text("base: d.yaml\n")
+    (tmp_path / "d.yaml").write_text("base: c.yaml\n")
+    with pytest.raises(ConfigError, match="circular"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "e.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="base of"):
+        load_config(tmp_path / "e.yaml")

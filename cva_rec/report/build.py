@@ -3,7 +3,7 @@
 Output folder (default ``<runs_dir>/report``): ``results.md`` (table + plots inline),
 ``results.csv`` (one row per setting, mean/std over seeds), ``runs.csv`` (one row per run),
 ``accuracy_vs_time.png``, ``accuracy_vs_memory.png``, ``popularity_levels.png`` and, when any run
-has ``stages.json``, ``warmup_stages.png``.
+has ``stages.json``, ``warmup_stages.png``; ``lucid.md`` when there are LUCID runs or warmup stages.
 """
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def build_report(runs_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
         rep.markdown_table, "",
         "Per-setting values with full precision: [results.csv](results.csv); one row per run: [runs.csv](runs.csv).", "",
     ]
+    from cva_rec.report.lucid_table import lucid_markdown
+
+    lucid = lucid_markdown(records, runs_dir)
+    if lucid:
+        atomic_write_text(out / "lucid.md", "# LUCID runs and warmup stages\n\n" + lucid + "\n")
+        rep.files["lucid.md"] = out / "lucid.md"
+        lines += ["## LUCID runs and warmup stages", "", lucid, ""]
     captions = {
         "accuracy_vs_time.png": "Accuracy vs training time (one point per run)",
         "accuracy_vs_memory.png": "Accuracy vs peak memory (one point per run)",

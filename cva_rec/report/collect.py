@@ -159,6 +159,8 @@ def scan_runs(root: str | Path) -> List[RunRecord]:
     for path in sorted(root.rglob("metrics.json")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
+        if _inside_warmup(path.parent, root):
+            continue  # a warmup stage: reported through its warmup folder's stages.json
         try:
             records.append(load_run(path.parent))
         except DataError as exc:
@@ -166,6 +168,16 @@ def scan_runs(root: str | Path) -> List[RunRecord]:
     if not records:
         raise DataError(f"no finished runs (folders with metrics.json) under {root}")
     return records
+
+
+def _inside_warmup(run_dir: Path, root: Path) -> bool:
+    """True for the stage folders of a warmup output folder (a parent holding stages.json)."""
+    for parent in run_dir.parents:
+        if (parent / "stages.json").is_file():
+            return True
+        if parent == root:
+            return False
+    return False
 
 
 def group_runs(records: Sequence[RunRecord]) -> List[Group]:
