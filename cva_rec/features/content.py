@@ -26,9 +26,14 @@ class ItemContent(nn.Module):
             raise FeatureStoreError(f"num_frames must be [{n}], got {tuple(num_frames.shape)}")
         if timestamps is None:
             timestamps = torch.arange(f, dtype=torch.float32).expand(n, f).clone()
-        if not torch.isfinite(features[1:].float()).all():
-            bad = (~torch.isfinite(features.float())).flatten(1).any(1).nonzero().flatten().tolist()
-            raise FeatureStoreError(f"item features contain NaN/Inf for item indices {bad[:10]}")
+        # checked in chunks: a float32 copy of the whole table would double the peak memory
+        # (and, for memory-mapped content, undo the point of sharing it)
+        step = max(1, (1 << 24) // max(1, f * features.shape[2]))
+        for start in range(1, n, step):
+            chunk = features[start:start + step].float()
+            if not torch.isfinite(chunk).all():
+                bad = (~torch.isfinite(chunk)).flatten(1).any(1).nonzero().flatten() + start
+                raise FeatureStoreError(f"item features contain NaN/Inf for item indices {bad[:10].tolist()}")
         self.register_buffer("features", features, persistent=False)
         self.register_buffer("num_frames", num_frames.long().clamp(max=f), persistent=False)
         self.register_buffer("timestamps", timestamps.float(), persistent=False)
