@@ -45,3 +45,26 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     return str(o)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through :func:`atomic_write`: a crash never leaves a half-written checkpoint."""
+    import torch
+
+    atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
+    return Path(path)
+
+
+def load_torch_file(path: str | os.PathLike, what: str, weights_only: bool = True) -> Any:
+    """``torch.load`` on CPU; a missing or unreadable file is a one-line ``CheckpointError`` naming ``what``."""
+    import torch
+
+    from cva_rec.errors import CheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as exc:
+        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {str(exc)[:160]})") from None

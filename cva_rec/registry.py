@@ -6,7 +6,7 @@ raise :class:`ConfigError` listing the known ones and the closest match.
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Dict, Generic, Iterator, TypeVar
+from typing import Dict, Generic, Iterator, TypeVar
 
 from cva_rec.errors import ConfigError
 

@@ -73,17 +73,10 @@ def run_prep_shortvideo(args) -> int:
 
 
 def main(argv=None) -> int:
-    from cva_rec.errors import CvaRecError
+    """``python -m data_prep.cli_convert <subcommand> ...`` with cva-rec's one-line error handling."""
+    from data_prep.cli_common import standalone_main
 
-    parser = argparse.ArgumentParser(prog="python -m data_prep.cli_convert")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CvaRecError as exc:
-        print(f"{args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return standalone_main(register, "python -m data_prep.cli_convert", argv)
 
 
 if __name__ == "__main__":

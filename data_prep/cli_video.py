@@ -158,17 +158,9 @@ def run_prep_frames(args) -> int:
 
 def main(argv=None) -> int:
     """``python -m data_prep.cli_video <subcommand> ...`` with cva-rec's one-line error handling."""
-    from cva_rec.errors import CvaRecError
+    from data_prep.cli_common import standalone_main
 
-    parser = argparse.ArgumentParser(prog="python -m data_prep.cli_video")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CvaRecError as exc:
-        print(f"{args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return standalone_main(register, "python -m data_prep.cli_video", argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ random valid segment (seeded generator), in evaluation a fixed one (``first`` / 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
+from cva_rec.io import atomic_write
 
 TIE_BREAKS = ("nearest_mean", "smallest")
 FIXED_SLICES = ("first", "middle", "last")
@@ -214,21 +214,11 @@ class SemanticCodes:
     # -- persistence (.npz, atomic) ---------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, format=np.array("cva_rec.semantic_codes"), version=np.array(1),
-                         slice_codes=self.slice_codes.numpy().astype(np.int32), slice_mask=self.slice_mask.numpy(),
-                         room_codes=self.room_codes.numpy().astype(np.int32), n_codes=np.array(self.n_codes),
-                         item_ids=np.array(list(self.item_ids), dtype=str))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: np.savez(
+            f, format=np.array("cva_rec.semantic_codes"), version=np.array(1),
+            slice_codes=self.slice_codes.numpy().astype(np.int32), slice_mask=self.slice_mask.numpy(),
+            room_codes=self.room_codes.numpy().astype(np.int32), n_codes=np.array(self.n_codes),
+            item_ids=np.array(list(self.item_ids), dtype=str)), mode="wb")
         return path
 
     @classmethod

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
+from cva_rec.io import atomic_torch_save
 from cva_rec.semantic_ids.pca import PcaProjection
 
 FORMAT = "cva_rec.rq_kmeans"
@@ -293,20 +293,7 @@ class RQKMeans:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Atomic: written to a temporary file in the same folder, then ``os.replace``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(self.state(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_torch_save(self.state(), path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "RQKMeans":

@@ -21,7 +21,7 @@ from cva_rec.backbones import build_backbone, item_encoder_of
 from cva_rec.config import dump_config, run_name
 from cva_rec.data import SequentialData, build_data
 from cva_rec.errors import CheckpointError
-from cva_rec.io import atomic_write_json
+from cva_rec.io import atomic_write_json, load_torch_file
 from cva_rec.training.losses import build_loss
 
 log = logging.getLogger("cva_rec")
@@ -226,12 +226,8 @@ def _log_hparams(trainer, cfg, metrics):
 def load_checkpoint_into(module, path: str | os.PathLike) -> None:
     """Load a Lightning checkpoint's weights; unreadable or mismatched -> CheckpointError."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    # Lightning checkpoints pickle hyper-parameters, so not weights_only; they are the user's own files
+    state = load_torch_file(path, "checkpoint", weights_only=False)
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointError(f"{path} is not a cva_rec/Lightning checkpoint (no state_dict)")
     missing, unexpected = module.load_state_dict(state["state_dict"], strict=False)

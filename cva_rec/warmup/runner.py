@@ -26,7 +26,7 @@ import torch
 from cva_rec.backbones import item_encoder_of
 from cva_rec.config import dump_config
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_write_json, atomic_write_text
+from cva_rec.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_torch_file
 from cva_rec.warmup.schedule import IdPhaseOut
 from cva_rec.warmup.stages import Stage, check_warmup
 
@@ -54,28 +54,11 @@ def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) ->
 
 # -- seeds ----------------------------------------------------------------------------------------
 def save_seed(module, path: Path) -> Path:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".seed.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"format": "cva_rec.warmup_seed", "state_dict": module.state_dict()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_torch_save({"format": "cva_rec.warmup_seed", "state_dict": module.state_dict()}, path)
 
 
 def load_seed(path: Path) -> Dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"warmup seed not found: {path} (has that stage finished?)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"warmup seed {path} is unreadable ({type(exc).__name__}: {exc})") from None
+    state = load_torch_file(path, "warmup seed (has that stage finished?)")
     if not isinstance(state, dict) or state.get("format") != "cva_rec.warmup_seed":
         raise CheckpointError(f"{path} is not a cva_rec warmup seed")
     return state["state_dict"]

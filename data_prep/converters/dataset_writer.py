@@ -75,3 +75,19 @@ def write_dataset(df: pd.DataFrame, titles: dict[str, str] | None, out: Path, na
     report.out_dir = folder
     report.n_users, report.n_items, report.n_interactions = df["user"].nunique(), len(items), len(df)
     return folder
+
+
+def read_pairs_and_titles(pairs, out, titles_csv=None):
+    """The first step every pairs-layout converter shares: (report, interactions frame, titles or None)."""
+    from data_prep.converters.pairs import read_pairs
+    from data_prep.converters.titles import read_titles
+
+    report = ConversionReport(out_dir=Path(out))
+    df = to_frame(read_pairs(pairs), report)
+    titles = None
+    if titles_csv:
+        t = read_titles(titles_csv)
+        titles = t.titles
+        report.notes.append(t.summary())
+        report.problems.extend(t.problems)
+    return report, df, titles

@@ -11,22 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_prep.converters.dataset_writer import ConversionReport, drop_short_users, to_frame, write_dataset
-from data_prep.converters.pairs import read_pairs
-from data_prep.converters.titles import read_titles
+from data_prep.converters.dataset_writer import ConversionReport, drop_short_users, write_dataset
+from data_prep.converters.dataset_writer import read_pairs_and_titles
 
 
 def convert_shortvideo(pairs: str | Path, out: str | Path, *, titles_csv: str | Path | None = None,
                        name: str = "shortvideo", min_item_count: int = 2, min_user_inter: int = 5,
                        iterate: bool = False, max_passes: int = 100) -> ConversionReport:
-    report = ConversionReport(out_dir=Path(out))
-    df = to_frame(read_pairs(pairs), report)
-    titles = None
-    if titles_csv:
-        t = read_titles(titles_csv)
-        titles = t.titles
-        report.notes.append(t.summary())
-        report.problems.extend(t.problems)
+    report, df, titles = read_pairs_and_titles(pairs, out, titles_csv)
     for n_pass in range(1, (max_passes if iterate else 1) + 1):
         before = len(df)
         counts = df.groupby("item")["user"].transform("size")
