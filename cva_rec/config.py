@@ -57,7 +57,7 @@ SCHEMA: Dict[str, Dict[str, tuple]] = {
     },
     "train": {
         "epochs": (20, "maximum training epochs"),
-        "batch_size": (2048, "training batch size (interactions)"),
+        "batch_size": (2048, "global training batch (interactions), split evenly over the DDP processes; must divide by devices x num_nodes"),
         "optimizer": ("adamw", "adamw | adam"),
         "lr": (1e-3, "learning rate"),
         "weight_decay": (0.0, "weight decay"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 from typing import List, Optional
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="show full tracebacks and debug logs")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (repeatable), e.g. one that registers your own item encoder with "
+                        "@register_encoder; packages can instead declare an entry point in group cva_rec.plugins")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for mod in BUILTIN:
         importlib.import_module(mod).register(sub)
@@ -57,6 +61,25 @@ def _unavailable(exc):
     raise CvaRecError(f"this command needs an optional dependency: {exc}; install with `pip install -e .[content]`")
 
 
+def load_plugins(modules) -> None:
+    """Import user modules (``--plugin``) and installed ``cva_rec.plugins`` entry points, so that the
+    encoders, losses or backbones they register can be named in a config."""
+    for ep in entry_points(group="cva_rec.plugins"):
+        ep.load()
+    # CVA_REC_PLUGINS carries them into child processes (a sweep trains each run in its own process)
+    inherited = [m for m in os.environ.get("CVA_REC_PLUGINS", "").split(",") if m]
+    modules = list(dict.fromkeys([*inherited, *modules]))
+    if modules:
+        os.environ["CVA_REC_PLUGINS"] = ",".join(modules)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and name.startswith(exc.name):
+                raise CvaRecError(f"--plugin {name}: no such module (is it on PYTHONPATH / installed?)") from None
+            raise
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,6 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 1
     try:
+        load_plugins(args.plugin)
         return int(args.func(args) or 0)
     except CvaRecError as exc:
         if args.verbose:

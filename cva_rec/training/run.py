@@ -32,11 +32,14 @@ def load_content(cfg: Mapping[str, Any], data: SequentialData):
     c = cfg["content"]
     if not c["store"]:
         return None
-    from cva_rec.features import align_to_items, open_store
+    from cva_rec.features import open_store
+    from cva_rec.features.shared import shared_aligned_content
 
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[c["dtype"]]
     store = open_store(c["store"])
-    return align_to_items(store, data.item_tokens, missing=c["missing"], dtype=dtype, max_frames=c["max_frames"])
+    # aligned once, memory-mapped: the DDP ranks of a node share one copy
+    return shared_aligned_content(store, data.item_tokens, Path(cfg["output"]["dir"]) / ".content_cache",
+                                  missing=c["missing"], dtype=dtype, max_frames=c["max_frames"])
 
 
 def build_model(cfg: Mapping[str, Any], data: SequentialData, content=None):
@@ -78,7 +81,7 @@ class EpochTimer:
 
             def on_train_epoch_end(self, trainer, pl_module):
                 self.seconds.append(time.perf_counter() - self._t0)
-                pl_module.log("time/train_epoch_seconds", self.seconds[-1], on_epoch=True)
+                pl_module.log("time/train_epoch_seconds", self.seconds[-1], on_epoch=True, sync_dist=True)
 
         return _Timer()
 

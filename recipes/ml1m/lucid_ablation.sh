@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The FLUID Table 5 / Table 7 analogue on ml-1m: every LUCID ablation from its recipe, then one
+# report (runs/ml1m-lucid/report/results.md + lucid.md, per-stage plot). Each command resumes
+# where it stopped, so re-running this script after a crash repeats no finished stage.
+#
+#   bash recipes/ml1m/lucid_ablation.sh                 # the recipes' budgets
+#   BUDGET="--set train.limit_train_batches=0.25" bash recipes/ml1m/lucid_ablation.sh   # 1/4 epochs (CPU)
+#
+# Prerequisites: the ml-1m text store and its codes (see the top of lucid_fluid.yaml).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${BUDGET:-}
+cva-rec warmup -c recipes/ml1m/lucid_fluid.yaml $B                 # stages 0-3 + add the ID back
+for v in early_concat early_gate early_gate_norm early_replace; do  # early fusion at stage 1
+  cva-rec warmup -c recipes/ml1m/lucid_$v.yaml $B
+done
+for v in levelwise shared_tables room_random_init; do                # stages 1-3 variants
+  cva-rec warmup -c recipes/ml1m/lucid_$v.yaml $B
+done
+for v in naive_joint content_only; do                                # one fit from scratch
+  [ -f runs/ml1m-lucid/$v/metrics.json ] || cva-rec train -c recipes/ml1m/lucid_$v.yaml $B --set train.resume=true
+done
+cva-rec report runs/ml1m-lucid
