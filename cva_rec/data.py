@@ -170,7 +170,13 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
         )
     if min_u < 3:
         raise DataError(f"dataset.min_user_interactions={min_u}: leave-two-out needs at least 3 interactions per user")
-    train, valid, test = data_preparation(config, dataset)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)  # data_preparation prints its batch settings through the root logger
+    try:
+        train, valid, test = data_preparation(config, dataset)
+    finally:
+        root.setLevel(level)
     valid_hist, test_hist = _histories(dataset, dataset.user_num)
     # training interactions = everything before each user's validation target
     pop = np.bincount(valid_hist.items, minlength=dataset.item_num)
