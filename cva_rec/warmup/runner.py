@@ -152,13 +152,12 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
     data = build_data(cfg)
     results: List[Dict[str, Any]] = []
     prev_seed: Optional[Path] = None
-    if stages[0].name != "id":
-        prev_seed, reused = _reuse_id_stage(Path(cfg["warmup"]["id_run"]))
-        results.append(reused)
+    reuse = set(cfg["warmup"]["reuse_stages"] or [])
     for index, stage in enumerate(stages):
-        if stage.name == "id" and cfg["warmup"]["id_run"]:
-            prev_seed, reused = _reuse_id_stage(Path(cfg["warmup"]["id_run"]))
-            results.append(reused)
+        if stage.name in reuse:
+            prev_seed, metrics = _reused_stage(Path(cfg["warmup"]["reuse_run"]) / f"{index}-{stage.name}")
+            print(f"== warmup stage {index} ({stage.name}): reused from {prev_seed.parent}", flush=True)
+            results.append(metrics)
             continue
         run_dir = out / f"{index}-{stage.name}"
         seed = run_dir / SEED_FILE
@@ -176,13 +175,11 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
     return {"out": str(out), "stages": results}
 
 
-def _reuse_id_stage(id_run: Path):
-    stage_dir = id_run / "0-id"
-    if not (stage_dir / SEED_FILE).is_file():
-        raise ConfigError(f"warmup.id_run: no finished stage 0 at {stage_dir} (run that warmup's 'id' stage first)")
+def _reused_stage(stage_dir: Path):
+    if not (stage_dir / SEED_FILE).is_file() or not (stage_dir / "metrics.json").is_file():
+        raise ConfigError(f"warmup.reuse_run: no finished stage at {stage_dir} (run that warmup first)")
     metrics = json.loads((stage_dir / "metrics.json").read_text())
-    print(f"== warmup stage 0 (id): reused from {stage_dir}", flush=True)
-    return stage_dir / SEED_FILE, metrics
+    return stage_dir / SEED_FILE, {**metrics, "reused_from": str(stage_dir)}
 
 
 # -- the per-stage table ------------------------------------------------------------------------------

@@ -54,8 +54,13 @@ def check_warmup(cfg) -> list[Stage]:
         raise ConfigError(f"warmup.stages: unknown stage(s) {unknown or names}; known: {', '.join(STAGES)}")
     if len(set(names)) != len(names):
         raise ConfigError(f"warmup.stages lists a stage twice: {names}")
-    if names[0] != "id" and not w["id_run"]:
-        raise ConfigError("warmup.stages must start with 'id' (or set warmup.id_run to a finished warmup's folder)")
+    if names[0] != "id":
+        raise ConfigError("warmup.stages must start with 'id' (reuse a finished one with warmup.reuse_run / reuse_stages)")
+    reuse = list(w["reuse_stages"] or [])
+    if reuse != names[:len(reuse)] or len(reuse) == len(names):
+        raise ConfigError(f"warmup.reuse_stages {reuse} must be leading stages of warmup.stages {names}, leaving one to train")
+    if reuse and not w["reuse_run"]:
+        raise ConfigError("warmup.reuse_stages needs warmup.reuse_run: the warmup folder they come from")
     if cfg["item_encoder"]["name"] != "lucid" and any(n != "id" for n in names):
         raise ConfigError("warmup stages after 'id' need item_encoder.name: lucid (with codes_path and fusion options)")
     if "phase_out" in names and not 0 < int(w["phase_out_span"]) <= int(w["phase_out_epochs"]):

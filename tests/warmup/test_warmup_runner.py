@@ -42,6 +42,10 @@ def test_bad_warmup_configs(tmp_path, ml100k_codes):
         check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,room,slice]"))
     with pytest.raises(ConfigError, match="lucid"):
         check_warmup(load_config(None, [*TINY, "item_encoder.name=id"]))
+    with pytest.raises(ConfigError, match="reuse_stages"):
+        check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.reuse_stages=[slice]", "warmup.reuse_run=x"))
+    with pytest.raises(ConfigError, match="reuse_run"):
+        check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.reuse_stages=[id]"))
     with pytest.raises(ConfigError, match="phase_out_span"):
         check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.phase_out_span=5"))
 
@@ -68,6 +72,15 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
     assert all("popularity_levels" in s["test"] and "inductive" in s["test"] for s in stages)
     assert "pop 1-3 ndcg@10" in (out / "stages.md").read_text()
     assert json.loads((out / "metrics.json").read_text())["stage"] == "add_id_back"
+
+    # an ablation sharing the chain's beginning trains only what differs (here: shared room tables)
+    ablation = warmup_cfg(tmp_path, ml100k_codes, "output.name=shared", "item_encoder.shared_tables=true",
+                          f"warmup.reuse_run={out}", "warmup.reuse_stages=[id,slice,phase_out]")
+    again = run_warmup(ablation, progress=False)
+    shared_out = Path(again["out"])
+    assert [m["stage"] for m in again["stages"]] == ["id", "slice", "phase_out", "room"]
+    assert not (shared_out / "0-id").exists() and (shared_out / "3-room" / "seed.pt").is_file()
+    assert again["stages"][2]["reused_from"] == str(out / "2-phase_out")
 
 
 def test_room_tables_start_from_the_warm_slice_tables(tmp_path, ml100k_codes, ml100k_data):
