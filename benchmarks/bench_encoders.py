@@ -106,14 +106,14 @@ def peak_rss() -> int:
     return _status_kib("VmHWM") * 1024
 
 
-def tracked_step_peak(step, modules, optimizer) -> Optional[int]:
+def tracked_step_peak(step, modules, *optimizers) -> Optional[int]:
     """Peak live tensor bytes during one call of ``step()`` (CPU); None if the tracker is unavailable."""
     try:
         from torch.distributed._tools.mem_tracker import MemTracker
     except ImportError:
         return None
     tracker = MemTracker()
-    tracker.track_external(*modules, optimizer)
+    tracker.track_external(*modules, *optimizers)
     with tracker:
         step()
     snap = tracker.get_tracker_snapshot("peak")
@@ -296,7 +296,7 @@ def run_microlens(args, store_path: Path) -> List[Dict[str, Any]]:
     store = open_store(store_path)
     n = len(store) + 1  # row 0 = padding, as RecBole's internal ids
     feats = torch.zeros(n, store.max_frames, store.dim, dtype=torch.float16)
-    feats[1:] = torch.from_numpy(np.asarray(store.features, dtype=np.float16))
+    feats[1:] = torch.from_numpy(np.array(store.features, dtype=np.float16))
     counts = torch.zeros(n, dtype=torch.long)
     counts[1:] = torch.from_numpy(np.asarray(store.num_frames, dtype=np.int64))
     dtype = torch.bfloat16 if args.device == "cuda" else torch.float16
@@ -315,12 +315,16 @@ def run_microlens(args, store_path: Path) -> List[Dict[str, Any]]:
             continue
         torch.manual_seed(args.seed)
         encoder = build_encoder(enc_cfg, n, args.ml_output_dim, content).to(device)
-        optimizer = torch.optim.AdamW([p for p in encoder.parameters() if p.requires_grad], lr=1e-3)
+        params = [p for p in encoder.parameters() if p.requires_grad]
+        # Pooling at 384 -> 384 has no parameters: its "step" is the forward pass alone
+        optimizer = torch.optim.AdamW(params, lr=1e-3) if params else None
 
         def step(ids):
-            optimizer.zero_grad(set_to_none=True)
-            encoder(ids.to(device)).square().mean().backward()
-            optimizer.step()
+            out = encoder(ids.to(device))
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                out.square().mean().backward()
+                optimizer.step()
 
         def sync():
             if args.device == "cuda":
@@ -340,7 +344,7 @@ def run_microlens(args, store_path: Path) -> List[Dict[str, Any]]:
             sync()
             peak = int(torch.cuda.max_memory_allocated())
         else:
-            peak = tracked_step_peak(lambda: step(batches[1]), [encoder], optimizer)
+            peak = tracked_step_peak(lambda: step(batches[1]), [encoder], *([optimizer] if optimizer else []))
 
         # catalogue encoding for evaluation (no_grad, eval mode, chunks of 4096 as all_items());
         # slow encoders on CPU stop after --catalogue-budget-s and are extrapolated linearly
@@ -478,9 +482,14 @@ def main(argv=None) -> int:
     ml100k, microlens = [], []
     if args.part in ("both", "ml100k"):
         ml100k = run_ml100k(args, text_store(args.store.resolve()))
+        write_results(args, argv, ml100k, microlens, t_start)  # kept even if part 2 fails
     if args.part in ("both", "microlens"):
         microlens = run_microlens(args, microlens_shaped_store(args.ml_store.resolve(), args.seed))
+    write_results(args, argv, ml100k, microlens, t_start, echo=True)
+    return 0
 
+
+def write_results(args, argv, ml100k, microlens, t_start, echo=False) -> None:
     import torch
 
     host = f"{args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores"
@@ -504,12 +513,12 @@ def main(argv=None) -> int:
     tg = targets(ml100k, microlens)
     md += ["## Targets", "", *tg, "", f"total bench time {time.perf_counter() - t_start:.0f} s"]
     text = "\n".join(md) + "\n"
-    print("\n" + text)
     (args.out / "results.md").write_text(text)
     (args.out / "results.json").write_text(json.dumps({"host": host, "args": {k: str(v) for k, v in vars(args).items()},
                                                        "ml100k": ml100k, "microlens": microlens, "targets": tg}, indent=2))
-    print(f"wrote {args.out / 'results.md'} and results.json")
-    return 0
+    if echo:
+        print("\n" + text)
+        print(f"wrote {args.out / 'results.md'} and results.json")
 
 
 if __name__ == "__main__":
