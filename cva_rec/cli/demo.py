@@ -69,7 +69,7 @@ def register(sub) -> None:
         "plots to <out>/report/. Takes a few minutes on 2 CPU cores.",
     )
     p.add_argument("--out", default="runs/demo", help="where run directories and results.md go (default: runs/demo)")
-    p.add_argument("--epochs", type=int, default=3, help="training epochs per run (default: 3)")
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per run (default: %(default)s)")
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these variants (labels as printed)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
