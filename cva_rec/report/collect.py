@@ -57,6 +57,7 @@ class RunRecord:
         """Encoder name with its non-default options, e.g. ``cva(num_latents=8)``."""
         enc = dict((self.config or {}).get("item_encoder") or {})
         name = str(enc.pop("name", None) or self.metrics.get("item_encoder", "?"))
+        enc = {k: v for k, v in enc.items() if not k.endswith("_path")}  # file locations are not settings
         if not enc:
             return name
         return f"{name}(" + ",".join(f"{k}={_short(v)}" for k, v in sorted(enc.items())) + ")"
@@ -73,6 +74,8 @@ class RunRecord:
             return {f"metrics.{k}": self.metrics.get(k) for k in ("dataset", "model", "item_encoder", "loss")}
         flat = {}
         for sec, values in self.config.items():
+            if sec == "warmup" and not self.stages:
+                continue  # ignored by `cva-rec train`: not a setting of an ordinary run
             for key, value in (values or {}).items():
                 if f"{sec}.{key}" not in IGNORED_KEYS:
                     flat[f"{sec}.{key}"] = value
