@@ -97,6 +97,7 @@ SCHEMA: Dict[str, Dict[str, tuple]] = {
         "room_epochs": (10, "stage 3 (+ room token) maximum epochs"),
         "room_init": ("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random"),
         "add_id_back_epochs": (5, "the add-the-ID-back check: maximum epochs"),
+        "finetune_lr": (None, "learning rate of the stages after 'id' (they fine-tune a converged model); null = train.lr"),
         "reuse_run": (None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain)"),
         "reuse_stages": ([], "the leading stages taken from reuse_run instead of trained, e.g. [id] or [id, slice, phase_out]"),
     },

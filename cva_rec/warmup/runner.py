@@ -46,6 +46,8 @@ def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) ->
             tokens = [t for t in tokens if t != "id"]  # "replace" puts the codes where the ID was
         c["item_encoder"] = {**enc, "tokens": tokens}
     c["train"] = {**c["train"], "epochs": int(cfg["warmup"][stage.epochs_key]), "resume": True}
+    if stage.name != "id" and cfg["warmup"]["finetune_lr"] is not None:
+        c["train"]["lr"] = float(cfg["warmup"]["finetune_lr"])
     if stage.name == "phase_out":
         c["train"]["early_stopping_patience"] = 0  # the schedule must run to the end
     c["output"] = {"dir": str(out), "name": f"{index}-{stage.name}"}

@@ -35,6 +35,19 @@ def test_phase_out_schedules():
         id_scale(0.5, "exponential")
 
 
+def test_stage_configs(tmp_path, ml100k_codes):
+    from cva_rec.warmup.runner import stage_config
+    from cva_rec.warmup.stages import STAGES
+
+    cfg = warmup_cfg(tmp_path, ml100k_codes, "train.lr=0.002", "warmup.finetune_lr=0.0005", "item_encoder.fusion=early",
+                     "item_encoder.early=replace")
+    s0, s1, s2 = (stage_config(cfg, STAGES[n], tmp_path, i) for i, n in enumerate(["id", "slice", "phase_out"]))
+    assert s0["item_encoder"] == {"name": "id"} and s0["train"]["lr"] == 0.002
+    assert s1["train"]["lr"] == 0.0005 and s1["item_encoder"]["tokens"] == ["slice"]  # replace: no ID token
+    assert s2["train"]["early_stopping_patience"] == 0 and s2["train"]["epochs"] == cfg["warmup"]["phase_out_epochs"]
+    assert all(s["train"]["resume"] for s in (s0, s1, s2)) and s1["output"]["name"] == "1-slice"
+
+
 def test_bad_warmup_configs(tmp_path, ml100k_codes):
     with pytest.raises(ConfigError, match="unknown stage"):
         check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slise]"))
