@@ -66,7 +66,7 @@ def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
 
 
 class EpochTimer:
-    """Lightning callback: wall-clock seconds of each training epoch (evaluation excluded)."""
+    """Lightning callback: wall-clock seconds of each training epoch, validation excluded."""
 
     def __new__(cls):
         import lightning as L
@@ -79,9 +79,20 @@ class EpochTimer:
             def on_train_epoch_start(self, trainer, pl_module):
                 self._t0 = time.perf_counter()
 
+            # Lightning runs the epoch's validation *before* on_train_epoch_end, so the clock
+            # stops when validation starts (or at the epoch's end when there is none)
+            def on_validation_start(self, trainer, pl_module):
+                self._stop()
+
             def on_train_epoch_end(self, trainer, pl_module):
-                self.seconds.append(time.perf_counter() - self._t0)
-                pl_module.log("time/train_epoch_seconds", self.seconds[-1], on_epoch=True, sync_dist=True)
+                self._stop()
+                if self.seconds:
+                    pl_module.log("time/train_epoch_seconds", self.seconds[-1], on_epoch=True, sync_dist=True)
+
+            def _stop(self):
+                if self._t0 is not None:  # only a training epoch starts the clock
+                    self.seconds.append(time.perf_counter() - self._t0)
+                    self._t0 = None
 
         return _Timer()
 
