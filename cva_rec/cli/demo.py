@@ -10,6 +10,7 @@ token beside the ID and ID-free (slice + room tokens). Settings are sized for a 
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -92,8 +93,15 @@ def run(args) -> int:
             content = [f"item_encoder.codes_path={ensure_codes(store, out / 'stores' / 'ml-100k-codes')}"]
         else:
             content = [f"content.store={store}"] if "item_encoder.name=id" not in overrides else []
-        cfg = load_config(None, [*DEMO_SETTINGS, *content, f"train.epochs={args.epochs}", f"output.dir={out}", f"output.name={label}", *overrides])
-        metrics = run_experiment(cfg, enable_progress_bar=not args.no_progress)
+        # the encoder's own options come after its name (setting item_encoder.name resets them)
+        cfg = load_config(None, [*DEMO_SETTINGS, f"train.epochs={args.epochs}", f"output.dir={out}", f"output.name={label}",
+                                 *overrides, *content])
+        done = out / label / "metrics.json"
+        if done.is_file() and json.loads(done.read_text()).get("epochs_trained") == args.epochs:
+            print("   finished earlier, reused (delete the folder to re-train)", flush=True)
+            metrics = json.loads(done.read_text())
+        else:
+            metrics = run_experiment(cfg, enable_progress_bar=not args.no_progress)
         rows.append({**row_of(metrics), "item_encoder": label})
     table = markdown_table(rows, ("item_encoder", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "seconds_per_epoch", "peak_memory_mb", "parameters"))
     atomic_write_text(out / "results.md", f"# cva-rec demo (ml-100k, {args.epochs} epochs)\n\n{table}\n")
