@@ -104,6 +104,8 @@ def run(args) -> int:
             metrics = run_experiment(cfg, enable_progress_bar=not args.no_progress)
         rows.append({**row_of(metrics), "item_encoder": label})
     table = markdown_table(rows, ("item_encoder", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "seconds_per_epoch", "peak_memory_mb", "parameters"))
+    table += ("\n\npeak_memory_mb: the demo process's peak RSS up to that run (the variants share one process; "
+              "`cva-rec sweep` trains each run in its own process for per-run peaks)")
     atomic_write_text(out / "results.md", f"# cva-rec demo (ml-100k, {args.epochs} epochs)\n\n{table}\n")
     from cva_rec.report.build import build_report
 
