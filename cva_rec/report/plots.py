@@ -192,7 +192,7 @@ def warmup_stages(records: Sequence[RunRecord], path: str | os.PathLike, metrics
         for i, r in enumerate(records):
             names, values = _stage_points(r.stages, metric)
             ax.plot(range(len(names)), [float("nan") if v is None else v for v in values], marker="o", ms=4,
-                    color=COLORS[i % len(COLORS)], label=f"{r.backbone} {r.encoder_label} s{r.seed}")
+                    color=COLORS[i % len(COLORS)], label=f"{r.backbone} {r.run_dir.name} s{r.seed}")  # folder = variant
             ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel(f"test {metric.upper()} (%)")
         ax.set_xlabel("warmup stage")
