@@ -108,12 +108,7 @@ class LucidEncoder(ItemEncoder):
     def _load_codes(codes, codes_path, item_tokens, n_items) -> SemanticCodes:
         if (codes is None) == (codes_path is None):
             raise ConfigError("lucid needs item_encoder.codes_path (codes.npz from `cva-rec tokenize`) for slice/room tokens")
-        if codes is None:
-            codes = SemanticCodes.load(codes_path)
-        if item_tokens is not None and codes.item_ids and list(codes.item_ids) != list(item_tokens):
-            codes = codes.align(item_tokens)
-        if codes.n_items != n_items:
-            raise ConfigError(f"semantic codes have {codes.n_items} rows but the dataset has {n_items} items")
+        codes = SemanticCodes.for_items(codes, codes_path, item_tokens, n_items)
         uncoded = int((codes.room_codes[1:] < 0).any(1).sum())
         if uncoded:
             log.warning("lucid: %d of %d items have no semantic code (no content): their slice/room vectors are zero",

@@ -43,14 +43,7 @@ class SemanticIdEncoder(ItemEncoder):
             raise ConfigError(f"semantic_id: which must be 'room' or 'slice', got {which!r}")
         if (codes is None) == (codes_path is None):
             raise ConfigError("semantic_id needs exactly one of codes_path (a file from `cva-rec tokenize`) or codes")
-        if codes is None:
-            codes = SemanticCodes.load(codes_path)
-        if item_tokens is not None and codes.item_ids and list(codes.item_ids) != list(item_tokens):
-            codes = codes.align(item_tokens)  # codes file rows -> the dataset's internal item ids
-        if codes.n_items != n_items:
-            raise ConfigError(
-                f"semantic codes have {codes.n_items} rows but the dataset has {n_items} items: align them first "
-                f"(SemanticCodes.align(dataset.field2id_token[item_id_field]))")
+        codes = SemanticCodes.for_items(codes, codes_path, item_tokens, n_items)
         self.which = which
         self.rule = SliceRule(slice_rule_train, slice_rule_eval)
         # codes are data, not weights: kept out of checkpoints (persistent=False)

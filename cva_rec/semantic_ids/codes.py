@@ -202,6 +202,21 @@ class SemanticCodes:
         rc = torch.where(have[:, None], self.room_codes[src], torch.full_like(self.room_codes[src], -1))
         return SemanticCodes(sc, sm, rc, self.n_codes, list(tokens))
 
+    @classmethod
+    def for_items(cls, codes: Optional["SemanticCodes"], codes_path, item_tokens: Optional[Sequence[str]],
+                  n_items: int) -> "SemanticCodes":
+        """The codes an item encoder uses: loaded from ``codes_path`` (or given), rows aligned to the
+        dataset's ``item_tokens`` when they carry other tokens, and exactly ``n_items`` rows."""
+        if codes is None:
+            codes = cls.load(codes_path)
+        if item_tokens is not None and codes.item_ids and list(codes.item_ids) != list(item_tokens):
+            codes = codes.align(item_tokens)  # codes file rows -> the dataset's internal item ids
+        if codes.n_items != n_items:
+            raise ConfigError(
+                f"semantic codes have {codes.n_items} rows but the dataset has {n_items} items: align them first "
+                f"(SemanticCodes.align(dataset.field2id_token[item_id_field]))")
+        return codes
+
     def slice_for(self, item_ids: torch.Tensor, *, segment: Optional[torch.Tensor] = None, rule: SliceRule = SliceRule(),
                   training: bool = False, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Slice codes [..., L] for item ids [...]: segment from the data when given, else from ``rule``."""

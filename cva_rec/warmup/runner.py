@@ -110,9 +110,8 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     callbacks, test_on = [], "best"
     encoder = item_encoder_of(module.model)
     if stage.name == "phase_out":
-        steps_per_epoch = _train_steps_per_epoch(scfg, data)
-        span = int(cfg["warmup"]["phase_out_span"]) * steps_per_epoch
-        callbacks.append(IdPhaseOut(encoder, span, cfg["warmup"]["phase_out_schedule"], int(cfg["warmup"]["phase_out_steps"])))
+        callbacks.append(IdPhaseOut(encoder, int(cfg["warmup"]["phase_out_span"]), cfg["warmup"]["phase_out_schedule"],
+                                    int(cfg["warmup"]["phase_out_steps"])))
         test_on = "last"  # the ID-free end of the schedule, not an earlier epoch that still had the ID
     metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed),
                              callbacks=callbacks, test_on=test_on, module=module)
@@ -128,19 +127,6 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     atomic_write_json(run_dir / "metrics.json", metrics)
     save_seed(module, run_dir / SEED_FILE)
     return metrics
-
-
-def _train_steps_per_epoch(cfg, data) -> int:
-    import math
-
-    n = len(data.train._dataset) if hasattr(data.train, "_dataset") else len(data.train.dataset)
-    steps = math.ceil(n / int(cfg["train"]["batch_size"]))
-    limit = cfg["train"]["limit_train_batches"]
-    if isinstance(limit, int) and not isinstance(limit, bool):
-        steps = min(steps, limit)
-    elif isinstance(limit, float):
-        steps = max(1, int(steps * limit))
-    return steps
 
 
 # -- the whole schedule ---------------------------------------------------------------------------------

@@ -27,18 +27,23 @@ def id_scale(progress: float, schedule: str = "linear", steps: int = 4) -> float
     return 1.0 - math.floor(p * steps) / steps
 
 
-def IdPhaseOut(encoder, span_steps: int, schedule: str = "linear", steps: int = 4):
-    """Lightning callback: before each training batch, set ``encoder.id_scale`` from the global step.
+def IdPhaseOut(encoder, span_epochs: float, schedule: str = "linear", steps: int = 4):
+    """Lightning callback: before each training batch, set ``encoder.id_scale`` from the global step,
+    the schedule spanning ``span_epochs`` epochs of the trainer's own batches per epoch (which already
+    reflect ``limit_train_batches`` and DDP sharding).
 
     (A factory so that importing this module does not import Lightning.)
     """
     import lightning as L
 
-    span = max(1, int(span_steps))
-
     class _IdPhaseOut(L.Callback):
+        span = 1
+
+        def on_train_start(self, trainer, pl_module):
+            self.span = max(1, int(span_epochs * trainer.num_training_batches))
+
         def _apply(self, trainer):
-            encoder.set_id_scale(id_scale(trainer.global_step / span, schedule, steps))
+            encoder.set_id_scale(id_scale(trainer.global_step / self.span, schedule, steps))
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             self._apply(trainer)
