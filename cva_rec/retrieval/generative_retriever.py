@@ -1,0 +1,65 @@
+"""The generative retriever (GRDR sec. 3.1, 3.3): the user's history -> the next item's code path.
+
+* **Context**: a small RecBole-style transformer over the history (SASRec's layout: item input
+  vector + learned position, pre-LN blocks, causal mask, the last valid position is the user).
+  An item's input vector is an ID embedding plus a projection of its frozen content vector, so
+  that items seen rarely in training still get a meaningful input.
+* **Code decoder**: level ``l``'s feature ``h_l = g_l([u ; sum_{j<l} C_j[c_j]])``, an MLP over the
+  user and the codebook vectors of the prefix chosen so far (the prefix enters through the
+  *shared* codebook, so the retriever's teacher forcing also trains it), and
+  ``P(c_l | c_<l, u) = softmax(cos(h_l, C_l) / tau)`` over the same codebook (Eq. 8).
+  ``h^(m) = sum_{l<=m} h_l`` is the cumulative feature ``L_CL`` aligns with the item's view (Eq. 9).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from cva_rec.retrieval.multiview_tokenizer import SharedCodebook
+
+
+class GenerativeRetriever(nn.Module):
+    def __init__(self, n_items: int, codebook_dim: int, levels: int, content_dim: Optional[int] = None,
+                 hidden: int = 64, layers: int = 2, heads: int = 2, max_len: int = 50, dropout: float = 0.1):
+        super().__init__()
+        self.n_items, self.hidden, self.max_len, self.levels = n_items, hidden, max_len, levels
+        self.item_embedding = nn.Embedding(n_items, hidden, padding_idx=0)
+        self.content_proj = nn.Linear(content_dim, hidden) if content_dim else None
+        self.position = nn.Embedding(max_len, hidden)
+        block = nn.TransformerEncoderLayer(hidden, heads, 4 * hidden, dropout, activation="gelu", batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.heads = nn.ModuleList([
+            nn.Sequential(nn.Linear(hidden + codebook_dim, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, codebook_dim))
+            for _ in range(levels)])
+        nn.init.normal_(self.item_embedding.weight, std=0.02)
+
+    # -- context -----------------------------------------------------------------------------
+    def sequence_states(self, item_seq: torch.Tensor, content: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Left-aligned histories [U, T] (0 = padding, T <= max_len) -> causal states [U, T, hidden]."""
+        t = item_seq.shape[1]
+        x = self.item_embedding(item_seq)
+        if self.content_proj is not None and content is not None:
+            x = x + self.content_proj(content[item_seq])
+        x = self.dropout(x + self.position(torch.arange(t, device=item_seq.device))[None])
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=item_seq.device), 1)
+        return self.norm(self.blocks(x, mask=causal))
+
+    def user_context(self, item_seq: torch.Tensor, seq_len: torch.Tensor, content: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """[U, T] + lengths [U] -> the state at each user's last item [U, hidden]."""
+        states = self.sequence_states(item_seq, content)
+        return states[torch.arange(len(seq_len), device=states.device), (seq_len - 1).clamp_min(0)]
+
+    # -- code decoder --------------------------------------------------------------------------
+    def level_feature(self, u: torch.Tensor, prefix: torch.Tensor, codebook: SharedCodebook) -> torch.Tensor:
+        """h_l for users [N, hidden] and prefixes [N, l] -> [N, codebook_dim]."""
+        level = prefix.shape[-1]
+        return self.heads[level](torch.cat([u, codebook.embed(prefix)], -1))
+
+    def level_log_probs(self, u: torch.Tensor, prefix: torch.Tensor, codebook: SharedCodebook) -> torch.Tensor:
+        """log P(c_l | prefix, u) over all K codes [N, K] (l = prefix length)."""
+        level = prefix.shape[-1]
+        return torch.log_softmax(codebook.cosine_logits(self.level_feature(u, prefix, codebook), level), -1)

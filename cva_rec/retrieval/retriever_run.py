@@ -1,0 +1,141 @@
+"""A retriever run directory: train it from a recipe, load it back for recall.
+
+``RUN_DIR/config.yaml`` (resolved recipe with its ``retriever`` section), ``retriever.pt`` (weights),
+``codes.npz`` (every item's code paths per view, ``MultiViewCodes``, rows = the dataset's internal
+ids), ``metrics.json`` (per-epoch losses, code diagnostics per view, trie size, seconds).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+import numpy as np
+import torch
+
+import cva_rec
+from cva_rec.config import dump_config, load_config
+from cva_rec.errors import CheckpointError, ConfigError
+from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
+from cva_rec.retrieval import settings as retrieval_settings
+from cva_rec.retrieval.cotrain import cotrain
+from cva_rec.retrieval.generative_retriever import GenerativeRetriever
+from cva_rec.retrieval.grdr import GRDR
+from cva_rec.retrieval.multiview_codes import MultiViewCodes
+from cva_rec.retrieval.multiview_tokenizer import MultiViewTokenizer, SharedCodebook
+from cva_rec.retrieval.trie import CodeTrie
+
+log = logging.getLogger(__name__)
+FORMAT = "cva_rec.grdr_retriever"
+
+
+def content_vectors(cfg: Mapping[str, Any], data) -> Optional[torch.Tensor]:
+    """Each item's mean content vector [n_items, d] (row 0 and items without content: zeros), or None."""
+    if not cfg["content"]["store"]:
+        return None
+    from cva_rec.training.run import load_content
+
+    content = load_content(cfg, data)
+    out = torch.zeros(content.n_items, content.dim)
+    for start in range(0, content.n_items, 8192):
+        ids = torch.arange(start, min(start + 8192, content.n_items))
+        frames, mask, _ = content.gather(ids)
+        w = mask.float()[..., None]
+        out[ids] = (frames * w).sum(1) / w.sum(1).clamp_min(1.0)
+    return out
+
+
+def build_grdr(cfg: Mapping[str, Any], n_items: int, content: Optional[torch.Tensor], fixed: Optional[MultiViewCodes]) -> GRDR:
+    r = cfg["retriever"]
+    if fixed is not None:
+        codebook = SharedCodebook(fixed.levels, fixed.n_codes, r["code_dim"], r["tau"])
+        tokenizer = None
+    else:
+        codebook = SharedCodebook(r["levels"], r["codes"], r["code_dim"], r["tau"])
+        tokenizer = MultiViewTokenizer(content.shape[1], codebook, r["views"], r["tokenizer_hidden"], r["beta"])
+    content_dim = content.shape[1] if (content is not None and r["use_content"]) else None
+    retriever = GenerativeRetriever(n_items, codebook.dim, codebook.levels, content_dim, r["hidden"], r["layers"], r["heads"],
+                                    r["max_len"], r["dropout"])
+    return GRDR(codebook, retriever, tokenizer, None if fixed is None else fixed.codes, content)
+
+
+def _fixed_codes(cfg, data) -> Optional[MultiViewCodes]:
+    path = cfg["retriever"]["codes_path"]
+    return None if path is None else MultiViewCodes.load(path).for_dataset(data.item_tokens)
+
+
+def code_report(codes: MultiViewCodes, trie: CodeTrie) -> Dict[str, Any]:
+    from cva_rec.semantic_ids.diagnostics import code_diagnostics
+
+    per_view = {name: code_diagnostics(codes.codes[1:, v], None, codes.n_codes) for v, name in enumerate(codes.view_names)}
+    c = codes.codes[1:]
+    same = [(c[:, a] == c[:, b]).all(1).float().mean().item() for a in range(codes.views) for b in range(a + 1, codes.views)]
+    return {
+        "views": codes.views, "levels": codes.levels, "n_codes": codes.n_codes,
+        "per_view": {k: {"unique_fraction": v["unique_fraction"], "collision_rate": v["collision_rate"],
+                         "largest_collision_group": v["largest_collision_group"]} for k, v in per_view.items()},
+        "same_path_across_views": float(np.mean(same)) if same else None,
+        "trie_paths": trie.n_paths, "trie_bytes": trie.nbytes(), "trie_bytes_per_item": trie.nbytes() / max(trie.n_items, 1),
+    }
+
+
+def build_trie(codes: MultiViewCodes) -> CodeTrie:
+    """The trie of every real item's paths (row 0, the padding item, left out)."""
+    return CodeTrie.build(codes.codes[1:], codes.n_codes, items=np.arange(1, codes.n_items))
+
+
+def train_retriever(cfg: Mapping[str, Any], run_dir: Path, data=None) -> Dict[str, Any]:
+    from cva_rec.data import build_data
+
+    s = retrieval_settings.cotrain_settings(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
+    t0 = time.perf_counter()
+    data = data or build_data(cfg)
+    content = content_vectors(cfg, data)
+    fixed = _fixed_codes(cfg, data)
+    torch.manual_seed(s.seed)
+    model = build_grdr(cfg, data.n_items, content, fixed)
+    if fixed is not None:
+        model.codebook.freeze_below(0)
+    hist = data.valid_history  # items before each user's validation target: the training part
+    device = cfg["retriever"]["device"]
+    records = cotrain(model, hist.indptr, hist.items, s, device)
+    model.eval()
+    codes = MultiViewCodes(model.item_codes().cpu(), model.codebook.codes, data.item_tokens,
+                           list(fixed.view_names) if fixed is not None else [])
+    codes.codes[0] = -1  # the padding item has no path
+    codes.save(run_dir / "codes.npz")
+    trie = build_trie(codes)
+    atomic_torch_save({"format": FORMAT, "state_dict": model.state_dict(), "n_items": data.n_items,
+                       "content_dim": None if content is None else content.shape[1]}, run_dir / "retriever.pt")
+    metrics = {"run": run_dir.name, "kind": "retriever", "dataset": cfg["dataset"]["name"], "seed": cfg["train"]["seed"],
+               "mode": "fixed" if fixed is not None else "learned", "codes": code_report(codes, trie),
+               "epochs": records, "total_seconds": round(time.perf_counter() - t0, 2),
+               "parameters": sum(p.numel() for p in model.parameters()), "cva_rec_version": cva_rec.__version__}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def load_retriever(run_dir: Path, data) -> tuple[GRDR, Dict[str, Any], MultiViewCodes]:
+    """(model in eval mode, its config, its item codes aligned to ``data``)."""
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "retriever.pt").is_file():
+        raise ConfigError(f"{run_dir} is not a retriever run directory (needs config.yaml and retriever.pt; "
+                          "train one with `cva-rec train-retriever`)")
+    cfg = load_config(run_dir / "config.yaml")
+    state = load_torch_file(run_dir / "retriever.pt", "retriever checkpoint", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{run_dir / 'retriever.pt'}: not a cva_rec retriever checkpoint")
+    if state["n_items"] != data.n_items:
+        raise ConfigError(f"retriever {run_dir} was trained on {state['n_items']} items, the dataset has {data.n_items}: "
+                          "retriever and reranker must use the same dataset and filters")
+    codes = MultiViewCodes.load(run_dir / "codes.npz").for_dataset(data.item_tokens)
+    content = content_vectors(cfg, data) if state["content_dim"] else None
+    fixed = codes if cfg["retriever"]["codes_path"] is not None else None
+    model = build_grdr(cfg, data.n_items, content, fixed)
+    missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{run_dir / 'retriever.pt'} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.eval()
+    return model, cfg, codes
