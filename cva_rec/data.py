@@ -17,6 +17,7 @@ import torch
 
 import cva_rec  # noqa: F401  (RecBole compat shims first)
 from cva_rec.errors import DataError
+from cva_rec.histories import UserHistory, UserSequences  # noqa: F401  (UserHistory re-exported)
 
 
 def bundled_data_path() -> Path:
@@ -84,13 +85,15 @@ class SequentialData:
     """Everything the loops need about one dataset split."""
 
     config: Any  # recbole.config.Config
-    dataset: Any  # the filtered full dataset (inter_feat sorted by user, time)
+    dataset: Any  # the filtered full dataset (RecBole's augmented rows; their order is RecBole's business)
     train: Any  # RecBole TrainDataLoader
     valid: Any  # RecBole FullSortEvalDataLoader
     test: Any
-    item_popularity: torch.Tensor  # [n_items] training-set target counts
-    valid_history: "UserHistory"
-    test_history: "UserHistory"
+    item_popularity: torch.Tensor  # [n_items] training-target counts
+    valid_history: UserHistory
+    test_history: UserHistory
+    sequences: UserSequences  # each user's whole sequence in split order
+    seen_in_training: torch.Tensor  # [n_items] bool: occurs in training (input or target)
 
     @property
     def n_items(self) -> int:
@@ -101,39 +104,35 @@ class SequentialData:
         return list(self.dataset.field2id_token[self.dataset.iid_field])
 
 
-class UserHistory:
-    """Items each user saw before an evaluation target, as CSR arrays indexed by user id."""
+def user_sequences(split_datasets, n_users: int) -> UserSequences:
+    """Each user's whole sequence in the order RecBole's own split used.
 
-    def __init__(self, indptr: np.ndarray, items: np.ndarray):
-        self.indptr, self.items = indptr, items
-
-    def index_pairs(self, user_ids: np.ndarray):
-        """-> (rows, items) of every (batch row, history item) pair, for masking scores."""
-        starts, ends = self.indptr[user_ids], self.indptr[user_ids + 1]
-        lengths = ends - starts
-        rows = np.repeat(np.arange(len(user_ids)), lengths)
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return torch.from_numpy(rows), torch.from_numpy(self.items[np.repeat(starts, lengths) + offsets])
-
-
-def _histories(dataset, n_users: int):
-    """Per-user histories before the validation target and before the test target.
-
-    ``dataset.inter_feat`` is sorted by (user, time) by RecBole's ``build()``, the same
-    order its leave-two-out split used: valid target = second last, test = last.
+    RecBole 1.2.1 augments the data before splitting (one row per target, its window in
+    ``item_id_list``), then ``build()`` re-sorts those rows *by time alone* and cuts each
+    user's last two rows off as validation and test. The rows of one user keep their relative
+    order through both stable sorts, so a user's sequence is: the first row's first input item,
+    then the targets of the train, valid and test rows in that order. Nothing here assumes the
+    full dataset's row order (an earlier version did, and masked other users' items).
     """
-    uid = dataset.inter_feat[dataset.uid_field].numpy()
-    iid = dataset.inter_feat[dataset.iid_field].numpy()
-    counts = np.bincount(uid, minlength=n_users)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-
-    def build(drop_last: int) -> UserHistory:
-        keep = np.maximum(counts - drop_last, 0)
-        indptr = np.concatenate([[0], np.cumsum(keep)])
-        idx = np.repeat(starts, keep) + (np.arange(keep.sum()) - np.repeat(indptr[:-1], keep))
-        return UserHistory(indptr, iid[idx])
-
-    return build(2), build(1)
+    users, targets, first_inputs, lengths = [], [], [], []
+    for ds in split_datasets:
+        feat = ds.inter_feat
+        users.append(feat[ds.uid_field].numpy())
+        targets.append(feat[ds.iid_field].numpy())
+        first_inputs.append(feat[ds.item_id_list_field][:, 0].numpy())
+        lengths.append(feat[ds.item_list_length_field].numpy())
+    users, targets = np.concatenate(users), np.concatenate(targets)
+    first_inputs, lengths = np.concatenate(first_inputs), np.concatenate(lengths)
+    order = np.argsort(users, kind="stable")
+    users, targets, first_inputs, lengths = users[order], targets[order], first_inputs[order], lengths[order]
+    is_first = np.ones(len(users), dtype=bool)
+    is_first[1:] = users[1:] != users[:-1]
+    if np.any(lengths[is_first] != 1):
+        raise DataError("RecBole's split rows are not in per-user order (a user's first row has more than one input item)")
+    # insert each user's first input item before that user's first target
+    items = np.insert(targets, np.flatnonzero(is_first), first_inputs[is_first])
+    row_users = np.insert(users, np.flatnonzero(is_first), users[is_first])
+    return UserSequences.from_rows(row_users, items, n_users)
 
 
 def build_data(cfg: Mapping[str, Any]) -> SequentialData:
@@ -177,10 +176,15 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
         train, valid, test = data_preparation(config, dataset)
     finally:
         root.setLevel(level)
-    valid_hist, test_hist = _histories(dataset, dataset.user_num)
-    # training interactions = everything before each user's validation target
-    pop = np.bincount(valid_hist.items, minlength=dataset.item_num)
-    return SequentialData(config, dataset, train, valid, test, torch.from_numpy(pop).float(), valid_hist, test_hist)
+    seqs = user_sequences([train._dataset, valid._dataset, test._dataset], dataset.user_num)
+    return SequentialData(
+        config, dataset, train, valid, test,
+        item_popularity=seqs.training_popularity(dataset.item_num),
+        valid_history=seqs.valid_history(),
+        test_history=seqs.test_history(),
+        sequences=seqs,
+        seen_in_training=seqs.seen_in_training(dataset.item_num),
+    )
 
 
 def _quiet_recbole() -> None:

@@ -1,0 +1,90 @@
+"""Per-user interaction sequences and what the protocol derives from them.
+
+Every engine (RecBole's datasets today) turns its data into one :class:`UserSequences`:
+each user's items in the order the split used (CSR arrays, indexed by internal user id).
+The leave-two-out protocol then derives, in one place for every engine:
+
+* the history masked at validation (everything before the second-last item) and at test
+  (everything before the last item);
+* item popularity = how often an item is a *training target* (the items before each
+  user's validation target, minus the user's first item, which is never a target);
+* which items occur anywhere in training (as input or as target), for the inductive split.
+
+Nothing here assumes how an engine sorts its rows: the engine hands over each user's order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+class UserHistory:
+    """Items each user saw before an evaluation target, as CSR arrays indexed by user id."""
+
+    def __init__(self, indptr: np.ndarray, items: np.ndarray):
+        self.indptr, self.items = indptr, items
+
+    def of(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def index_pairs(self, user_ids: np.ndarray):
+        """-> (rows, items) of every (batch row, history item) pair, for masking scores."""
+        starts, ends = self.indptr[user_ids], self.indptr[user_ids + 1]
+        lengths = ends - starts
+        rows = np.repeat(np.arange(len(user_ids)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return torch.from_numpy(rows), torch.from_numpy(self.items[np.repeat(starts, lengths) + offsets])
+
+
+@dataclass
+class UserSequences:
+    """Each user's whole (filtered) sequence in split order: ``items[indptr[u]:indptr[u+1]]``."""
+
+    indptr: np.ndarray  # [n_users + 1] int64
+    items: np.ndarray  # [n_interactions] int64 internal item ids
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def of(self, user: int) -> np.ndarray:
+        return self.items[self.indptr[user] : self.indptr[user + 1]]
+
+    def prefixes(self, drop_last: int) -> UserHistory:
+        """Every user's sequence without its last ``drop_last`` items."""
+        counts = self.lengths
+        keep = np.maximum(counts - drop_last, 0)
+        indptr = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
+        starts = self.indptr[:-1]
+        idx = np.repeat(starts, keep) + (np.arange(keep.sum()) - np.repeat(indptr[:-1], keep))
+        return UserHistory(indptr, self.items[idx])
+
+    def valid_history(self) -> UserHistory:
+        return self.prefixes(2)
+
+    def test_history(self) -> UserHistory:
+        return self.prefixes(1)
+
+    def training_popularity(self, n_items: int) -> torch.Tensor:
+        """[n_items] float: times each item is a training target (positions 1 .. len-3 of a user)."""
+        train = self.prefixes(2)
+        first = train.indptr[:-1][np.diff(train.indptr) > 0]  # each user's first item is an input only
+        keep = np.ones(len(train.items), dtype=bool)
+        keep[first] = False
+        return torch.from_numpy(np.bincount(train.items[keep], minlength=n_items)).float()
+
+    def seen_in_training(self, n_items: int) -> torch.Tensor:
+        """[n_items] bool: the item occurs in some user's training part (input or target)."""
+        seen = np.zeros(n_items, dtype=bool)
+        seen[self.prefixes(2).items] = True
+        return torch.from_numpy(seen)
+
+    @classmethod
+    def from_rows(cls, users: np.ndarray, items: np.ndarray, n_users: int) -> "UserSequences":
+        """From rows already in each user's order (rows of different users may interleave)."""
+        order = np.argsort(users, kind="stable")
+        counts = np.bincount(users, minlength=n_users)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(indptr, np.asarray(items)[order].astype(np.int64))
