@@ -25,7 +25,9 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", required=True, type=Path, help="directory of video files; item id = file name without extension")
     p.add_argument("--titles", type=Path, default=None,
                    help="MicroLens titles CSV (videoID,title; no header): needed by --sampler title")
-    p.add_argument("--sampler", default="mid5", help="key-frame sampler: mid5 | uniform | random | title (default: %(default)s)")
+    p.add_argument("--sampler", default="mid5", help="key-frame sampler: mid5 | uniform | random | title | codec (default: %(default)s). codec: I-frames "
+                   "always, then the candidates with the most codec motion + residual (falls back to uniform, noted in the "
+                   "metadata, for intra-only videos)")
     p.add_argument("--n-frames", type=int, default=5, help="key frames per video, N (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sampler and of title corruptions (default: %(default)s)")
     p.add_argument("--clip-checkpoint", default=None,
@@ -115,9 +117,11 @@ def run_prep_frames(args) -> int:
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from cva_rec.io import atomic_write_json
+
     from data_prep.converters.titles import read_titles
     from data_prep.extract import KeyFrameChooser, list_videos
-    from data_prep.frames import FrameError, decode_candidates
+    from data_prep.frames import FrameError
 
     cfg = _config(args)
     videos = list_videos(args.videos)
@@ -127,7 +131,7 @@ def run_prep_frames(args) -> int:
     manifest: dict = {"config": asdict(cfg), "items": {}, "failures": []}
     start = time.perf_counter()
     for item_id, path in tqdm(videos, desc="prep frames", unit="video"):
-        cand = decode_candidates(path, item_id, n_segments=cfg.n_segments, short_side=cfg.short_side, method=cfg.decode_method)
+        cand = chooser.decode(item_id, path)
         if isinstance(cand, FrameError):
             manifest["failures"].append(asdict(cand))
             continue
@@ -146,9 +150,10 @@ def run_prep_frames(args) -> int:
             "path": str(path), "candidates": len(cand), "chosen": [int(i) for i in chosen],
             "timestamps": [round(float(cand.timestamps[i]), 4) for i in chosen], "files": files, "notes": cand.notes,
         }
-    tmp = args.out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(args.out / "manifest.json")
+        if chooser.codec:  # what the codec sampler saw: mode, I-frame flags and saliency of the chosen frames
+            manifest["items"][item_id].update(codec_mode=cand.mode, intra=[bool(cand.intra[i]) for i in chosen],
+                                              saliency=[round(float(cand.saliency[i]), 4) for i in chosen])
+    atomic_write_json(args.out / "manifest.json", manifest, ensure_ascii=False)
     print(f"prep-frames: {len(manifest['items'])} videos -> {args.out} in {time.perf_counter() - start:.1f} s, "
           f"{len(manifest['failures'])} failures")
     for f in manifest["failures"]:

@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 
 from cva_rec.errors import ConfigError, DataError
+from cva_rec.io import atomic_write_json
 from data_prep.frames import DEFAULT_SHORT_SIDE, N_SEGMENTS, CandidateFrames, FrameError, decode_candidates
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 FAILURES_FILE = "failures.json"
+CODEC_FILE = "codec.json"
 
 
 @dataclass
@@ -87,16 +89,33 @@ def list_videos(video_dir: str | Path) -> list[tuple[str, Path]]:
     return found
 
 
-class KeyFrameChooser:
-    """Builds the sampler (and CLIP selector when needed) once, then picks frames per item."""
+@dataclass
+class PreparedItem:
+    """One item after decoding and key-frame choice (CPU work, DataLoader-worker safe), before encoding."""
 
-    def __init__(self, cfg: VideoExtractConfig, titles: dict[str, str] | None):
-        from data_prep.samplers import NEEDS_SCORES, get_sampler
+    row: int
+    item_id: str
+    path: str
+    frames: np.ndarray | None = None  # [k, H, W, 3] uint8, the chosen frames in time order
+    timestamps: np.ndarray | None = None  # [k] seconds
+    failure: dict | None = None  # {"item_id", "path", "reason"} when the item yields nothing
+    codec: dict | None = None  # codec sampler: {"codec", "mode", "note"}
+    intra: np.ndarray | None = None  # [k] bool, codec sampler only
+    maps: np.ndarray | None = None  # [k, H, W] float16 saliency maps (patch tokens only)
+
+
+class KeyFrameChooser:
+    """Builds the sampler (and CLIP selector when needed) once, then decodes and picks frames per item."""
+
+    def __init__(self, cfg: VideoExtractConfig, titles: dict[str, str] | None, *, keep_maps: bool = False):
+        from data_prep.samplers import NEEDS_CODEC, NEEDS_SCORES, get_sampler
 
         self.cfg = cfg
         self.sampler = get_sampler(cfg.sampler)  # unknown name -> ConfigError before any decoding
         if cfg.n_frames < 1:
             raise ConfigError(f"--n-frames must be >= 1, got {cfg.n_frames}")
+        self.codec = cfg.sampler in NEEDS_CODEC
+        self.keep_maps = keep_maps
         self.titles = titles
         self.selector = None
         if cfg.sampler in NEEDS_SCORES:
@@ -110,14 +129,49 @@ class KeyFrameChooser:
             self.selector = TitleFrameSelector(scorer, cfg.title_mode, noise_std=cfg.noise_std, mask_ratio=cfg.mask_ratio,
                                                seed=cfg.seed, title_pool=sorted(titles.items()))
 
+    def decode(self, item_id: str, path: str | Path) -> CandidateFrames | FrameError:
+        """The candidates this sampler chooses from (with codec saliency for ``codec``)."""
+        if self.codec:
+            from data_prep.codec import decode_codec_candidates
+
+            return decode_codec_candidates(path, item_id, n_segments=self.cfg.n_segments, short_side=self.cfg.short_side,
+                                           keep_maps=self.keep_maps)
+        return decode_candidates(path, item_id, n_segments=self.cfg.n_segments, short_side=self.cfg.short_side,
+                                 method=self.cfg.decode_method)
+
     def choose(self, cand: CandidateFrames) -> np.ndarray | str:
         """Ascending candidate indices, or a failure reason."""
+        if self.codec:
+            from data_prep.samplers import sample_codec, sample_uniform
+
+            if cand.mode == "uniform":  # no codec signal: recorded in the store's metadata
+                return sample_uniform(len(cand), self.cfg.n_frames)
+            return sample_codec(len(cand), self.cfg.n_frames, scores=cand.saliency, intra=cand.intra)
         if self.selector is None:
             return self.sampler(len(cand), self.cfg.n_frames, item_id=cand.item_id, seed=self.cfg.seed)
         title = self.titles.get(cand.item_id) if self.titles else None
         if title is None and self.cfg.title_mode != "none":
             return "no title for this item in the titles file"
         return self.selector.select(cand.item_id, title or "", cand.frames, self.cfg.n_frames)
+
+    def prepare(self, row: int, item_id: str, path: str | Path) -> PreparedItem:
+        """Decode + choose one item (no encoder involved: safe in DataLoader worker processes)."""
+        item = PreparedItem(row, item_id, str(path))
+        cand = self.decode(item_id, path)
+        if isinstance(cand, FrameError):
+            item.failure = asdict(cand)
+            return item
+        chosen = self.choose(cand)
+        if isinstance(chosen, str):
+            item.failure = {"item_id": item_id, "path": str(path), "reason": chosen}
+            return item
+        item.frames, item.timestamps = cand.frames[chosen], cand.timestamps[chosen]
+        if self.codec:
+            item.codec = {"codec": cand.codec, "mode": cand.mode, "note": cand.notes[-1] if cand.mode != "motion+residual" else ""}
+            item.intra = cand.intra[chosen]
+            if cand.maps is not None:
+                item.maps = cand.maps[chosen]
+        return item
 
 
 def _listing_sha256(videos: list[tuple[str, Path]]) -> str:
@@ -129,23 +183,153 @@ def _listing_sha256(videos: list[tuple[str, Path]]) -> str:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, sort_keys=True, ensure_ascii=False)
 
 
-def _merge_failures_into_meta(store: Path) -> list[dict]:
-    """Move ``failures.json`` into ``meta.json`` (atomic replace); idempotent."""
-    side = store / FAILURES_FILE
+class SideRecords:
+    """Per-item records kept beside a store while it is written, merged into ``meta.json`` at publish.
+
+    ``failures.json``: item -> failure. ``codec.json``: items that fell back to uniform and the
+    saliency mode of each codec seen. Both are keyed, so re-recording an item after a resume is
+    idempotent; they are written before the rows are marked done, so a kill never loses one.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.failures: dict[str, dict] = self._load(FAILURES_FILE)
+        codec = self._load(CODEC_FILE)
+        self.fallback: dict[str, str] = codec.get("uniform_fallback", {})
+        self.mode_by_codec: dict[str, str] = codec.get("mode_by_codec", {})
+        self._dirty = False
+
+    def _load(self, name: str) -> dict:
+        side = self.folder / name
+        return json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}
+
+    def add(self, item: PreparedItem) -> None:
+        if item.failure is not None:
+            self.failures[item.item_id] = item.failure
+            self._dirty = True
+        if item.codec is not None:
+            if self.mode_by_codec.get(item.codec["codec"]) is None and item.codec["mode"] != "uniform":
+                self.mode_by_codec[item.codec["codec"]] = item.codec["mode"]
+                self._dirty = True
+            if item.codec["mode"] == "uniform":
+                self.fallback[item.item_id] = item.codec["note"]
+                self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        if self.failures:
+            _atomic_json(self.folder / FAILURES_FILE, self.failures)
+        if self.fallback or self.mode_by_codec:
+            _atomic_json(self.folder / CODEC_FILE, {"uniform_fallback": self.fallback, "mode_by_codec": self.mode_by_codec})
+        self._dirty = False
+
+
+def codec_meta(fallback: dict[str, str], mode_by_codec: dict[str, str]) -> dict:
+    """The ``codec_saliency`` entry of ``meta.json`` (also rebuilt by ``merge-stores`` from shards)."""
+    from data_prep.codec import MOTION_UNIT_PX, RESIDUAL_UNIT
+
+    return {
+        "saliency": f"|mv| / {MOTION_UNIT_PX} px + |luma - motion-compensated prediction| / {RESIDUAL_UNIT}",
+        "mode_by_codec": dict(sorted(mode_by_codec.items())),
+        "uniform_fallback": sorted(fallback),
+        "n_uniform_fallback": len(fallback),
+        "uniform_fallback_reason": sorted(set(fallback.values())),
+    }
+
+
+def publish_side_records(store: Path) -> list[dict]:
+    """Move ``failures.json`` / ``codec.json`` into ``meta.json`` (atomic replace); idempotent. Returns the failures."""
     meta_path = store / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if side.exists():
-        failures = json.loads(side.read_text(encoding="utf-8"))
+    fail_side, codec_side = store / FAILURES_FILE, store / CODEC_FILE
+    if fail_side.exists():
+        failures = json.loads(fail_side.read_text(encoding="utf-8"))
         meta["failures"] = [failures[k] for k in sorted(failures)]
         meta["n_failures"] = len(failures)
+    if codec_side.exists():
+        codec = json.loads(codec_side.read_text(encoding="utf-8"))
+        meta["codec_saliency"] = codec_meta(codec["uniform_fallback"], codec["mode_by_codec"])
+    if fail_side.exists() or codec_side.exists():
         _atomic_json(meta_path, meta)
-        side.unlink()
+        for side in (fail_side, codec_side):
+            side.unlink(missing_ok=True)
     return meta.get("failures", [])
+
+
+class StoreSink:
+    """Encodes prepared items and writes them as rows of one (shard) store; shared by every runner.
+
+    Each item's frames are encoded as their own batch, so an item's bytes never depend on which
+    other items were encoded with it (single process, resumed, or any shard of a distributed run).
+    """
+
+    def __init__(self, writer, encoder, cfg: VideoExtractConfig):
+        self.writer, self.encoder, self.cfg = writer, encoder, cfg
+        self.max_frames = writer.max_frames
+        self.records = SideRecords(writer.partial)
+        self.frames_encoded = 0
+
+    def encode(self, item: PreparedItem) -> np.ndarray | None:
+        """[k, dim] float32 features of one item (None for a failure)."""
+        if item.failure is not None:
+            return None
+        return self.encoder.encode(item.frames)
+
+    def write(self, items: list[PreparedItem], encoded: list[np.ndarray | None]) -> None:
+        feats = np.zeros((len(items), self.max_frames, self.writer.dim), dtype=np.float32)
+        stamps = np.zeros((len(items), self.max_frames), dtype=np.float32)
+        counts = np.zeros(len(items), dtype=np.int64)
+        for j, (item, vec) in enumerate(zip(items, encoded)):
+            self.records.add(item)
+            if vec is None:
+                continue
+            k = len(vec)
+            feats[j, :k], stamps[j, :k], counts[j] = vec, item.timestamps[:k], k
+            self.frames_encoded += k
+        self.records.save()  # before the rows are marked done, so a kill never loses a record
+        self.writer.write([i.row for i in items], feats, counts, stamps)
+
+
+def build_encoder(cfg: VideoExtractConfig, *, encoder_batch_size: int = 32, device: str = "cpu"):
+    from data_prep.frame_encoders import build_frame_encoder
+
+    enc_kwargs: dict[str, Any] = {"batch_size": encoder_batch_size, "device": device}
+    if cfg.encoder_checkpoint:
+        enc_kwargs["checkpoint"] = cfg.encoder_checkpoint
+    if cfg.encoder_model_name:
+        enc_kwargs["model_name"] = cfg.encoder_model_name
+    return build_frame_encoder(cfg.encoder, **enc_kwargs)
+
+
+def store_metadata(cfg: VideoExtractConfig, encoder, videos: list[tuple[str, Path]], titles_csv) -> dict:
+    """What a store's ``meta.json`` says about its extraction (identical for every shard of a run)."""
+    from cva_rec.features.store import file_sha256
+
+    source_hashes = {"videos_listing_sha256": _listing_sha256(videos)}
+    if titles_csv:
+        source_hashes["titles_sha256"] = file_sha256(titles_csv)
+    return {
+        "content": "video",
+        "encoder": encoder.name,
+        "encoder_config": encoder.describe(),
+        "sampler": cfg.sampler,
+        "extract_config": asdict(cfg),
+        "timestamps_unit": "seconds",
+        "source_hashes": source_hashes,
+    }
+
+
+def open_sink(out: Path, item_ids: list[str], cfg: VideoExtractConfig, encoder, meta: dict, *,
+              overwrite: bool = False) -> StoreSink:
+    from cva_rec.features.store import FeatureStoreWriter
+
+    max_frames = min(cfg.n_frames, cfg.n_segments)
+    writer = FeatureStoreWriter(out, item_ids, max_frames, encoder.dim, dtype=cfg.dtype, metadata=meta, overwrite=overwrite)
+    return StoreSink(writer, encoder, cfg)
 
 
 def extract_video_features(
@@ -163,79 +347,31 @@ def extract_video_features(
     """Run the whole video pipeline into a feature store at ``out`` (see module doc)."""
     from tqdm.auto import tqdm
 
-    from cva_rec.features.store import FeatureStoreWriter, file_sha256
     from data_prep.converters.titles import read_titles
-    from data_prep.frame_encoders import build_frame_encoder
 
     cfg = cfg or VideoExtractConfig()
     start = time.perf_counter()
     out = Path(out)
-    if out.exists() and (out / FAILURES_FILE).exists():  # killed between publish and merge
-        failures = _merge_failures_into_meta(out)
+    if out.exists() and any((out / f).exists() for f in (FAILURES_FILE, CODEC_FILE)):  # killed between publish and merge
+        failures = publish_side_records(out)
         return ExtractReport(out, len(json.loads((out / "item_ids.json").read_text())), 0, failures)
     videos = list_videos(video_dir)
     titles = read_titles(titles_csv).titles if titles_csv else None
     chooser = KeyFrameChooser(cfg, titles)
-    enc_kwargs: dict[str, Any] = {"batch_size": encoder_batch_size, "device": device}
-    if cfg.encoder_checkpoint:
-        enc_kwargs["checkpoint"] = cfg.encoder_checkpoint
-    if cfg.encoder_model_name:
-        enc_kwargs["model_name"] = cfg.encoder_model_name
-    encoder = build_frame_encoder(cfg.encoder, **enc_kwargs)
-
+    encoder = build_encoder(cfg, encoder_batch_size=encoder_batch_size, device=device)
     item_ids = [i for i, _ in videos]
-    source_hashes = {"videos_listing_sha256": _listing_sha256(videos)}
-    if titles_csv:
-        source_hashes["titles_sha256"] = file_sha256(titles_csv)
-    meta = {
-        "content": "video",
-        "encoder": encoder.name,
-        "encoder_config": encoder.describe(),
-        "sampler": cfg.sampler,
-        "extract_config": asdict(cfg),
-        "timestamps_unit": "seconds",
-        "source_hashes": source_hashes,
-    }
-    max_frames = min(cfg.n_frames, cfg.n_segments)
-    writer = FeatureStoreWriter(out, item_ids, max_frames, encoder.dim, dtype=cfg.dtype, metadata=meta, overwrite=overwrite)
-    side = writer.partial / FAILURES_FILE
-    failures: dict[str, dict] = json.loads(side.read_text(encoding="utf-8")) if side.exists() else {}
-    pending = writer.pending_rows()
+    sink = open_sink(out, item_ids, cfg, encoder, store_metadata(cfg, encoder, videos, titles_csv), overwrite=overwrite)
+    pending = sink.writer.pending_rows()
     report = ExtractReport(out, len(item_ids), len(item_ids) - len(pending))
     bar = tqdm(total=len(pending), desc=f"extract {cfg.encoder}/{cfg.sampler}{cfg.n_frames}", unit="video",
                disable=not progress)
     for chunk_start in range(0, len(pending), batch_items):
-        rows = pending[chunk_start:chunk_start + batch_items]
-        feats = np.zeros((len(rows), max_frames, encoder.dim), dtype=np.float32)
-        stamps = np.zeros((len(rows), max_frames), dtype=np.float32)
-        counts = np.zeros(len(rows), dtype=np.int64)
-        new_failure = False
-        for j, row in enumerate(rows):
-            item_id, path = videos[row]
-            cand = decode_candidates(path, item_id, n_segments=cfg.n_segments, short_side=cfg.short_side,
-                                     method=cfg.decode_method)
-            if isinstance(cand, FrameError):
-                failures[item_id] = asdict(cand)
-                new_failure = True
-                bar.update(1)
-                continue
-            chosen = chooser.choose(cand)
-            if isinstance(chosen, str):
-                failures[item_id] = {"item_id": item_id, "path": str(path), "reason": chosen}
-                new_failure = True
-                bar.update(1)
-                continue
-            k = len(chosen)
-            feats[j, :k] = encoder.encode(cand.frames[chosen])  # one item per forward: batch-independent bytes
-            stamps[j, :k] = cand.timestamps[chosen]
-            counts[j] = k
-            report.frames_encoded += k
-            bar.update(1)
-        if new_failure:  # before the rows are marked done, so a kill never loses a failure
-            _atomic_json(side, failures)
-        writer.write(rows, feats, counts, stamps)
+        items = [chooser.prepare(int(row), *videos[row]) for row in pending[chunk_start:chunk_start + batch_items]]
+        sink.write(items, [sink.encode(item) for item in items])
+        bar.update(len(items))
     bar.close()
-    path = writer.finalize()
-    report.failures = _merge_failures_into_meta(path)
+    path = sink.writer.finalize()
+    report.frames_encoded = sink.frames_encoded
+    report.failures = publish_side_records(path)
     report.seconds = time.perf_counter() - start
     return report

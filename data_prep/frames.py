@@ -155,6 +155,21 @@ def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
 
 
+def stream_duration(pts_sorted: np.ndarray, time_base: Fraction) -> float:
+    """Seconds spanned by the frames, the last one's display time (median spacing) included."""
+    secs = (pts_sorted.astype(np.float64) - pts_sorted[0]) * float(time_base)
+    return float(secs[-1] + (np.median(np.diff(secs)) if pts_sorted.size > 1 else 0.0))
+
+
+def check_video_file(path: str, item_id: str) -> FrameError | None:
+    """A FrameError for a missing or empty file, else None (decoding errors come later)."""
+    if not os.path.exists(path):
+        return FrameError(item_id, path, "file does not exist")
+    if os.path.getsize(path) == 0:
+        return FrameError(item_id, path, "zero-length file")
+    return None
+
+
 def decode_candidates(
     path: str | os.PathLike,
     item_id: str | None = None,
@@ -174,10 +189,9 @@ def decode_candidates(
         from cva_rec.errors import ConfigError
 
         raise ConfigError(f"unknown decode method {method!r}; use one of {', '.join(METHODS)}")
-    if not os.path.exists(path):
-        return FrameError(item_id, path, "file does not exist")
-    if os.path.getsize(path) == 0:
-        return FrameError(item_id, path, "zero-length file")
+    unreadable = check_video_file(path, item_id)
+    if unreadable is not None:
+        return unreadable
     try:
         pts, time_base, codec = _stream_pts(path)
         if pts.size == 0:
@@ -202,12 +216,10 @@ def decode_candidates(
     if pts.size < n_segments:
         notes.append(f"short video: {pts.size} frames < {n_segments} segments, every frame is a candidate")
     frames = np.stack([decoded[int(p)] for p in wanted])
-    secs = (pts.astype(np.float64) - pts[0]) * float(time_base)
-    step = float(np.median(np.diff(secs))) if pts.size > 1 else 0.0
     timestamps = ((wanted.astype(np.float64) - pts[0]) * float(time_base)).astype(np.float32)
     return CandidateFrames(
         item_id=item_id, path=path, frames=frames, timestamps=timestamps,
-        duration=float(secs[-1] + step), n_video_frames=int(pts.size), codec=codec, notes=notes,
+        duration=stream_duration(pts, time_base), n_video_frames=int(pts.size), codec=codec, notes=notes,
     )
 
 

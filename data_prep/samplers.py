@@ -9,6 +9,10 @@ Every sampler returns ascending candidate indices (time order), ``min(N, K)`` of
 * ``title``   the N candidates with the highest CLIP image-title similarity (``scores``,
   from :mod:`data_prep.clip_scorer`), then sorted by timestamp (CVA sec. 3.2.1). Ties go to
   the earlier frame.
+* ``codec``   every I-frame candidate (``intra``), then the inter-coded candidates with the
+  highest codec saliency (``scores``, from :mod:`data_prep.codec`: motion vectors + residual
+  energy, OneVision-Encoder sec. 2.1), sorted by timestamp. More I-frames than N: N of them,
+  evenly spread. Ties go to the earlier frame.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ class Sampler(Protocol):
 
 SAMPLERS: Registry[Sampler] = Registry("key-frame sampler")
 NEEDS_SCORES = {"title"}  # samplers that need CLIP title scores
+NEEDS_CODEC = {"codec"}  # samplers that need codec saliency (data_prep.codec.decode_codec_candidates)
 
 
 def _check(n_candidates: int, n: int) -> int:
@@ -74,6 +79,25 @@ def sample_title(n_candidates: int, n: int, *, item_id: str = "", seed: int = 0,
         raise ConfigError(f"'title' sampler: {scores.shape[0]} scores for {n_candidates} candidates")
     order = np.argsort(-scores, kind="stable")  # stable: equal scores keep time order
     return np.sort(order[:k])
+
+
+@SAMPLERS.register("codec")
+def sample_codec(n_candidates: int, n: int, *, item_id: str = "", seed: int = 0,
+                 scores: np.ndarray | None = None, intra: np.ndarray | None = None) -> np.ndarray:
+    k = _check(n_candidates, n)
+    if scores is None:
+        raise ConfigError("the 'codec' sampler needs codec saliency scores (decode with data_prep.codec)")
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    intra = np.zeros(n_candidates, bool) if intra is None else np.asarray(intra, bool).reshape(-1)
+    if scores.shape[0] != n_candidates or intra.shape[0] != n_candidates:
+        raise ConfigError(f"'codec' sampler: {scores.shape[0]} scores / {intra.shape[0]} intra flags "
+                          f"for {n_candidates} candidates")
+    keyframes = np.flatnonzero(intra)
+    if keyframes.size >= k:
+        return keyframes[sample_uniform(keyframes.size, k)]
+    inter = np.flatnonzero(~intra)
+    ranked = inter[np.argsort(-scores[inter], kind="stable")]  # stable: equal scores keep time order
+    return np.sort(np.concatenate([keyframes, ranked[:k - keyframes.size]]))
 
 
 def get_sampler(name: str) -> Callable[..., np.ndarray]:

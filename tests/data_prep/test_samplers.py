@@ -9,7 +9,7 @@ from data_prep.samplers import SAMPLERS, get_sampler
 
 
 def test_registry_names_and_unknown():
-    assert SAMPLERS.names() == ["mid5", "random", "title", "uniform"]
+    assert SAMPLERS.names() == ["codec", "mid5", "random", "title", "uniform"]
     with pytest.raises(ConfigError, match="unknown key-frame sampler 'unifrom'.*did you mean 'uniform'"):
         get_sampler("unifrom")
 
