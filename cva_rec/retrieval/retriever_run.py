@@ -1,6 +1,6 @@
 """A retriever run directory: train it from a recipe, load it back for recall.
 
-``RUN_DIR/config.yaml`` (resolved recipe with its ``retriever`` section), ``retriever.pt`` (weights),
+``RUN_DIR/config.yaml`` (``recipe``: the resolved cva_rec recipe of the data; ``retriever``; ``output``), ``retriever.pt`` (weights),
 ``codes.npz`` (every item's code paths per view, ``MultiViewCodes``, rows = the dataset's internal
 ids), ``metrics.json`` (per-epoch losses, code diagnostics per view, trie size, seconds).
 """
@@ -13,11 +13,11 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
+import yaml
 
 import cva_rec
-from cva_rec.config import dump_config, load_config
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
+from cva_rec.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_torch_file
 from cva_rec.retrieval import settings as retrieval_settings
 from cva_rec.retrieval.cotrain import cotrain
 from cva_rec.retrieval.generative_retriever import GenerativeRetriever
@@ -46,8 +46,8 @@ def content_vectors(cfg: Mapping[str, Any], data) -> Optional[torch.Tensor]:
     return out
 
 
-def build_grdr(cfg: Mapping[str, Any], n_items: int, content: Optional[torch.Tensor], fixed: Optional[MultiViewCodes]) -> GRDR:
-    r = cfg["retriever"]
+def build_grdr(r: Mapping[str, Any], n_items: int, content: Optional[torch.Tensor], fixed: Optional[MultiViewCodes]) -> GRDR:
+    """The model a ``retriever`` section describes."""
     if fixed is not None:
         codebook = SharedCodebook(fixed.levels, fixed.n_codes, r["code_dim"], r["tau"])
         tokenizer = None
@@ -60,8 +60,8 @@ def build_grdr(cfg: Mapping[str, Any], n_items: int, content: Optional[torch.Ten
     return GRDR(codebook, retriever, tokenizer, None if fixed is None else fixed.codes, content)
 
 
-def _fixed_codes(cfg, data) -> Optional[MultiViewCodes]:
-    path = cfg["retriever"]["codes_path"]
+def _fixed_codes(r, data) -> Optional[MultiViewCodes]:
+    path = r["codes_path"]
     return None if path is None else MultiViewCodes.load(path).for_dataset(data.item_tokens)
 
 
@@ -85,22 +85,24 @@ def build_trie(codes: MultiViewCodes) -> CodeTrie:
     return CodeTrie.build(codes.codes[1:], codes.n_codes, items=np.arange(1, codes.n_items))
 
 
-def train_retriever(cfg: Mapping[str, Any], run_dir: Path, data=None) -> Dict[str, Any]:
+def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None) -> Dict[str, Any]:
+    """Train the retriever a recipe (``settings.load_retriever_recipe``) describes into ``run_dir``."""
     from cva_rec.data import build_data
 
-    s = retrieval_settings.cotrain_settings(cfg)
+    cfg, r = rc["recipe"], rc["retriever"]
+    s = retrieval_settings.cotrain_settings(rc)
     run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({k: rc[k] for k in ("recipe", "retriever", "output")}, sort_keys=False))
     t0 = time.perf_counter()
     data = data or build_data(cfg)
     content = content_vectors(cfg, data)
-    fixed = _fixed_codes(cfg, data)
+    fixed = _fixed_codes(r, data)
     torch.manual_seed(s.seed)
-    model = build_grdr(cfg, data.n_items, content, fixed)
+    model = build_grdr(r, data.n_items, content, fixed)
     if fixed is not None:
         model.codebook.freeze_below(0)
     hist = data.valid_history  # items before each user's validation target: the training part
-    device = cfg["retriever"]["device"]
+    device = r["device"]
     records = cotrain(model, hist.indptr, hist.items, s, device)
     model.eval()
     codes = MultiViewCodes(model.item_codes().cpu(), model.codebook.codes, data.item_tokens,
@@ -119,11 +121,14 @@ def train_retriever(cfg: Mapping[str, Any], run_dir: Path, data=None) -> Dict[st
 
 
 def load_retriever(run_dir: Path, data) -> tuple[GRDR, Dict[str, Any], MultiViewCodes]:
-    """(model in eval mode, its config, its item codes aligned to ``data``)."""
+    """(model in eval mode, its run config ``{recipe, retriever, output}``, its item codes aligned to ``data``)."""
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "retriever.pt").is_file():
         raise ConfigError(f"{run_dir} is not a retriever run directory (needs config.yaml and retriever.pt; "
                           "train one with `cva-rec train-retriever`)")
-    cfg = load_config(run_dir / "config.yaml")
+    rc = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    if not isinstance(rc, dict) or not {"recipe", "retriever"} <= set(rc):
+        raise ConfigError(f"{run_dir / 'config.yaml'} is not a retriever run config (no recipe/retriever sections)")
+    r = {**{k: v[0] for k, v in retrieval_settings.SECTION.items()}, **rc["retriever"]}
     state = load_torch_file(run_dir / "retriever.pt", "retriever checkpoint", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{run_dir / 'retriever.pt'}: not a cva_rec retriever checkpoint")
@@ -131,11 +136,11 @@ def load_retriever(run_dir: Path, data) -> tuple[GRDR, Dict[str, Any], MultiView
         raise ConfigError(f"retriever {run_dir} was trained on {state['n_items']} items, the dataset has {data.n_items}: "
                           "retriever and reranker must use the same dataset and filters")
     codes = MultiViewCodes.load(run_dir / "codes.npz").for_dataset(data.item_tokens)
-    content = content_vectors(cfg, data) if state["content_dim"] else None
-    fixed = codes if cfg["retriever"]["codes_path"] is not None else None
-    model = build_grdr(cfg, data.n_items, content, fixed)
+    content = content_vectors(rc["recipe"], data) if state["content_dim"] else None
+    fixed = codes if r["codes_path"] is not None else None
+    model = build_grdr(r, data.n_items, content, fixed)
     missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{run_dir / 'retriever.pt'} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.eval()
-    return model, cfg, codes
+    return model, rc, codes

@@ -1,13 +1,24 @@
-"""The ``retriever`` config section: a retriever recipe is an ordinary cva_rec recipe (dataset, content,
-seed, output folder) plus this section. Registered when ``cva_rec.retrieval`` settings are imported
-(``cva-rec train-retriever`` does), so other commands never see it.
+"""Retriever recipes: a cva_rec recipe for the data, plus a ``retriever`` section for the model.
+
+A retriever recipe is a small YAML file of its own::
+
+    recipe: cva_base.yaml           # any cva_rec recipe (relative to this file): dataset, filters, content store, seed
+    retriever: {views: 4, ...}      # the keys below; anything not given takes its default
+    output: {dir: runs/ml1m_retrieval, name: grdr-v4}
+
+so the retriever reads exactly the dataset split (and item content) of the runs it serves.
+``--set retriever.KEY=V`` / ``--set output.KEY=V`` change this file's keys; any other section goes
+to the cva_rec recipe (e.g. ``--set train.seed=1``).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping
 
-from cva_rec.config import register_section
+import yaml
+
 from cva_rec.errors import ConfigError
+from cva_rec.registry import closest
 from cva_rec.retrieval.cotrain import CotrainSettings
 
 SECTION = {
@@ -43,25 +54,76 @@ SECTION = {
     "device": ("cpu", "torch device for training and recall, e.g. cuda"),
 }
 
-register_section("retriever", SECTION)
+OUTPUT = {"dir": "runs", "name": None}
 
 
-def cotrain_settings(cfg: Mapping[str, Any]) -> CotrainSettings:
-    r = cfg["retriever"]
+def _parse_value(text: str, raw: str):
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML") from None
+
+
+def load_retriever_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Dict[str, Any]:
+    """-> ``{"recipe": <validated cva_rec config>, "retriever": {...}, "output": {...}}``."""
+    from cva_rec.config import load_config
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"retriever recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    unknown = set(data) - {"recipe", "retriever", "output"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown)}; a retriever recipe has recipe, retriever, output")
+    if not isinstance(data.get("recipe"), str):
+        raise ConfigError(f"{path}: `recipe:` must name the cva_rec recipe that gives the dataset and content")
+    r = {k: v[0] for k, v in SECTION.items()}
+    out = dict(OUTPUT)
+    base_overrides = []
+    for sec, target in (("retriever", r), ("output", out)):
+        given = data.get(sec) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"{path}: {sec} must be a mapping")
+        for k, v in given.items():
+            if k not in target:
+                raise ConfigError(f"{path}: unknown key {sec}.{k}{closest(str(k), target)}")
+            target[k] = v
+    for text in overrides:
+        key, sep, raw = text.partition("=")
+        sec, _, name = key.strip().partition(".")
+        if sec in ("retriever", "output"):
+            target = r if sec == "retriever" else out
+            if not sep or name not in target:
+                raise ConfigError(f"--set {text!r}: unknown key {key}{closest(name, target)}")
+            target[name] = _parse_value(text, raw)
+        else:
+            base_overrides.append(text)
+    recipe = load_config(path.parent / data["recipe"], base_overrides)
+    rc = {"recipe": recipe, "retriever": r, "output": out}
+    check(rc)
+    return rc
+
+
+def cotrain_settings(rc: Mapping[str, Any]) -> CotrainSettings:
+    r = rc["retriever"]
     keys = CotrainSettings.__dataclass_fields__
-    s = CotrainSettings(**{k: r[k] for k in keys if k in r}, seed=int(cfg["train"]["seed"]))
-    check(cfg)
-    return s
+    return CotrainSettings(**{k: r[k] for k in keys if k in r}, seed=int(rc["recipe"]["train"]["seed"]))
 
 
-def check(cfg: Mapping[str, Any]) -> None:
-    r = cfg["retriever"]
+def check(rc: Mapping[str, Any]) -> None:
+    r = rc["retriever"]
     for key in ("views", "levels", "codes", "code_dim", "hidden", "layers", "heads", "max_len", "batch_size", "max_targets"):
-        if not isinstance(r[key], int) or r[key] < 1:
+        if isinstance(r[key], bool) or not isinstance(r[key], int) or r[key] < 1:
             raise ConfigError(f"retriever.{key} must be a positive integer, got {r[key]!r}")
     if r["codes"] < 2:
         raise ConfigError(f"retriever.codes must be >= 2, got {r['codes']}")
     if r["hidden"] % r["heads"]:
         raise ConfigError(f"retriever.hidden ({r['hidden']}) must divide by retriever.heads ({r['heads']})")
-    if r["codes_path"] is None and not cfg["content"]["store"]:
-        raise ConfigError("learned multi-view codes need item content: set content.store (or give retriever.codes_path)")
+    if r["codes_path"] is None and not rc["recipe"]["content"]["store"]:
+        raise ConfigError("learned multi-view codes need item content: the recipe must set content.store "
+                          "(or give retriever.codes_path)")

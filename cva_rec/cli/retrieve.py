@@ -1,0 +1,38 @@
+"""``cva-rec retrieve``: generative recall + dense rerank of a trained run (two-stage evaluation)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "retrieve",
+        help="two-stage evaluation: a generative retriever recalls candidates, a trained run reranks them",
+        description="The retriever (a `cva-rec train-retriever` run) decodes each test user's top BEAM code paths by "
+        "trie-constrained beam search; the paths' items (history dropped, target kept) are cut to CANDIDATES and the "
+        "trained run RUN_DIR scores only those, with its history masked as in full ranking. Writes "
+        "RUN_DIR/retrieve_<split>_<ckpt>_<retriever>_b<BEAM>_c<CANDIDATES>.json: the metrics of `cva-rec evaluate` "
+        "(a target that was not recalled counts as a miss), plus `candidates` (recall@K of the candidate set) and "
+        "`timings` (ms per user of recall, mapping and rerank). See docs/retrieval.md.",
+    )
+    p.add_argument("run_dir", help="the reranker: a run directory written by `cva-rec train`")
+    p.add_argument("--retriever", required=True, help="a run directory written by `cva-rec train-retriever` (same dataset)")
+    p.add_argument("--beam", type=int, default=50, help="beam width B: code paths decoded per user (default: %(default)s)")
+    p.add_argument("--candidates", type=int, default=200, help="items kept for reranking per user (default: %(default)s)")
+    p.add_argument("--split", choices=("test", "valid"), default="test")
+    p.add_argument("--checkpoint", help="reranker checkpoint (default: RUN_DIR/checkpoints/best.ckpt)")
+    p.add_argument("--device", default="cpu", help="torch device for both stages, e.g. cuda (default: %(default)s)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a key of the reranker's config, e.g. eval.batch_size=512")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from cva_rec.retrieval.two_stage import retrieve_run
+
+    result, out = retrieve_run(Path(args.run_dir), Path(args.retriever), args.beam, args.candidates, args.split,
+                               args.checkpoint, args.overrides, args.device)
+    summary = {k: v for k, v in result.items() if not isinstance(v, dict)}
+    print(json.dumps({**summary, "candidates": result["candidates"], "timings": result["timings"], "written": str(out)}, indent=2))
+    return 0
