@@ -22,7 +22,8 @@ BUILTIN = [
     "cva_rec.cli.demo",
     "cva_rec.cli.bench",
 ]
-OPTIONAL_BUILTIN = ["cva_rec.cli.tokenize", "cva_rec.cli.warmup", "cva_rec.cli.sweep", "cva_rec.cli.report"]
+OPTIONAL_BUILTIN = ["cva_rec.cli.tokenize", "cva_rec.cli.warmup", "cva_rec.cli.sweep", "cva_rec.cli.report",
+                    "cva_rec.cli.train_retriever", "cva_rec.cli.retrieve"]
 
 
 def build_parser() -> argparse.ArgumentParser:
