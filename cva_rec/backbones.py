@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import cva_rec  # noqa: F401
+from cva_rec.components import declare_backbone
 from cva_rec.encoders import ItemEncoder, build_encoder
 from cva_rec.features.content import ItemContent
 from cva_rec.registry import Registry
@@ -35,7 +36,8 @@ def _seq_output_nextitnet(model, interaction):
     return model.forward(interaction[model.ITEM_SEQ])
 
 
-BACKBONES: Registry[Backbone] = Registry("model")
+#: names are declared for config validation in cva_rec/components.py (BACKBONE_CATALOG)
+BACKBONES: Registry[Backbone] = Registry("model", on_register=declare_backbone)
 BACKBONES.register("SASRec", Backbone("SASRec", "hidden_size", _seq_output_with_len))
 BACKBONES.register("GRU4Rec", Backbone("GRU4Rec", "embedding_size", _seq_output_with_len))
 BACKBONES.register("NextItNet", Backbone("NextItNet", "embedding_size", _seq_output_nextitnet))

@@ -1,7 +1,11 @@
 """Make recbole==1.2.1 importable and usable on today's numpy / torch / setuptools.
 
-Applied once, from ``cva_rec/__init__.py``, before anything in cva_rec imports RecBole.
-Each shim fixes one known upstream breakage (no RecBole release fixes them yet):
+Applied once, the moment RecBole is first imported: ``cva_rec/__init__.py`` calls :func:`install`,
+which puts a finder in front of ``sys.meta_path`` that applies the shims when the name ``recbole``
+is looked up (or applies them at once if RecBole is already imported). So ``import cva_rec`` (and
+``import cva_rec.config``) costs neither torch nor numpy, and code that never touches RecBole (the
+offline ``data_prep`` pipeline) runs without the shims. Each shim fixes one known upstream breakage
+(no RecBole release fixes them yet):
 
 * numpy 2 removed ``np.float_``, ``np.complex_`` and ``np.unicode_``; RecBole's
   ``Config.compatibility_settings`` and data code still reference them.
@@ -79,6 +83,34 @@ def _quiet_pandas_futurewarnings() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\..*")
+
+
+class _ShimsBeforeRecBole:
+    """A ``sys.meta_path`` finder that finds nothing: looking up ``recbole`` applies the shims first."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] == "recbole":
+            uninstall()
+            apply()
+        return None  # the ordinary finders import the module
+
+
+_FINDER = _ShimsBeforeRecBole()
+
+
+def install() -> None:
+    """Apply the shims now if RecBole is already imported, else right before it is."""
+    if _APPLIED:
+        return
+    if "recbole" in sys.modules:
+        apply()
+    elif _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
+
+
+def uninstall() -> None:
+    if _FINDER in sys.meta_path:
+        sys.meta_path.remove(_FINDER)
 
 
 def apply() -> None:

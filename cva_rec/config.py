@@ -1,146 +1,210 @@
 """Experiment configuration: one YAML per recipe, validated before anything runs.
 
 A recipe has the sections ``model``, ``dataset``, ``content``, ``item_encoder``, ``loss``,
-``train``, ``eval`` and ``output`` (plus ``semantic_ids``, ``fusion`` and ``warmup`` for LUCID
-runs). :data:`SCHEMA` lists every key with its default and meaning; ``docs/config.md`` is
-checked against it by a test. Unknown keys are errors (a typo must not silently fall back to
-a default). Two sections are open: ``model`` also accepts any hyper-parameter of the chosen
-RecBole model (validated against RecBole's own YAML for that model) and ``item_encoder``
-accepts the options of the chosen encoder (validated by the encoder registry).
+``train``, ``eval``, ``warmup`` and ``output``. :data:`SCHEMA` declares every key once, typed,
+with its default, meaning and range (:mod:`cva_rec.config_keys`); ``docs/config.md`` is generated
+from it and a test checks the two agree. Loading a recipe checks, in one place and with one line
+naming the key:
+
+* unknown sections and keys (a typo must not silently fall back to a default);
+* each value's type and range (``train.lr`` > 0, ``eval.topk`` of integers >= 1, ...);
+* the name of each component (``model.name``, ``loss.name``, ``train.scheduler``,
+  ``item_encoder.name``) against :mod:`cva_rec.components`, and the options of the chosen one;
+* keys the chosen component would ignore (``loss.temperature`` with ``full_softmax``).
+
+Validation reads declarations only: ``import cva_rec.config`` imports neither torch nor RecBole.
+Two sections are open: ``model`` also accepts any hyper-parameter of the chosen RecBole model
+(read from RecBole's own YAML for that model) and ``item_encoder`` accepts the declared options of
+the chosen encoder.
+
+To add a key: add it to :data:`SCHEMA` with a constructor from :mod:`cva_rec.config_keys`
+(``integer``, ``number``, ``fraction``, ``flag``, ``text``, ``choice``, ``listof``), then
+regenerate docs/config.md (``python -m cva_rec.config > docs/config.md``). A key read by some
+components of a switch only (e.g. a loss option) is declared in that component's ``reads`` in
+:mod:`cva_rec.components`. A rule that ties several keys together goes in :data:`CROSS_CHECKS`.
 """
 from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping
+from pathlib import Path, PurePath
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
+from cva_rec.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, SCHEDULER_CATALOG, Catalog
+from cva_rec.config_keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
+from cva_rec.recipe_yaml import load_yaml
 from cva_rec.registry import closest
 
-# section -> key -> (default, meaning)
-SCHEMA: Dict[str, Dict[str, tuple]] = {
+METRIC_NAMES = ("hr", "ndcg", "mrr", "recall")
+WARMUP_STAGE_NAMES = ("id", "slice", "phase_out", "room", "add_id_back")
+
+
+def _metric_at_k(value: str) -> Optional[str]:
+    metric, _, k = str(value).lower().partition("@")
+    if metric not in METRIC_NAMES or not k.isdigit() or int(k) < 1:
+        return "must look like ndcg@10 (one of " + ", ".join(METRIC_NAMES) + " @ a cut-off >= 1)"
+    return None
+
+
+def _known_metric(value: str) -> Optional[str]:
+    return None if str(value).lower() in METRIC_NAMES else "must be one of " + ", ".join(METRIC_NAMES)
+
+
+def _batches(value: Any) -> Optional[str]:
+    """Lightning's limit: an int counts batches (>= 1), a float is a fraction of the epoch in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number of batches (integer >= 1) or a fraction in (0, 1]"
+    if isinstance(value, int):
+        return None if value >= 1 else "must be >= 1 when an integer (a number of batches)"
+    return None if 0.0 < value <= 1.0 else "must be in (0, 1] when a fraction"
+
+
+def _inside_output_dir(value: str) -> Optional[str]:
+    p = PurePath(value)
+    if p.is_absolute() or ".." in p.parts or not p.parts or str(value).strip() in ("", "."):
+        return "must be a folder name inside output.dir (relative, no '..'); use --run-dir for another place"
+    return None
+
+
+# section -> key -> typed Key (default, meaning, type, range)
+SCHEMA: Dict[str, Dict[str, Key]] = {
     "model": {
-        "name": ("SASRec", "RecBole sequential backbone: SASRec, GRU4Rec or NextItNet"),
-        "hidden_size": (64, "SASRec hidden size (item vectors have this width); GRU4Rec's GRU state size"),
-        "embedding_size": (64, "GRU4Rec / NextItNet item-vector width"),
+        "name": text("SASRec", "RecBole sequential backbone: SASRec, GRU4Rec or NextItNet"),
+        "hidden_size": integer(64, "SASRec hidden size (item vectors have this width); GRU4Rec's GRU state size", min=1),
+        "embedding_size": integer(64, "GRU4Rec / NextItNet item-vector width", min=1),
     },
     "dataset": {
-        "name": ("ml-100k", "dataset name: the folder <data_path>/<name>/ holding <name>.inter (RecBole atomic files)"),
-        "data_path": (None, "parent folder of the dataset folder; null = RecBole's bundled example folder (ml-100k only, never a download)"),
-        "max_seq_length": (50, "keep the most recent N items of each history (RecBole MAX_ITEM_LIST_LENGTH)"),
-        "min_user_interactions": (5, "drop users with fewer interactions (applied with the item filter until stable)"),
-        "min_item_interactions": (0, "drop items with fewer interactions (0 = keep all)"),
-        "split": ("leave_two_out", "leave_two_out: last item = test, second last = validation, by timestamp"),
-        "user_field": ("user_id", "user id column of the .inter file"),
-        "item_field": ("item_id", "item id column of the .inter file"),
-        "time_field": ("timestamp", "timestamp column used to order each history"),
+        "name": text("ml-100k", "dataset name: the folder <data_path>/<name>/ holding <name>.inter (RecBole atomic files)"),
+        "data_path": text(None, "parent folder of the dataset folder; null = RecBole's bundled example folder (ml-100k only, never a download)", nullable=True),
+        "max_seq_length": integer(50, "keep the most recent N items of each history (RecBole MAX_ITEM_LIST_LENGTH)", min=1),
+        "min_user_interactions": integer(5, "drop users with fewer interactions (applied with the item filter until stable)", min=0),
+        "min_item_interactions": integer(0, "drop items with fewer interactions (0 = keep all)", min=0),
+        "split": choice("leave_two_out", "leave_two_out: last item = test, second last = validation, by timestamp", ("leave_two_out",)),
+        "user_field": text("user_id", "user id column of the .inter file"),
+        "item_field": text("item_id", "item id column of the .inter file"),
+        "time_field": text("timestamp", "timestamp column used to order each history"),
     },
     "content": {
-        "store": (None, "feature-store directory read by content encoders (null for ID-only runs)"),
-        "missing": ("error", "items without features: error | zeros | mean"),
-        "max_frames": (None, "use only the first N stored frames/segments per item (null = all)"),
-        "dtype": ("float16", "on-device dtype of the frozen features: float16 | bfloat16 | float32"),
+        "store": text(None, "feature-store directory read by content encoders (null for ID-only runs)", nullable=True),
+        "missing": choice("error", "items without features: error | zeros | mean", ("error", "zeros", "mean")),
+        "max_frames": integer(None, "use only the first N stored frames/segments per item (null = all)", min=1, nullable=True),
+        "dtype": choice("float16", "on-device dtype of the frozen features: float16 | bfloat16 | float32", ("float16", "bfloat16", "float32")),
     },
     "item_encoder": {
-        "name": ("id", "item encoder (see `cva-rec train --list-encoders`): id, pooling, mlp, perceiver_io, cva, id_content, semantic_id, ..."),
+        "name": text("id", "item encoder (see `cva-rec train --list-encoders`): id, pooling, mlp, perceiver_io, cva, id_content, semantic_id, ..."),
     },
     "loss": {
-        "name": ("full_softmax", "full_softmax (RecBole default: CE over all items) | inbatch_softmax (MicroLens) | sampled_softmax"),
-        "temperature": (1.0, "logits are divided by this"),
-        "logq_correction": (True, "in-batch / sampled softmax: subtract log item popularity from candidate logits"),
-        "mask_history": (True, "in-batch / sampled softmax: candidates in the user's input history (other than the target) get -inf"),
-        "num_negatives": (100, "sampled_softmax: negatives per batch, drawn by popularity"),
-        "popularity_alpha": (1.0, "sampled_softmax: negatives drawn with probability proportional to count ** alpha"),
+        "name": text("full_softmax", "full_softmax (RecBole default: CE over all items) | inbatch_softmax (MicroLens) | sampled_softmax"),
+        "temperature": number(1.0, "logits are divided by this (in-batch / sampled softmax)", gt=0.0),
+        "logq_correction": flag(True, "in-batch / sampled softmax: subtract log item popularity from candidate logits"),
+        "mask_history": flag(True, "in-batch / sampled softmax: candidates in the user's input history (other than the target) get -inf"),
+        "num_negatives": integer(100, "sampled_softmax: negatives per batch, drawn by popularity", min=1),
+        "popularity_alpha": number(1.0, "sampled_softmax: negatives drawn with probability proportional to count ** alpha", ge=0.0),
     },
     "train": {
-        "epochs": (20, "maximum training epochs"),
-        "batch_size": (2048, "global training batch (interactions), split evenly over the DDP processes; must divide by devices x num_nodes"),
-        "optimizer": ("adamw", "adamw | adam"),
-        "lr": (1e-3, "learning rate"),
-        "weight_decay": (0.0, "weight decay"),
-        "scheduler": ("none", "none | cosine | linear (decay to 0 over all steps, after warmup_steps of linear warm-up)"),
-        "warmup_steps": (0, "linear learning-rate warm-up steps (with a scheduler)"),
-        "grad_clip": (None, "clip the gradient norm to this value (null = off)"),
-        "seed": (2020, "seed for model init, shuffling and sampling"),
-        "deterministic": (False, "torch deterministic algorithms (slower; exact repeatability)"),
-        "early_stopping_patience": (10, "stop after this many validations without a better eval.valid_metric (0 = off)"),
-        "accelerator": ("cpu", "Lightning accelerator: cpu | gpu | auto"),
-        "devices": (1, "Lightning devices per node"),
-        "strategy": ("auto", "Lightning strategy, e.g. ddp"),
-        "num_nodes": (1, "Lightning number of nodes"),
-        "precision": ("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed"),
-        "num_workers": (0, "DataLoader workers"),
-        "limit_train_batches": (None, "train on at most this many batches (int) or fraction (float) per epoch (debugging)"),
-        "resume": (False, "continue from <run_dir>/checkpoints/last.ckpt when it exists"),
+        "epochs": integer(20, "maximum training epochs (a resumed run may raise it)", min=1, identity=False),
+        "batch_size": integer(2048, "global training batch (interactions), split evenly over the DDP processes; must divide by devices x num_nodes", min=1),
+        "optimizer": choice("adamw", "adamw | adam", ("adamw", "adam")),
+        "lr": number(1e-3, "learning rate", gt=0.0),
+        "weight_decay": number(0.0, "weight decay", ge=0.0),
+        "scheduler": text("none", "none | cosine | linear (decay to 0 over all steps, after warmup_steps of linear warm-up)"),
+        "warmup_steps": integer(0, "linear learning-rate warm-up steps (with a scheduler)", min=0),
+        "grad_clip": number(None, "clip the gradient norm to this value (null = off)", gt=0.0, nullable=True),
+        "seed": integer(2020, "seed for model init, shuffling and sampling", min=0, max=2**32 - 1),
+        "deterministic": flag(False, "torch deterministic algorithms (slower; exact repeatability)"),
+        "early_stopping_patience": integer(10, "stop after this many validations without a better eval.valid_metric (0 = off)", min=0),
+        "accelerator": text("cpu", "Lightning accelerator: cpu | gpu | auto"),
+        "devices": anything(1, "Lightning devices per node (an integer, a list of device ids or auto)"),
+        "strategy": text("auto", "Lightning strategy, e.g. ddp"),
+        "num_nodes": integer(1, "Lightning number of nodes", min=1),
+        "precision": anything("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed"),
+        "num_workers": integer(0, "DataLoader workers", min=0),
+        "limit_train_batches": anything(None, "train on at most this many batches (int) or fraction (float) per epoch (debugging)",
+                                        rule=_batches),
+        "resume": flag(False, "continue from <run_dir>/checkpoints/last.ckpt when it exists (same config only)", identity=False),
     },
     "eval": {
-        "metrics": (["hr", "ndcg", "mrr", "recall"], "metrics: hr, ndcg, mrr, recall"),
-        "topk": ([10, 20], "cut-offs"),
-        "batch_size": (4096, "users per evaluation batch"),
-        "mask_history": (True, "give the user's earlier items -inf before ranking (RecBole's sequential evaluator does not)"),
-        "negatives": (None, "null = full ranking over all items; N = rank the target among N popularity-sampled negatives"),
-        "valid_metric": ("ndcg@10", "metric for the best checkpoint and early stopping"),
-        "popularity_buckets": (10, "break test metrics down by this many target-popularity buckets (0 = off)"),
+        "metrics": listof(["hr", "ndcg", "mrr", "recall"], "metrics: hr, ndcg, mrr, recall",
+                          text(None, "metric", rule=_known_metric), min_items=1),
+        "topk": listof([10, 20], "cut-offs", integer(None, "cut-off", min=1), min_items=1),
+        "batch_size": integer(4096, "users per evaluation batch", min=1, identity=False),
+        "mask_history": flag(True, "give the user's earlier items -inf before ranking (RecBole's sequential evaluator does not)"),
+        "negatives": integer(None, "null = full ranking over all items; N = rank the target among N popularity-sampled negatives", min=1, nullable=True),
+        "valid_metric": text("ndcg@10", "metric for the best checkpoint and early stopping", rule=_metric_at_k),
+        "popularity_buckets": integer(10, "break test metrics down by this many target-popularity buckets (0 = off)", min=0),
     },
     # FLUID staged warmup (`cva-rec warmup`, cva_rec/warmup/): ignored by `cva-rec train`
     "warmup": {
-        "stages": (["id", "slice", "phase_out", "room"], "stages to run, in order, from: id, slice, phase_out, room, add_id_back"),
-        "id_epochs": (20, "stage 0 (ID model) maximum epochs (early stopping applies)"),
-        "slice_epochs": (10, "stage 1 (+ slice token) maximum epochs"),
-        "phase_out_epochs": (6, "stage 2 epochs in all: the phase-out span, then ID-free epochs (no early stopping)"),
-        "phase_out_span": (3, "epochs over which the ID's weight goes from 1 to 0 (<= phase_out_epochs)"),
-        "phase_out_schedule": ("linear", "ID weight schedule over the span: linear | cosine | step"),
-        "phase_out_steps": (4, "number of stairs of the step schedule"),
-        "room_epochs": (10, "stage 3 (+ room token) maximum epochs"),
-        "room_init": ("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random"),
-        "add_id_back_epochs": (5, "the add-the-ID-back check: maximum epochs"),
-        "finetune_lr": (None, "learning rate of the stages after 'id' (they fine-tune a converged model); null = train.lr"),
-        "reuse_run": (None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain)"),
-        "reuse_stages": ([], "the leading stages taken from reuse_run instead of trained, e.g. [id] or [id, slice, phase_out]"),
+        "stages": listof(["id", "slice", "phase_out", "room"], "stages to run, in order, from: " + ", ".join(WARMUP_STAGE_NAMES),
+                         choice(None, "stage", WARMUP_STAGE_NAMES), min_items=1),
+        "id_epochs": integer(20, "stage 0 (ID model) maximum epochs (early stopping applies)", min=1),
+        "slice_epochs": integer(10, "stage 1 (+ slice token) maximum epochs", min=1),
+        "phase_out_epochs": integer(6, "stage 2 epochs in all: the phase-out span, then ID-free epochs (no early stopping)", min=1),
+        "phase_out_span": integer(3, "epochs over which the ID's weight goes from 1 to 0 (<= phase_out_epochs)", min=1),
+        "phase_out_schedule": choice("linear", "ID weight schedule over the span: linear | cosine | step", ("linear", "cosine", "step")),
+        "phase_out_steps": integer(4, "number of stairs of the step schedule", min=1),
+        "room_epochs": integer(10, "stage 3 (+ room token) maximum epochs", min=1),
+        "room_init": choice("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random", ("slice", "random")),
+        "add_id_back_epochs": integer(5, "the add-the-ID-back check: maximum epochs", min=1),
+        "finetune_lr": number(None, "learning rate of the stages after 'id' (they fine-tune a converged model); null = train.lr", gt=0.0, nullable=True),
+        "reuse_run": text(None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain)", nullable=True),
+        "reuse_stages": listof([], "the leading stages taken from reuse_run instead of trained, e.g. [id] or [id, slice, phase_out]",
+                               choice(None, "stage", WARMUP_STAGE_NAMES)),
     },
     "output": {
-        "dir": ("runs", "parent folder of run directories"),
-        "name": (None, "run directory name (null = <dataset>-<model>-<encoder>-<loss>-s<seed>)"),
+        "dir": text("runs", "parent folder of run directories", identity=False),
+        "name": text(None, "run directory name inside output.dir (null = <dataset>-<model>-<encoder>-<loss>-s<seed>)",
+                     nullable=True, rule=_inside_output_dir, identity=False),
     },
 }
 
 OPEN_SECTIONS = {"item_encoder", "model"}
-#: sections owned by later stages (LUCID); validated by their own modules
-EXTENSION_SECTIONS: Dict[str, Dict[str, tuple]] = {}
+
+#: config switches: (section, key) whose value names a component declared in a catalog
+SWITCHES: Dict[Tuple[str, str], Catalog] = {
+    ("model", "name"): BACKBONE_CATALOG,
+    ("loss", "name"): LOSS_CATALOG,
+    ("train", "scheduler"): SCHEDULER_CATALOG,
+    ("item_encoder", "name"): ENCODER_CATALOG,
+}
 
 
-def register_section(name: str, schema: Dict[str, tuple]) -> None:
-    """Let a feature module (e.g. semantic ids, warmup) declare its own config section."""
-    EXTENSION_SECTIONS[name] = schema
+def non_identity_keys() -> List[str]:
+    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.run_folder`)."""
+    return [f"{sec}.{k}" for sec, keys in SCHEMA.items() for k, spec in keys.items() if not spec.identity]
 
 
-def all_sections() -> Dict[str, Dict[str, tuple]]:
-    return {**SCHEMA, **EXTENSION_SECTIONS}
+def all_sections() -> Dict[str, Dict[str, Key]]:
+    return SCHEMA
 
 
 def defaults() -> Dict[str, Dict[str, Any]]:
-    return {sec: {k: copy.deepcopy(v[0]) for k, v in keys.items()} for sec, keys in all_sections().items()}
+    return {sec: {k: copy.deepcopy(spec.default) for k, spec in keys.items()} for sec, keys in SCHEMA.items()}
 
 
-def _recbole_model_keys(model_name: str) -> set:
-    """Hyper-parameters RecBole itself declares for ``model_name`` (its properties YAML)."""
-    import recbole
+def recbole_model_keys(model_name: str) -> set:
+    """Hyper-parameters RecBole itself declares for ``model_name`` (its properties YAML), read from the
+    installed package's files without importing RecBole."""
+    from importlib.metadata import PackageNotFoundError, distribution
 
-    path = Path(recbole.__file__).parent / "properties" / "model" / f"{model_name}.yaml"
-    if not path.exists():
+    try:
+        path = Path(distribution("recbole").locate_file(f"recbole/properties/model/{model_name}.yaml"))
+    except PackageNotFoundError:
+        return set()
+    if not path.is_file():
         return set()
     with open(path) as fh:
         return set((yaml.safe_load(fh) or {}).keys()) - {"loss_type"}
 
 
+# -- reading ------------------------------------------------------------------------------------------------
 def _merge(base: Dict[str, Any], update: Mapping[str, Any], source: str) -> None:
-    sections = all_sections()
     for sec, values in update.items():
-        if sec not in sections:
-            raise ConfigError(f"{source}: unknown config section {sec!r}{closest(sec, sections)}; sections: {', '.join(sections)}")
+        if sec not in SCHEMA:
+            raise ConfigError(f"{source}: unknown config section {sec!r}{closest(str(sec), SCHEMA)}; sections: {', '.join(SCHEMA)}")
         if values is None:
             continue
         if not isinstance(values, Mapping):
@@ -148,27 +212,26 @@ def _merge(base: Dict[str, Any], update: Mapping[str, Any], source: str) -> None
         if sec == "item_encoder" and "name" in values and values.get("name") != base[sec].get("name"):
             base[sec] = {"name": values["name"]}  # switching encoder drops the old encoder's options
         for key, value in values.items():
-            base[sec][key] = copy.deepcopy(value)
+            base[sec][str(key)] = copy.deepcopy(value)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
+def parse_override(text_: str) -> tuple[list[str], Any]:
     """``section.key=value`` (value parsed as YAML; ``a.b.c=v`` sets a nested key) -> (path, value)."""
-    path, sep, raw = text.partition("=")
+    path, sep, raw = text_.partition("=")
     parts = path.strip().split(".")
     if not sep or len(parts) < 2 or not all(parts):
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.epochs=3")
+        raise ConfigError(f"--set {text_!r}: expected section.key=value, e.g. train.epochs=3")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(f"--set {text_!r}: value is not valid YAML ({_yaml_problem(exc)})") from None
     return parts, value
 
 
-def apply_override(cfg: Dict[str, Any], text: str) -> None:
-    parts, value = parse_override(text)
-    sections = all_sections()
-    if parts[0] not in sections:
-        raise ConfigError(f"--set {text}: unknown config section {parts[0]!r}{closest(parts[0], sections)}")
+def apply_override(cfg: Dict[str, Any], text_: str) -> None:
+    parts, value = parse_override(text_)
+    if parts[0] not in SCHEMA:
+        raise ConfigError(f"--set {text_}: unknown config section {parts[0]!r}{closest(parts[0], SCHEMA)}")
     if parts[0] == "item_encoder" and parts[1:] == ["name"] and value != cfg["item_encoder"].get("name"):
         cfg["item_encoder"] = {}  # switching encoder drops the old encoder's options
     node = cfg[parts[0]]
@@ -179,6 +242,25 @@ def apply_override(cfg: Dict[str, Any], text: str) -> None:
     node[parts[-1]] = value
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or type(exc).__name__}{where}"
+
+
+def read_recipe(p: Path) -> Any:
+    """One YAML file as recipes are written (1e-4 is a number); unreadable -> one-line ConfigError."""
+    try:
+        with open(p, encoding="utf-8") as fh:
+            return load_yaml(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {_yaml_problem(exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text (UTF-8) YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
 def _merge_file(cfg: Dict[str, Any], p: Path, chain: tuple) -> None:
     """Merge one recipe file; a top-level ``base: other.yaml`` (relative to this file) is merged first,
     so an ablation recipe states only what differs from the recipe it varies."""
@@ -186,11 +268,7 @@ def _merge_file(cfg: Dict[str, Any], p: Path, chain: tuple) -> None:
         raise ConfigError(f"config file not found: {p}" + (f" (base of {chain[-1]})" if chain else ""))
     if p.resolve() in chain:
         raise ConfigError(f"{p}: circular base chain {' -> '.join(map(str, chain))}")
-    try:
-        with open(p) as fh:
-            data = yaml.safe_load(fh) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    data = read_recipe(p) or {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{p}: top level must be a mapping of sections")
     data = dict(data)
@@ -209,68 +287,90 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
         _merge_file(cfg, Path(path), ())
     if extra:
         _merge(cfg, extra, "config")
-    for text in overrides:
-        apply_override(cfg, text)
+    for text_ in overrides:
+        apply_override(cfg, text_)
     validate(cfg)
     return cfg
 
 
-BACKBONE_NAMES = ("SASRec", "GRU4Rec", "NextItNet")
-
-
+# -- checking -----------------------------------------------------------------------------------------------
 def validate(cfg: Dict[str, Any]) -> None:
-    sections = all_sections()
+    """Check (and normalise in place: canonical names, ints widened for float keys) a merged config."""
     for sec, keys in cfg.items():
+        if sec not in SCHEMA:
+            raise ConfigError(f"unknown config section {sec!r}{closest(str(sec), SCHEMA)}; sections: {', '.join(SCHEMA)}")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"section {sec!r} must be a mapping, got {type(keys).__name__}")
         if sec in OPEN_SECTIONS:
             continue
         for key in keys:
-            if key not in sections[sec]:
-                raise ConfigError(f"unknown config key {sec}.{key}{closest(key, sections[sec])}; keys of {sec!r}: {', '.join(sections[sec])}")
+            if key not in SCHEMA[sec]:
+                raise ConfigError(f"unknown config key {sec}.{key}{closest(str(key), SCHEMA[sec])}; keys of {sec!r}: {', '.join(SCHEMA[sec])}")
+    for sec, keys in SCHEMA.items():
+        for key, spec in keys.items():
+            if key in cfg[sec]:
+                cfg[sec][key] = spec.check(cfg[sec][key], f"{sec}.{key}")
+    for (sec, key), catalog in SWITCHES.items():
+        cfg[sec][key] = catalog.canonical(cfg[sec][key])
+        _check_ignored_keys(cfg, sec, catalog)
+    _check_model_keys(cfg)
+    _check_encoder_options(cfg)
+    for check in CROSS_CHECKS:
+        check(cfg)
+
+
+def _check_ignored_keys(cfg: Mapping[str, Any], sec: str, catalog: Catalog) -> None:
+    """A key that some components of this switch read, set (to other than its default) while the
+    chosen one does not read it, is an error naming who would."""
+    chosen = catalog.get(cfg[sec][catalog.switch.split(".", 1)[1]])
+    if chosen.reads is None:
+        return
+    for key in sorted(catalog.optional_keys()):
+        if key in chosen.reads or key not in SCHEMA[sec] or cfg[sec].get(key) == SCHEMA[sec][key].default:
+            continue
+        readers = catalog.readers(key)
+        raise ConfigError(f"{sec}.{key}={cfg[sec][key]!r} is ignored by {catalog.kind} {chosen.name!r}; "
+                          f"it is read by {', '.join(readers)} (remove it or choose one of those)")
+
+
+def _check_model_keys(cfg: Mapping[str, Any]) -> None:
     name = cfg["model"]["name"]
-    canonical = {n.lower(): n for n in BACKBONE_NAMES}
-    if str(name).lower() not in canonical:
-        raise ConfigError(f"unknown model {name!r}{closest(str(name), BACKBONE_NAMES)}; known: {', '.join(BACKBONE_NAMES)}")
-    cfg["model"]["name"] = canonical[str(name).lower()]
-    allowed = _recbole_model_keys(cfg["model"]["name"]) | set(SCHEMA["model"])
+    allowed = recbole_model_keys(name) | set(SCHEMA["model"])
     for key in cfg["model"]:
         if key not in allowed:
-            raise ConfigError(f"unknown config key model.{key} for {cfg['model']['name']}{closest(key, allowed)}; keys: {', '.join(sorted(allowed))}")
-    from cva_rec.training.losses import LOSSES  # late import: losses import torch
-
-    LOSSES.get(cfg["loss"]["name"])
-    _check_choice(cfg, "train", "optimizer", ("adamw", "adam"))
-    _check_choice(cfg, "train", "scheduler", ("none", "cosine", "linear"))
-    _check_choice(cfg, "content", "missing", ("error", "zeros", "mean"))
-    _check_choice(cfg, "content", "dtype", ("float16", "bfloat16", "float32"))
-    _check_choice(cfg, "dataset", "split", ("leave_two_out",))
-    for m in cfg["eval"]["metrics"]:
-        if str(m).lower() not in ("hr", "ndcg", "mrr", "recall"):
-            raise ConfigError(f"unknown metric {m!r} in eval.metrics; known: hr, ndcg, mrr, recall")
-    vm = str(cfg["eval"]["valid_metric"]).lower()
-    metric, _, k = vm.partition("@")
-    if metric not in ("hr", "ndcg", "mrr", "recall") or not k.isdigit():
-        raise ConfigError(f"eval.valid_metric {vm!r} must look like ndcg@10")
-    for key in ("epochs", "batch_size", "max_seq_length"):
-        sec = "dataset" if key == "max_seq_length" else "train"
-        v = cfg[sec][key]
-        if not isinstance(v, int) or v < 1:
-            raise ConfigError(f"{sec}.{key} must be a positive integer, got {v!r}")
-    from cva_rec.encoders import ENCODERS, encoder_options
-
-    enc = cfg["item_encoder"].get("name", "")
-    ENCODERS.get(enc)
-    options = encoder_options(enc)
-    for key in cfg["item_encoder"]:
-        if key != "name" and key not in options:
-            raise ConfigError(f"item_encoder {enc!r} has no option {key!r}{closest(key, options)}; options: {', '.join(sorted(options)) or 'none'}")
+            raise ConfigError(f"unknown config key model.{key} for {name}{closest(str(key), allowed)}; keys: {', '.join(sorted(allowed))}")
 
 
-def _check_choice(cfg, sec, key, choices):
-    value = cfg[sec][key]
-    if value not in choices:
-        raise ConfigError(f"{sec}.{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+def _check_encoder_options(cfg: Dict[str, Any]) -> None:
+    enc = cfg["item_encoder"]["name"]
+    options = ENCODER_CATALOG.get(enc).options
+    for key in list(cfg["item_encoder"]):
+        if key == "name":
+            continue
+        if key not in options:
+            raise ConfigError(f"item_encoder {enc!r} has no option {key!r}{closest(str(key), options)}; options: {', '.join(sorted(options)) or 'none'}")
+        cfg["item_encoder"][key] = options[key].check(cfg["item_encoder"][key], f"item_encoder.{key} ({enc})")
 
 
+def _valid_metric_is_computed(cfg: Mapping[str, Any]) -> None:
+    ev = cfg["eval"]
+    metric, _, k = ev["valid_metric"].lower().partition("@")
+    if metric not in [str(m).lower() for m in ev["metrics"]] or int(k) not in ev["topk"]:
+        raise ConfigError(f"eval.valid_metric {ev['valid_metric']!r} is not computed: eval.metrics is {ev['metrics']} "
+                          f"and eval.topk is {ev['topk']}")
+
+
+def _phase_out_fits(cfg: Mapping[str, Any]) -> None:
+    w = cfg["warmup"]
+    if w["phase_out_span"] > w["phase_out_epochs"]:
+        raise ConfigError(f"warmup.phase_out_span ({w['phase_out_span']}) must be <= warmup.phase_out_epochs ({w['phase_out_epochs']})")
+
+
+#: rules over several keys, run after every key passed its own check; each raises ConfigError
+CROSS_CHECKS: List[Callable[[Dict[str, Any]], None]] = [_valid_metric_is_computed, _phase_out_fits]
+
+
+# -- writing ------------------------------------------------------------------------------------------------
 def dump_config(cfg: Mapping[str, Any], path: str | os.PathLike) -> None:
     from cva_rec.io import atomic_write_text
 
@@ -284,27 +384,42 @@ def run_name(cfg: Mapping[str, Any]) -> str:
 
 
 def config_reference_markdown() -> str:
-    """Every config key with its default and meaning (docs/config.md is generated from this)."""
+    """Every config key with its default, meaning and allowed values (docs/config.md is generated from this)."""
     lines = []
-    for sec, keys in all_sections().items():
-        lines += [f"## `{sec}`", "", "| key | default | meaning |", "|---|---|---|"]
-        for key, (default, meaning) in keys.items():
-            lines.append(f"| `{sec}.{key}` | `{yaml.safe_dump(default, default_flow_style=True).strip().removesuffix('...').strip()}` | {meaning} |")
+    for sec, keys in SCHEMA.items():
+        lines += [f"## `{sec}`", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
+        for key, spec in keys.items():
+            default = yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
+            lines.append(f"| `{sec}.{key}` | `{default}` | {_allowed(sec, key, spec)} | {spec.meaning} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _allowed(sec: str, key: str, spec: Key) -> str:
+    catalog = SWITCHES.get((sec, key))
+    if catalog is not None:
+        return ", ".join(catalog.get(n).name for n in catalog.names() if catalog.get(n).builtin)
+    return spec.describe().replace("|", "\\|")
 
 
 if __name__ == "__main__":  # python -m cva_rec.config > docs/config.md (regenerate the reference)
     print(
         "# Configuration reference\n\n"
         "A recipe is a YAML file with these sections; every key is optional and takes the default below. "
-        "Unknown keys are errors. Override any key on the command line with `--set section.key=value`. "
-        "A recipe may start with `base: other.yaml` (a path relative to the recipe): that recipe is read first "
-        "and this one only states what differs.\n\n"
+        "Unknown keys are errors, and so are values of the wrong type or out of range (the `allowed` column). "
+        "Numbers may be written as people write them (`1e-4`, `3E-4`). Override any key on the command line "
+        "with `--set section.key=value`. A recipe may start with `base: other.yaml` (a path relative to the recipe): "
+        "that recipe is read first and this one only states what differs.\n\n"
+        "A key that only some choices of a component read is an error when set (to other than its default) "
+        "with a choice that ignores it, e.g. `loss.temperature` with `loss.name: full_softmax`, "
+        "or `train.warmup_steps` with `train.scheduler: none`.\n\n"
         "Two sections are open: `model` also accepts every hyper-parameter RecBole declares for the chosen "
         "model (e.g. `n_layers`, `n_heads`, `inner_size`, `hidden_dropout_prob` for SASRec; `num_layers`, "
         "`dropout_prob` for GRU4Rec; `kernel_size`, `block_num`, `dilations`, `reg_weight` for NextItNet), and "
-        "`item_encoder` accepts the options of the chosen encoder (see docs/encoders.md).\n\n"
+        "`item_encoder` accepts the options of the chosen encoder (declared with their types and ranges in "
+        "`cva_rec/components.py`; see docs/encoders.md).\n\n"
+        "These keys do not change what a run computes and are left out of the run folder's config identity "
+        "(see docs/reliability.md): " + ", ".join(f"`{k}`" for k in non_identity_keys()) + ".\n\n"
         "_Generated by `python -m cva_rec.config > docs/config.md`; a test checks it lists every key._\n"
     )
     print(config_reference_markdown())

@@ -6,7 +6,7 @@ raise :class:`ConfigError` listing the known ones and the closest match.
 from __future__ import annotations
 
 import difflib
-from typing import Dict, Generic, Iterator, TypeVar
+from typing import Any, Callable, Dict, Generic, Iterator, Optional, TypeVar
 
 from cva_rec.errors import ConfigError
 
@@ -14,9 +14,12 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, on_register: Optional[Callable[[str, Any], None]] = None):
+        """``on_register(name, obj)`` runs before an entry is added (e.g. to tie it to its declaration
+        in :mod:`cva_rec.components`); an exception from it refuses the entry."""
         self.kind = kind
         self._entries: Dict[str, T] = {}
+        self._on_register = on_register
 
     def register(self, name: str, obj: T | None = None, *, overwrite: bool = False):
         """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
@@ -25,6 +28,8 @@ class Registry(Generic[T]):
             key = name.lower()
             if key in self._entries and not overwrite and self._entries[key] is not o:
                 raise ConfigError(f"{self.kind} {name!r} is already registered")
+            if self._on_register is not None:
+                self._on_register(name, o)
             self._entries[key] = o
             return o
 

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from cva_rec.config import read_recipe
 from cva_rec.errors import ConfigError, CvaRecError
 
 log = logging.getLogger("cva_rec")
@@ -101,10 +102,7 @@ def load_grid(path: str | os.PathLike) -> Grid:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"grid file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_recipe(path) or {}  # a grid is YAML as recipes are written (1e-4 is a number)
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping with base / fixed / variants / grid")
     unknown = set(data) - GRID_KEYS

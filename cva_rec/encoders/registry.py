@@ -15,12 +15,14 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping, Optional, Sequence
 
+from cva_rec.components import ENCODER_CATALOG, declare_encoder_class
 from cva_rec.encoders.base import ItemEncoder
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 from cva_rec.registry import Registry, closest
 
-ENCODERS: Registry[type] = Registry("item encoder")
+#: a built-in encoder's options are declared (typed) in cva_rec/components.py; a plugin's are read from its signature
+ENCODERS: Registry[type] = Registry("item encoder", on_register=declare_encoder_class)
 
 
 def register_encoder(name: str):
@@ -33,11 +35,8 @@ def register_encoder(name: str):
 
 
 def encoder_options(name: str) -> dict[str, Any]:
-    """The keyword options (and defaults) that encoder ``name`` accepts."""
-    cls = ENCODERS.get(name)
-    params = inspect.signature(cls.__init__).parameters
-    skip = {"self", "n_items", "output_dim", "content", "item_tokens"}  # item_tokens: given by the framework
-    return {k: (None if p.default is inspect.Parameter.empty else p.default) for k, p in params.items() if k not in skip and p.kind is p.KEYWORD_ONLY or (k not in skip and p.kind is p.POSITIONAL_OR_KEYWORD)}
+    """The config options (and defaults) that encoder ``name`` accepts, from its declaration."""
+    return {k: spec.default for k, spec in ENCODER_CATALOG.get(name).options.items()}
 
 
 def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content: Optional[ItemContent] = None,

@@ -19,9 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cva_rec.backbones import seq_output
+from cva_rec.components import declare_loss_class
 from cva_rec.registry import Registry
 
-LOSSES: Registry[type] = Registry("loss")
+#: which loss.* keys each built-in loss reads is declared in cva_rec/components.py (LOSS_CATALOG);
+#: a plugin loss may say so in a class attribute ``reads``
+LOSSES: Registry[type] = Registry("loss", on_register=declare_loss_class)
 
 
 class Loss(nn.Module):
