@@ -21,6 +21,7 @@ BUILTIN = [
     "cva_rec.cli.evaluate",
     "cva_rec.cli.demo",
     "cva_rec.cli.bench",
+    "cva_rec.cli.synth",
 ]
 OPTIONAL_BUILTIN = ["cva_rec.cli.tokenize", "cva_rec.cli.warmup", "cva_rec.cli.sweep", "cva_rec.cli.report",
                     "cva_rec.cli.train_retriever", "cva_rec.cli.retrieve"]
