@@ -82,7 +82,8 @@ def two_stage_eval(module, data, cfg: Dict[str, Any], retriever, codes, beam: in
             all_cands.append(cands)
             all_targets.append(targets.numpy())
     ev = cfg["eval"]
-    result = collector.compute(ev["metrics"], ev["topk"], module.item_popularity.cpu(), ev["popularity_buckets"])
+    result = collector.compute(ev["metrics"], ev["topk"], module.item_popularity.cpu(), ev["popularity_buckets"],
+                                seen_in_training=module.seen_in_training)
     cands = np.concatenate(all_cands) if all_cands else np.zeros((0, n_candidates), dtype=np.int64)
     targets = np.concatenate(all_targets) if all_targets else np.zeros(0, dtype=np.int64)
     n = max(len(targets), 1)

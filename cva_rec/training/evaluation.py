@@ -166,7 +166,7 @@ class RankCollector:
         first = torch.from_numpy(first)
         return users[first], targets[first], ranks[first]
 
-    def compute(self, metrics, topk, item_popularity: Optional[torch.Tensor] = None, n_levels: int = 0) -> Dict[str, object]:
+    def compute(self, metrics, topk, item_popularity: Optional[torch.Tensor] = None, n_levels: int = 0, seen_in_training: Optional[torch.Tensor] = None) -> Dict[str, object]:
         users, targets, ranks = self.dedupe(*self.tensors())
         result: Dict[str, object] = {"n_users": int(users.numel()), **metrics_from_ranks(ranks, metrics, topk)}
         if item_popularity is not None and n_levels:
@@ -175,7 +175,10 @@ class RankCollector:
                 str(lv): {"n_users": int((levels == lv).sum()), **metrics_from_ranks(ranks[levels == lv], metrics, topk)}
                 for lv in range(1, n_levels + 1)
             }
-            unseen = item_popularity[targets] == 0
+        if seen_in_training is not None:
+            # inductive = the target never occurs in any user's training part (as input or target);
+            # "popularity == 0" would also count items seen only as a user's first input
+            unseen = ~seen_in_training.bool().cpu()[targets]
             result["inductive"] = {"n_users": int(unseen.sum()), **metrics_from_ranks(ranks[unseen], metrics, topk)}
         return result
 

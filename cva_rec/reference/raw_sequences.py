@@ -1,0 +1,64 @@
+"""Each user's sequence read straight from the .inter file, in the order RecBole 1.2.1 uses.
+
+RecBole loads the file in row order, min-max normalises every float field (``normalize_all``,
+on by default), stores it as a float32 tensor, and orders each user's rows by a *stable* sort on
+that float32 time. So two interactions of one user whose normalised times round to the same
+float32 (about 1 s apart on ml-100k, whose times span 7 months; any tie in the raw times too)
+keep their file order, whatever their true times. This reader reproduces that rule with pandas
+and numpy only, so it is an independent check of the histories and popularity the library
+derives from RecBole's split rows (``cva_rec.histories``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import pandas as pd
+
+
+def read_inter(path: str | Path, user_field: str = "user_id", item_field: str = "item_id", time_field: str = "timestamp") -> pd.DataFrame:
+    """The .inter rows in file order, columns user / item (strings, as RecBole's tokens) and time (float64)."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df.columns = [c.split(":")[0] for c in df.columns]
+    return pd.DataFrame({"user": df[user_field], "item": df[item_field], "time": df[time_field].astype(np.float64)})
+
+
+def filter_by_counts(df: pd.DataFrame, min_user: int, min_item: int = 0) -> pd.DataFrame:
+    """Drop users / items with too few rows, repeated until stable (RecBole's k-core loop)."""
+    while True:
+        u = df.groupby("user")["item"].transform("size")
+        i = df.groupby("item")["user"].transform("size")
+        keep = (u >= min_user) & (i >= min_item)
+        if keep.all():
+            return df
+        df = df[keep]
+
+
+def recbole_time_key(time: np.ndarray) -> np.ndarray:
+    """float32 of the min-max normalised time: the key RecBole sorts on (a constant field becomes 1.0)."""
+    t = np.asarray(time, dtype=np.float64)
+    lo, hi = t.min(), t.max()
+    return (np.ones_like(t) if hi == lo else (t - lo) / (hi - lo)).astype(np.float32)
+
+
+def user_sequences(df: pd.DataFrame) -> Dict[str, List[str]]:
+    """user token -> item tokens, each user's rows stably sorted by :func:`recbole_time_key`."""
+    key = recbole_time_key(df["time"].to_numpy())
+    order = np.argsort(key, kind="stable")
+    ordered = df.iloc[order]
+    return {u: g["item"].tolist() for u, g in ordered.groupby("user", sort=False)}
+
+
+def training_targets(seqs: Dict[str, List[str]]) -> Dict[str, int]:
+    """item token -> how often it is a training target under leave-two-out (positions 1 .. n-3)."""
+    counts: Dict[str, int] = {}
+    for items in seqs.values():
+        for item in items[1:-2]:
+            counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
+def training_items(seqs: Dict[str, List[str]]) -> set:
+    """Items that occur in some user's training part (positions 0 .. n-3), as input or target."""
+    return {item for items in seqs.values() for item in items[:-2]}
