@@ -56,6 +56,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from cva_rec.io import atomic_write_json, atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 ML100K_ITEMS = "recbole/dataset_example/ml-100k/ml-100k.item"
 MICROLENS_ITEMS, MICROLENS_FRAMES, MICROLENS_DIM = 19_738, 5, 384
@@ -520,9 +522,9 @@ def write_results(args, argv, ml100k, microlens, t_start, echo=False) -> None:
     tg = targets(ml100k, microlens)
     md += ["## Targets", "", *tg, "", f"total bench time {time.perf_counter() - t_start:.0f} s"]
     text = "\n".join(md) + "\n"
-    (args.out / "results.md").write_text(text)
-    (args.out / "results.json").write_text(json.dumps({"host": host, "args": {k: str(v) for k, v in vars(args).items()},
-                                                       "ml100k": ml100k, "microlens": microlens, "targets": tg}, indent=2))
+    atomic_write_text(args.out / "results.md", text)
+    atomic_write_json(args.out / "results.json", {"host": host, "args": {k: str(v) for k, v in vars(args).items()},
+                                                  "ml100k": ml100k, "microlens": microlens, "targets": tg})
     if echo:
         print("\n" + text)
         print(f"wrote {args.out / 'results.md'} and results.json")

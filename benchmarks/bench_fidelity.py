@@ -20,6 +20,7 @@ from pathlib import Path
 import cva_rec  # noqa: F401  (RecBole shims)
 from cva_rec.config import load_config
 from cva_rec.data import build_data
+from cva_rec.io import atomic_write_json
 from cva_rec.training.run import run_experiment
 
 KEYS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
@@ -88,7 +89,7 @@ def main(argv=None):
     print(f"\ntargets |dNDCG@10| <= 0.005, |dHR@10| <= 0.01: {'met' if ok else 'NOT met'}; epoch-time ratios: "
           + ", ".join(f"{r['model']} {r['epoch_time_ratio']:.3f}" for r in rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        atomic_write_json(args.json, rows)
     return 0 if ok else 1
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cva_rec.io import atomic_numpy_save, load_numpy
+
 TITLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "microlens-sample" / "MicroLens-100k_title_en.csv"
 
 
@@ -74,7 +76,7 @@ def pca(x: np.ndarray, dim: int) -> np.ndarray:
 def real_vectors(n: int = 100_000, dim: int = 128, cache: Path | None = None, seed: int = 0) -> np.ndarray:
     """[n, dim] float32 PCA-projected MiniLM vectors of MicroLens title text (cached)."""
     if cache is not None and cache.is_file():
-        x = np.load(cache)
+        x = load_numpy(cache, "cached vectors")
         if x.shape == (n, dim):
             return x
     if not TITLES.is_file():
@@ -84,10 +86,7 @@ def real_vectors(n: int = 100_000, dim: int = 128, cache: Path | None = None, se
     x = pca(embed(texts), dim)
     print(f"embedded {len(texts)} texts in {time.perf_counter() - t0:.0f} s")
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npy")
-        np.save(tmp, x)
-        os.replace(tmp, cache)
+        atomic_numpy_save(cache, x)
     return x
 
 

@@ -19,3 +19,17 @@ class FeatureStoreError(CvaRecError):
 
 class CheckpointError(CvaRecError):
     """A checkpoint that cannot be read or does not fit the model."""
+
+
+class FileSystemError(CvaRecError, OSError):
+    """Disk full, read-only folder, missing permission: names the path and what was needed.
+
+    Also an ``OSError`` (with its ``errno``), so code that handles OS errors keeps doing so.
+    """
+
+    def __init__(self, message: str, errno: int | None = None, filename: str | None = None):
+        super().__init__(message)
+        self.errno, self.filename = errno, filename
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -1,38 +1,162 @@
-"""Atomic file writes: write a temporary file in the same folder, fsync, then os.replace."""
+"""Every file cva_rec writes, and every file a user can hand it, goes through this module.
+
+Writing (:func:`atomic_write` and its wrappers): the bytes go to a temporary file with a unique
+name in the target's own folder, the file is fsync'ed, ``os.replace`` puts it in place and the
+folder is fsync'ed. A reader sees the old file or the new one, never half of one; a crash or a
+full disk leaves the old file and no temporary behind. Folders are published the same way
+(:func:`publish_dir`: a complete temporary folder renamed into place).
+
+Reading (:func:`load_torch_file`, :func:`load_numpy`): ``torch.load(weights_only=True)`` and
+``numpy.load(allow_pickle=False)``, always: a file someone hands over (a checkpoint for
+``evaluate --checkpoint``, a ``best.ckpt`` in a shared run folder, a warmup seed, a tokenizer,
+codes, a feature store, a cache) is data, never code. The one exception is RecBole's own
+trainer reloading its own checkpoints, scoped in :mod:`cva_rec.compat`. A test greps the
+package for any other ``torch.load`` / ``np.load``.
+
+File-system failures (disk full, read-only folder, missing permission) become
+:class:`~cva_rec.errors.FileSystemError`: one line naming the path and what was needed.
+"""
 from __future__ import annotations
 
+import contextlib
+import errno as _errno
 import json
 import os
+import re
+import shutil
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+from cva_rec.errors import CheckpointError, CvaRecError, FileSystemError
+
+# errno values that mean "the file system refused", as opposed to a bug or a bad path name
+FILE_SYSTEM_ERRNOS = {_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno.EPERM, _errno.EFBIG}
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Call ``write(fh)`` on a temp file next to ``path`` and atomically move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+# -- file-system errors as one line ---------------------------------------------------------------
+def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, action: str = "writing") -> str:
+    """One line: what failed, on which path, and what would be needed."""
+    where = str(path if path is not None else (exc.filename or "?"))
+    code = exc.errno
+    if code in (_errno.ENOSPC, _errno.EDQUOT):
+        return f"no space left on the device (or quota) while {action} {where}: free some space or write elsewhere"
+    if code == _errno.EROFS:
+        return f"{where} is on a read-only file system; {action} it needs a writable folder (write elsewhere, e.g. --out)"
+    if code in (_errno.EACCES, _errno.EPERM):
+        return f"permission denied {action} {where}: needs {'read' if action == 'reading' else 'write'} access"
+    if code == _errno.EFBIG:
+        return f"file too large while {action} {where} (file-size limit of this process or file system)"
+    return f"{action} {where} failed: {exc.strerror or exc}"
+
+
+def file_system_error(exc: OSError, path: str | os.PathLike | None = None, action: str = "writing") -> FileSystemError:
+    return FileSystemError(describe_os_error(exc, path, action), exc.errno, str(path) if path is not None else exc.filename)
+
+
+@contextlib.contextmanager
+def file_system_errors(path: str | os.PathLike, action: str = "writing") -> Iterator[None]:
+    """Turn a refusing file system (``FILE_SYSTEM_ERRNOS``) inside the block into a FileSystemError."""
     try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        yield
+    except CvaRecError:
+        raise
+    except OSError as exc:
+        if exc.errno in FILE_SYSTEM_ERRNOS:
+            raise file_system_error(exc, path, action) from None
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda fh: fh.write(text))
+def check_free_space(folder: str | os.PathLike, needed_bytes: int, what: str) -> None:
+    """Refuse before writing ``needed_bytes`` into ``folder`` when the disk cannot hold them.
+
+    A memory map over a sparse file that the disk cannot back dies with SIGBUS on the first
+    page write; this check (and the preallocation in the feature store) makes that one line.
+    """
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if needed_bytes > free:
+        raise FileSystemError(
+            f"not enough free space for {what} in {folder}: needs {needed_bytes / 1e6:,.1f} MB, "
+            f"{free / 1e6:,.1f} MB free; free some space or write elsewhere",
+            _errno.ENOSPC, str(folder))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+# -- atomic writes ------------------------------------------------------------------------------
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:  # read once: os.umask can only be read by setting it
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+def _new_file_mode() -> int:
+    """Permissions an ordinary ``open(path, "w")`` would give (mkstemp makes 0600 files)."""
+    return 0o666 & ~_umask()
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a rename inside ``path`` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder; the rename itself is done
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
+    """Call ``write(fh)`` on a unique temp file next to ``path``, fsync, rename into place, fsync the folder.
+
+    ``mode`` is "w" (text, UTF-8) or "wb". The replaced file keeps its permissions; a new
+    file gets the usual umask ones.
+    """
+    path = Path(path)
+    with file_system_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with file_system_errors(path):
+            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            except FileNotFoundError:
+                os.chmod(tmp, _new_file_mode())
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda fh: fh.write(data), mode="wb")
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda fh: fh.write(text))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, sort_keys: bool = False, ensure_ascii: bool = True) -> Path:
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii, default=_json_default) + "\n")
 
 
 def _json_default(o):
@@ -51,20 +175,108 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` through :func:`atomic_write`: a crash never leaves a half-written checkpoint."""
     import torch
 
-    atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
-    return Path(path)
+    return atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
 
 
-def load_torch_file(path: str | os.PathLike, what: str, weights_only: bool = True) -> Any:
-    """``torch.load`` on CPU; a missing or unreadable file is a one-line ``CheckpointError`` naming ``what``."""
+def atomic_numpy_save(path: str | os.PathLike, array) -> Path:
+    """``numpy.save`` (a plain ``.npy``, no pickled objects) through :func:`atomic_write`."""
+    import numpy as np
+
+    return atomic_write(path, lambda fh: np.save(fh, array, allow_pickle=False), mode="wb")
+
+
+def make_temp_dir(near: str | os.PathLike) -> Path:
+    """A new, uniquely named folder beside ``near`` (same file system, so it can be renamed onto it)."""
+    near = Path(near)
+    with file_system_errors(near.parent):
+        near.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{near.name}.", suffix=".tmp", dir=near.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
+    return tmp
+
+
+def publish_dir(tmp: str | os.PathLike, path: str | os.PathLike, *, replace: bool = False) -> Path:
+    """Rename the complete folder ``tmp`` to ``path`` in one step.
+
+    ``replace=True``: an existing ``path`` is first moved aside under a unique name, then
+    deleted once the new folder is in place (the caller decides what may be replaced).
+    Without it an existing ``path`` raises ``FileExistsError`` (another process published first).
+    """
+    tmp, path = Path(tmp), Path(path)
+    for name in os.listdir(tmp):  # the files' data are durable before the folder is published
+        f = tmp / name
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(tmp)
+    old = None
+    with file_system_errors(path):
+        if replace and path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.rename(path, old / "x")
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            if exc.errno in (_errno.ENOTEMPTY, _errno.EEXIST):
+                raise FileExistsError(_errno.EEXIST, "already published", str(path)) from None
+            raise
+        fsync_dir(path.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+# -- safe loading -------------------------------------------------------------------------------
+def load_torch_file(path: str | os.PathLike, what: str) -> Any:
+    """``torch.load(weights_only=True)`` on CPU: tensors and plain containers only, never code.
+
+    A missing, unreadable, truncated or code-carrying file is a one-line ``CheckpointError``
+    naming ``what``.
+    """
+    import pickle
+
     import torch
-
-    from cva_rec.errors import CheckpointError
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
-    except Exception as exc:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if wanted:  # weights_only refused a global: the file asks for code (or an object) to be built
+            raise CheckpointError(f"{what} {path} holds more than tensors and plain values (it asks for "
+                                  f"{wanted.group(1)}); refused to load it: only weights are read, never code") from None
+        detail = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if str(exc).strip() else ""
+        raise CheckpointError(f"{what} {path} is unreadable as a weights-only file ({detail[:120]}); "
+                              f"only tensors and plain values are loaded, never code") from None
+    except OSError as exc:
+        if exc.errno in FILE_SYSTEM_ERRNOS:
+            raise file_system_error(exc, path, "reading") from None
         raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {str(exc)[:160]})") from None
+    except Exception as exc:  # truncated zip, random bytes, wrong magic number
+        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {str(exc)[:160]})") from None
+
+
+def load_numpy(path: str | os.PathLike, what: str, *, mmap_mode: str | None = None,
+               error: type[CvaRecError] = CheckpointError):
+    """``numpy.load(allow_pickle=False)``: a ``.npy`` array (optionally memory-mapped) or an ``.npz`` archive.
+
+    Object arrays (which would need pickle), bad headers and truncated files raise ``error``
+    with one line naming ``what``.
+    """
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} not found: {path}")
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except OSError as exc:
+        if exc.errno in FILE_SYSTEM_ERRNOS:
+            raise file_system_error(exc, path, "reading") from None
+        raise error(f"{path}: unreadable or truncated {what} ({str(exc)[:160]})") from None
+    except ValueError as exc:  # object arrays (pickle refused), bad header, too short for its shape
+        raise error(f"{path}: unreadable or truncated {what} ({str(exc)[:160]})") from None

@@ -11,10 +11,7 @@ Writes into ``--out``::
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,10 +67,9 @@ def load_source(source: str):
         store = open_store(path, validate="fast")
         return _StoreSegments(store), np.asarray(store.num_frames, dtype=np.int64), list(store.item_ids)
     if path.suffix == ".npy" and path.is_file():
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise FeatureStoreError(f"{path}: unreadable .npy ({exc})") from None
+        from cva_rec.io import load_numpy
+
+        arr = load_numpy(path, "content array", mmap_mode="r", error=FeatureStoreError)
         if arr.ndim == 2:
             arr = arr[:, None, :]
         if arr.ndim != 3:
@@ -103,6 +99,7 @@ def _mean_segments(segments, counts: np.ndarray, chunk: int = 8192) -> np.ndarra
 
 
 def run(args) -> int:
+    from cva_rec.io import atomic_write_json
     from cva_rec.semantic_ids.codes import SemanticCodes
     from cva_rec.semantic_ids.diagnostics import code_diagnostics, format_table
     from cva_rec.semantic_ids.rq_kmeans import RQKMeans, path_errors
@@ -127,10 +124,7 @@ def run(args) -> int:
     codes.save(out / "codes.npz")
     report = {"source": str(args.source), "tokenizer": tok.config(), "fit_seconds": round(fit_s, 3),
               "tie_break": args.tie_break, "n_segments": int(len(vectors)), "slice": slice_diag, "room": room_diag}
-    fd, tmp = tempfile.mkstemp(prefix="diagnostics.json.", suffix=".tmp", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, out / "diagnostics.json")
+    atomic_write_json(out / "diagnostics.json", report)
     print(format_table(slice_diag, f"slice codes ({len(slice_flat)} segments), fit {fit_s:.1f} s"))
     print()
     print(format_table(room_diag, f"room codes ({int((codes.room_codes >= 0).all(1).sum())} items with content)"))

@@ -14,6 +14,11 @@ features file's size and mtime, the dataset's item tokens and the alignment opti
 re-extracted store or another dataset never reads a stale cache. Concurrent first calls
 (``torchrun``/SLURM start all ranks together) each build and rename; the first rename wins and
 the others discard their copy.
+
+The cache is a file anyone can damage, so it is checked before use: ``manifest.json`` (written
+with the arrays) records each file's size and sha256; a cache that does not match (truncated,
+overwritten, from an older version) is rebuilt, with a warning. A cache folder that cannot be
+written (read-only output folder) is not an error: the aligned content is then kept in memory.
 """
 from __future__ import annotations
 
@@ -22,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -31,11 +35,14 @@ import torch
 
 from cva_rec.features.align import align_to_items
 from cva_rec.features.content import ItemContent
+from cva_rec.errors import FileSystemError
 from cva_rec.features.store import FeatureStore
+from cva_rec.io import file_system_errors, load_numpy, make_temp_dir, publish_dir
 
 log = logging.getLogger(__name__)
 
 _FILES = ("features.npy", "num_frames.npy", "timestamps.npy")
+_MANIFEST = "manifest.json"  # size and sha256 of each file: a damaged cache is detected and rebuilt
 # numpy has no bfloat16: such features are stored as their int16 bit patterns
 _STORE_AS = {torch.float16: torch.float16, torch.float32: torch.float32, torch.bfloat16: torch.int16}
 
@@ -51,18 +58,40 @@ def cache_key(store: FeatureStore, item_tokens: Sequence[str], missing: str, dty
     return h.hexdigest()[:24]
 
 
+def _sha256(path: Path, chunk: int = 8 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _write(folder: Path, content: ItemContent, dtype: torch.dtype) -> None:
-    np.save(folder / "features.npy", content.features.view(_STORE_AS[dtype]).numpy())
-    np.save(folder / "num_frames.npy", content.num_frames.numpy())
-    np.save(folder / "timestamps.npy", content.timestamps.numpy())
-    for name in _FILES:  # durable before the rename publishes the folder
-        with open(folder / name, "rb") as fh:
-            os.fsync(fh.fileno())
+    arrays = (content.features.view(_STORE_AS[dtype]).numpy(), content.num_frames.numpy(), content.timestamps.numpy())
+    for name, arr in zip(_FILES, arrays):
+        np.save(folder / name, arr, allow_pickle=False)
+    manifest = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _FILES}
+    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def cache_problem(folder: Path) -> str | None:
+    """Why the cache in ``folder`` cannot be used (None: intact)."""
+    try:
+        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
+        for name in _FILES:
+            size = (folder / name).stat().st_size
+            if size != manifest[name]["bytes"]:
+                return f"{name} has {size} bytes, {manifest[name]['bytes']} were written"
+            if _sha256(folder / name) != manifest[name]["sha256"]:
+                return f"{name} does not match its checksum"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"no valid {_MANIFEST} ({type(exc).__name__})"
+    return None
 
 
 def _mapped(folder: Path, dtype: torch.dtype) -> ItemContent:
     # mode "c" (copy-on-write): writable for torch.from_numpy, yet pages are the shared page cache
-    arrays = [np.load(folder / name, mmap_mode="c") for name in _FILES]
+    arrays = [load_numpy(folder / name, "content cache", mmap_mode="c") for name in _FILES]
     features = torch.from_numpy(arrays[0])
     if dtype is torch.bfloat16:
         features = features.view(torch.bfloat16)
@@ -87,18 +116,28 @@ def shared_aligned_content(
         raise ValueError(f"unsupported content dtype {dtype}")
     cache_dir = Path(cache_dir)
     folder = cache_dir / cache_key(store, item_tokens, missing, dtype, max_frames)
-    if not all((folder / name).is_file() for name in _FILES):
-        content = align_to_items(store, item_tokens, missing=missing, dtype=dtype, max_frames=max_frames)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=cache_dir))
-        try:
+    problem = cache_problem(folder) if folder.exists() else "absent"
+    if problem is None:
+        return _mapped(folder, dtype)
+    if folder.exists():
+        log.warning("content cache %s is damaged (%s): rebuilding it", folder, problem)
+    content = align_to_items(store, item_tokens, missing=missing, dtype=dtype, max_frames=max_frames)
+    try:
+        tmp = make_temp_dir(folder)
+    except FileSystemError as exc:  # read-only output folder: a cache is an optimisation, not a need
+        log.warning("content cache not written (%s); the aligned content stays in this process's memory", exc)
+        return content
+    try:
+        with file_system_errors(folder):
             _write(tmp, content, dtype)
-            os.rename(tmp, folder)  # atomic publish; fails if another process published first
-        except OSError:
-            if not all((folder / name).is_file() for name in _FILES):
-                raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        log.info("aligned content of %s cached in %s", store.path, folder)
+        publish_dir(tmp, folder, replace=folder.exists())  # atomic; a damaged cache is swapped out
+    except FileExistsError:
+        pass  # another process published the same cache first
+    except FileSystemError as exc:  # disk full while caching: same as above
+        log.warning("content cache not written (%s); the aligned content stays in this process's memory", exc)
+        return content
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("aligned content of %s cached in %s", store.path, folder)
     return _mapped(folder, dtype)

@@ -22,6 +22,7 @@ runs can be byte-identical too.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import math
@@ -33,6 +34,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from cva_rec.errors import FeatureStoreError
+from cva_rec.io import (atomic_write_bytes, check_free_space, file_system_errors, load_numpy, make_temp_dir,
+                        publish_dir)
 
 FORMAT_NAME = "cva_rec.feature_store"
 FORMAT_VERSION = 1
@@ -93,26 +96,42 @@ def _to_float32(raw: np.ndarray, dtype_name: str) -> np.ndarray:
     return np.asarray(raw, dtype=np.float32)
 
 
-def _fsync_dir(path: Path) -> None:
+def _json_file(path: Path) -> Any:
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. platforms without directory fds
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def is_feature_store(path: str | os.PathLike) -> bool:
+    """A finished store this library wrote: a folder whose meta.json names our format."""
+    meta = _json_file(Path(path) / META_FILE) if Path(path).is_dir() else None
+    return isinstance(meta, dict) and meta.get("format") == FORMAT_NAME
+
+
+def _is_partial_store(path: Path) -> bool:
+    params = _json_file(path / PARAMS_FILE) if path.is_dir() else None
+    return isinstance(params, dict) and params.get("format") == FORMAT_NAME
+
+
+def _refuse_foreign(path: Path, recognised: bool, kind: str) -> None:
+    """``--overwrite`` only ever removes what this library wrote; anything else stays untouched."""
+    if path.exists() and not recognised:
+        what = "a file" if not path.is_dir() else f"a folder that is not {kind} (no cva_rec {kind} marker inside)"
+        raise FeatureStoreError(f"{path} is {what}; refusing to write over or remove it: choose another output path")
+
+
+def _preallocate(path: Path) -> None:
+    """Reserve the file's blocks now: a full disk is an error here, not SIGBUS in a memory map later."""
+    if not hasattr(os, "posix_fallocate"):
         return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via tmp + fsync + os.replace: readers see old or new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with open(path, "rb+") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # file system cannot: the free-space check stands
+                return
+            raise
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -191,6 +210,8 @@ class FeatureStoreWriter:
         self.overwrite = overwrite
         self._finalized = False
 
+        _refuse_foreign(self.path, is_feature_store(self.path), "feature store")
+        _refuse_foreign(self.partial, _is_partial_store(self.partial), "unfinished feature store")
         if self.path.exists() and not overwrite:
             raise FeatureStoreError(f"a feature store already exists at {self.path}; delete it or pass overwrite=True")
         params = self._params()
@@ -234,30 +255,31 @@ class FeatureStoreWriter:
         self._created = saved.get("created") or _created_timestamp()
 
     def _create(self, params: dict) -> None:
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.partial.with_name(self.partial.name + ".init")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
         storage = STORAGE_DTYPES[self.dtype]
         n, f, d = self.n_items, self.max_frames, self.dim
-        # open_memmap writes a proper .npy header; the data area starts as zeros (sparse file).
-        for name, dtype, shape in (
-            (FEATURES_FILE, storage, (n, f, d)),
-            (NUM_FRAMES_FILE, np.dtype(np.int32), (n,)),
-            (TIMESTAMPS_FILE, np.dtype(np.float32), (n, f)),
-        ):
-            mm = np.lib.format.open_memmap(tmp / name, mode="w+", dtype=dtype, shape=shape)
-            mm.flush()
-            del mm
-        (tmp / ITEM_IDS_FILE).write_bytes(_json_bytes(self.item_ids))
-        self._created = _created_timestamp()
-        (tmp / PARAMS_FILE).write_bytes(_json_bytes({**params, "created": self._created}))
-        (tmp / PROGRESS_FILE).write_bytes(np.packbits(np.zeros(n, dtype=bool)).tobytes())
-        # The partial dir appears complete or not at all, so a crash here never leaves a
-        # partial that a resume would misread.
-        os.rename(tmp, self.partial)
-        _fsync_dir(self.partial.parent)
+        arrays = ((FEATURES_FILE, storage, (n, f, d)), (NUM_FRAMES_FILE, np.dtype(np.int32), (n,)),
+                  (TIMESTAMPS_FILE, np.dtype(np.float32), (n, f)))
+        needed = sum(math.prod(shape) * dtype.itemsize for _, dtype, shape in arrays) + 2 * len(_json_bytes(self.item_ids))
+        check_free_space(self.partial.parent, needed, f"the feature store {self.path}")
+        tmp = make_temp_dir(self.partial)
+        try:
+            with file_system_errors(self.partial):
+                # open_memmap writes a proper .npy header; the data area reads as zeros, its blocks reserved
+                for name, dtype, shape in arrays:
+                    mm = np.lib.format.open_memmap(tmp / name, mode="w+", dtype=dtype, shape=shape)
+                    mm.flush()
+                    del mm
+                    _preallocate(tmp / name)
+                (tmp / ITEM_IDS_FILE).write_bytes(_json_bytes(self.item_ids))
+                self._created = _created_timestamp()
+                (tmp / PARAMS_FILE).write_bytes(_json_bytes({**params, "created": self._created}))
+                (tmp / PROGRESS_FILE).write_bytes(np.packbits(np.zeros(n, dtype=bool)).tobytes())
+                # The partial dir appears complete or not at all, so a crash here never leaves a
+                # partial that a resume would misread.
+                publish_dir(tmp, self.partial)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
         self._open_existing()
 
     def _open_existing(self) -> None:
@@ -366,7 +388,7 @@ class FeatureStoreWriter:
         self._timestamps.flush()
         self._num_frames.flush()
         self._done[rows] = True
-        _atomic_write_bytes(self.partial / PROGRESS_FILE, np.packbits(self._done).tobytes())
+        atomic_write_bytes(self.partial / PROGRESS_FILE, np.packbits(self._done).tobytes())
 
     def finalize(self) -> Path:
         """Check every row was written, write meta.json and publish ``<path>`` atomically."""
@@ -395,25 +417,14 @@ class FeatureStoreWriter:
             "cva_rec_version": self.metadata.get("cva_rec_version", _cva_rec_version()),
         }
         self.close()
-        _atomic_write_bytes(self.partial / META_FILE, _json_bytes(meta))
+        atomic_write_bytes(self.partial / META_FILE, _json_bytes(meta))
         for name in (PROGRESS_FILE, PARAMS_FILE):
             (self.partial / name).unlink()
         for stray in self.partial.glob("*.tmp"):  # left by a kill during an atomic write
             stray.unlink()
-        for name in (FEATURES_FILE, NUM_FRAMES_FILE, TIMESTAMPS_FILE, ITEM_IDS_FILE):
-            with open(self.partial / name, "rb+") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(self.partial)
-        old = None
-        if self.path.exists():  # overwrite=True: move the old store aside, swap, then delete it
-            old = self.path.with_name(self.path.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.rename(self.path, old)
-        os.rename(self.partial, self.path)
-        _fsync_dir(self.path.parent)
-        if old is not None:
-            shutil.rmtree(old)
+        # overwrite=True: the old store (checked to be one at construction) stays readable until
+        # the swap, then is deleted
+        publish_dir(self.partial, self.path, replace=self.overwrite)
         self._finalized = True
         return self.path
 
@@ -554,10 +565,7 @@ def open_store(path: str | os.PathLike, *, validate: bool | str = True, progress
         (NUM_FRAMES_FILE, (n,), np.dtype(np.int32)),
         (TIMESTAMPS_FILE, (n, f), np.dtype(np.float32)),
     ):
-        try:
-            arr = np.load(p / name, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:  # bad header, truncated data
-            raise FeatureStoreError(f"{p / name}: unreadable or truncated ({exc})") from None
+        arr = load_numpy(p / name, "array", mmap_mode="r", error=FeatureStoreError)  # never pickle
         if arr.shape != shape:
             raise FeatureStoreError(f"{p / name}: shape {list(arr.shape)} does not match meta.json (expected {list(shape)})")
         if arr.dtype != dtype:

@@ -1,12 +1,11 @@
 """PNG plots of a set of runs: accuracy vs cost, metrics per popularity level, warmup stages.
 
-matplotlib with the Agg backend (no display needed). Each plot is saved to a temporary file
-next to its target and moved into place, so a reader never sees half a PNG.
+matplotlib with the Agg backend (no display needed). Each plot is written atomically
+(:func:`cva_rec.io.atomic_write`), so a reader never sees half a PNG.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -15,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: headless servers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from cva_rec.io import atomic_write  # noqa: E402
 from cva_rec.report.collect import Group, RunRecord, settings_label  # noqa: E402
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -25,20 +25,10 @@ MAX_POINT_LABELS = 24
 
 def save_png(fig, path: str | os.PathLike) -> Path:
     """Write ``fig`` to ``path`` atomically and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=130, bbox_inches="tight"), mode="wb")
     finally:
         plt.close(fig)
-    return path
 
 
 def _group_label(g: Group) -> str:

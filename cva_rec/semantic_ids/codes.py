@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_write
+from cva_rec.io import atomic_write, load_numpy
 
 TIE_BREAKS = ("nearest_mean", "smallest")
 FIXED_SLICES = ("first", "middle", "last")
@@ -242,7 +242,7 @@ class SemanticCodes:
         if not path.is_file():
             raise CheckpointError(f"no semantic codes file at {path}")
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with load_numpy(path, "semantic codes") as z:
                 if str(z["format"]) != "cva_rec.semantic_codes":
                     raise CheckpointError(f"{path}: not a semantic codes file")
                 return cls(torch.from_numpy(z["slice_codes"].astype(np.int64)), torch.from_numpy(z["slice_mask"].astype(bool)),

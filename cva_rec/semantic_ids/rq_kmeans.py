@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_torch_save
+from cva_rec.io import atomic_torch_save, load_torch_file
 from cva_rec.semantic_ids.pca import PcaProjection
 
 FORMAT = "cva_rec.rq_kmeans"
@@ -298,12 +298,7 @@ class RQKMeans:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "RQKMeans":
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"no RQ-KMeans tokenizer at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # truncated zip, pickle of a non-allowed type, random bytes
-            raise CheckpointError(f"{path}: not a readable RQ-KMeans tokenizer ({type(exc).__name__}: {str(exc)[:120]})") from None
+        state = load_torch_file(path, "RQ-KMeans tokenizer")  # weights only: never runs code from the file
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise CheckpointError(f"{path}: not an RQ-KMeans tokenizer file (format {state.get('format') if isinstance(state, dict) else type(state).__name__!r})")
         if state.get("format_version") != FORMAT_VERSION:

@@ -18,10 +18,10 @@ import torch
 
 import cva_rec
 from cva_rec.backbones import build_backbone, item_encoder_of
-from cva_rec.config import dump_config, run_name
 from cva_rec.data import SequentialData, build_data
 from cva_rec.errors import CheckpointError
 from cva_rec.io import atomic_write_json, load_torch_file
+from cva_rec.run_folder import RunClaim, claim_run_folder, run_folder_of
 from cva_rec.training.losses import build_loss
 
 log = logging.getLogger("cva_rec")
@@ -62,7 +62,7 @@ def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
             "inbatch_softmax or sampled_softmax encode only the batch's items",
             cfg["item_encoder"]["name"], data.n_items,
         )
-    return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training)
+    return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training, cold_items=data.cold_items)
 
 
 class EpochTimer:
@@ -113,6 +113,8 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from cva_rec.training.checkpoint_io import AtomicCheckpointIO
+
     tr, ev = cfg["train"], cfg["eval"]
     monitor = f"valid/{ev['valid_metric'].lower()}"
     ckpt = ModelCheckpoint(
@@ -134,6 +136,7 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
         limit_train_batches=tr["limit_train_batches"],
         callbacks=cbs,
         logger=TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False),
+        plugins=[AtomicCheckpointIO()],  # checkpoints: atomic writes, weights-only reads (cva_rec.io)
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
         enable_progress_bar=enable_progress_bar,
@@ -152,21 +155,26 @@ def _quiet_lightning():
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enable_progress_bar: bool = True,
                    data: Optional[SequentialData] = None, prepare: Optional[Callable[[Any], None]] = None,
-                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None) -> Dict[str, Any]:
+                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None, overwrite: bool = False) -> Dict[str, Any]:
     """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``.
 
+    The run folder is claimed first (:mod:`cva_rec.run_folder`: one writer, one config; ``overwrite``
+    replaces a run it holds) and its ``config.yaml`` written once data and model are built.
     For staged training (``cva_rec.warmup``): ``prepare(module)`` runs before a *fresh* fit (not
     when resuming from ``last.ckpt``, which already holds its weights), e.g. to initialise from
     the previous stage; ``callbacks`` are extra Lightning callbacks; ``test_on="last"`` tests the
     final weights instead of the best validation epoch. ``module`` may be pre-built; after the
     call it holds the tested weights.
     """
+    _quiet_lightning()
+    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite) as claim:
+        return _run_claimed(claim, enable_progress_bar, data, prepare, callbacks, test_on, module)
+
+
+def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks, test_on, module) -> Dict[str, Any]:
     from cva_rec.training.datamodule import RecBoleDataModule
 
-    _quiet_lightning()
-    run_dir = Path(run_dir or Path(cfg["output"]["dir"]) / run_name(cfg))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
+    cfg, run_dir = claim.cfg, claim.run_dir
     t_start = time.perf_counter()
     data = data or build_data(cfg)
     content = load_content(cfg, data)
@@ -174,9 +182,10 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
     timer = EpochTimer()
     trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = str(last) if cfg["train"]["resume"] and last.exists() else None
+    resume = str(last) if claim.resume and not claim.overwrite and last.exists() else None
     if prepare is not None and resume is None:
         prepare(module)
+    claim.commit_config()  # every check passed: now the folder says which config it holds
     if cfg["train"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=resume)
@@ -212,6 +221,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
         "n_items": data.n_items,
         "n_users": data.dataset.user_num - 1,
         "cva_rec_version": cva_rec.__version__,
+        "config_id": claim.config_id,
     }
     if trainer.is_global_zero:
         atomic_write_json(run_dir / "metrics.json", metrics)
@@ -240,8 +250,7 @@ def _log_hparams(trainer, cfg, metrics):
 def load_checkpoint_into(module, path: str | os.PathLike) -> None:
     """Load a Lightning checkpoint's weights; unreadable or mismatched -> CheckpointError."""
     path = Path(path)
-    # Lightning checkpoints pickle hyper-parameters, so not weights_only; they are the user's own files
-    state = load_torch_file(path, "checkpoint", weights_only=False)
+    state = load_torch_file(path, "checkpoint")  # weights only: a checkpoint someone hands over is data, not code
     if not isinstance(state, dict) or "state_dict" not in state:
         raise CheckpointError(f"{path} is not a cva_rec/Lightning checkpoint (no state_dict)")
     missing, unexpected = module.load_state_dict(state["state_dict"], strict=False)

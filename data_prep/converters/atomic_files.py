@@ -1,22 +1,22 @@
 """Write RecBole atomic files (``<out>/<name>/<name>.inter`` / ``.item``), atomically."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import pandas as pd
 
+from cva_rec.io import atomic_write
 from data_prep.converters.titles import sanitize_text
 
 
 def _atomic_text(path: Path, lines: Iterable[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    def write(f) -> None:
         for line in lines:
-            f.write(line)
-            f.write("\n")
-    os.replace(tmp, path)
+            f.write(line.encode("utf-8"))
+            f.write(b"\n")
+
+    atomic_write(path, write, mode="wb")  # bytes: "\n" line ends on every platform
 
 
 def write_inter(path: Path, df: pd.DataFrame) -> None:
