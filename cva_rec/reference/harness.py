@@ -1,0 +1,65 @@
+"""Glue between a trained model and the references: the project's scores, the reference's inputs.
+
+The scores come from the model under test (that is what is being evaluated); everything the
+evaluation *derives* (targets, histories to mask, ranks, metrics) comes from the independent
+reader and evaluator of this package. Used by tests/protocol and ``cva-rec bench fidelity``.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import torch
+
+from cva_rec.reference import ranking
+from cva_rec.reference.raw_sequences import filter_by_counts, read_inter, user_sequences
+
+
+def raw_protocol(cfg: Mapping[str, Any], data, split: str = "test") -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]:
+    """(users, targets, histories) in the dataset's internal ids, read from the raw .inter file.
+
+    ``data`` is used only for RecBole's token -> id maps. Test target = last item, valid = second last.
+    """
+    from cva_rec.data import resolve_data_path  # only to find the file
+
+    ds = cfg["dataset"]
+    path = resolve_data_path(cfg) / ds["name"] / f"{ds['name']}.inter"
+    df = filter_by_counts(read_inter(path, ds["user_field"], ds["item_field"], ds["time_field"]),
+                          ds["min_user_interactions"], ds["min_item_interactions"])
+    seqs = user_sequences(df)
+    uid = data.dataset.field2token_id[data.dataset.uid_field]
+    iid = data.dataset.field2token_id[data.dataset.iid_field]
+    drop = 1 if split == "test" else 2
+    users, targets, hists = [], [], []
+    for user, items in seqs.items():
+        ids = [iid[i] for i in items]
+        users.append(uid[user])
+        targets.append(ids[len(ids) - drop])
+        hists.append(np.asarray(ids[: len(ids) - drop], dtype=np.int64))
+    order = np.argsort(users)
+    return np.asarray(users)[order], np.asarray(targets)[order], [hists[i] for i in order]
+
+
+@torch.no_grad()
+def score_matrix(module, data, cfg: Mapping[str, Any], split: str = "test") -> Tuple[np.ndarray, np.ndarray]:
+    """(users, scores [n_users, n_items] float32) of the model in ``module`` on the split's rows."""
+    from cva_rec.backbones import item_encoder_of
+    from cva_rec.training.datamodule import RecBoleDataModule
+
+    dm = RecBoleDataModule(data, cfg)
+    loader = dm.test_dataloader() if split == "test" else dm.val_dataloader()
+    module.eval()
+    item_encoder_of(module.model).invalidate_cache()
+    users, scores = [], []
+    for interaction, batch_users, *_ in loader:
+        users.append(batch_users.numpy())
+        scores.append(module.model.full_sort_predict(interaction).view(len(batch_users), -1).float().numpy())
+    users, scores = np.concatenate(users), np.concatenate(scores)
+    order = np.argsort(users)
+    return users[order], scores[order]
+
+
+def reference_metrics(scores: np.ndarray, users: np.ndarray, targets: np.ndarray, seed: int, topk,
+                      histories: Optional[List[np.ndarray]] = None, negatives: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, float]]:
+    r = ranking.ranks(scores, users, targets, seed, histories=histories, negatives=negatives)
+    return r, ranking.metrics(r, topk)
