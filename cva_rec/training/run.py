@@ -18,10 +18,10 @@ import torch
 
 import cva_rec
 from cva_rec.backbones import build_backbone, item_encoder_of
+from cva_rec.config import dump_config, run_name
 from cva_rec.data import SequentialData, build_data
 from cva_rec.errors import CheckpointError
 from cva_rec.io import atomic_write_json, load_torch_file
-from cva_rec.run_folder import RunClaim, claim_run_folder, run_folder_of
 from cva_rec.training.losses import build_loss
 
 log = logging.getLogger("cva_rec")
@@ -62,7 +62,7 @@ def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
             "inbatch_softmax or sampled_softmax encode only the batch's items",
             cfg["item_encoder"]["name"], data.n_items,
         )
-    return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training, cold_items=data.cold_items)
+    return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training)
 
 
 class EpochTimer:
@@ -155,26 +155,21 @@ def _quiet_lightning():
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enable_progress_bar: bool = True,
                    data: Optional[SequentialData] = None, prepare: Optional[Callable[[Any], None]] = None,
-                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None, overwrite: bool = False) -> Dict[str, Any]:
+                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None) -> Dict[str, Any]:
     """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``.
 
-    The run folder is claimed first (:mod:`cva_rec.run_folder`: one writer, one config; ``overwrite``
-    replaces a run it holds) and its ``config.yaml`` written once data and model are built.
     For staged training (``cva_rec.warmup``): ``prepare(module)`` runs before a *fresh* fit (not
     when resuming from ``last.ckpt``, which already holds its weights), e.g. to initialise from
     the previous stage; ``callbacks`` are extra Lightning callbacks; ``test_on="last"`` tests the
     final weights instead of the best validation epoch. ``module`` may be pre-built; after the
     call it holds the tested weights.
     """
-    _quiet_lightning()
-    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite) as claim:
-        return _run_claimed(claim, enable_progress_bar, data, prepare, callbacks, test_on, module)
-
-
-def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks, test_on, module) -> Dict[str, Any]:
     from cva_rec.training.datamodule import RecBoleDataModule
 
-    cfg, run_dir = claim.cfg, claim.run_dir
+    _quiet_lightning()
+    run_dir = Path(run_dir or Path(cfg["output"]["dir"]) / run_name(cfg))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, run_dir / "config.yaml")
     t_start = time.perf_counter()
     data = data or build_data(cfg)
     content = load_content(cfg, data)
@@ -182,10 +177,9 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     timer = EpochTimer()
     trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = str(last) if claim.resume and not claim.overwrite and last.exists() else None
+    resume = str(last) if cfg["train"]["resume"] and last.exists() else None
     if prepare is not None and resume is None:
         prepare(module)
-    claim.commit_config()  # every check passed: now the folder says which config it holds
     if cfg["train"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=resume)
@@ -221,7 +215,6 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
         "n_items": data.n_items,
         "n_users": data.dataset.user_num - 1,
         "cva_rec_version": cva_rec.__version__,
-        "config_id": claim.config_id,
     }
     if trainer.is_global_zero:
         atomic_write_json(run_dir / "metrics.json", metrics)
