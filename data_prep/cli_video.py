@@ -80,6 +80,24 @@ def register_extract_video(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store / discard an unfinished one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--num-workers", type=int, default=0,
+                   help="DataLoader worker processes that decode (PyAV) while the main process encodes; 0 = decode "
+                   "in the main process (default: %(default)s)")
+    g = p.add_argument_group("distributed extraction (shards; join them with cva-rec merge-stores)")
+    g.add_argument("--shard-index", default=None,
+                   help="extract only this shard (0-based) of --num-shards contiguous slices of the sorted video "
+                   "list, into <out>.shards/shard-IIIII-of-CCCCC (resumable per shard); 'auto' reads "
+                   "SLURM_ARRAY_TASK_ID/COUNT, torchrun's RANK/WORLD_SIZE or srun's SLURM_PROCID/NTASKS")
+    g.add_argument("--num-shards", type=int, default=None, help="number of shards (with an integer --shard-index)")
+    t = p.add_argument_group("codec patch tokens (OneVision-Encoder sec. 2.1-2.2; needs --sampler codec)")
+    t.add_argument("--patch-tokens", action="store_true",
+                   help="write a token store: all patches of up to i-share of the budget of I-frames, then the most "
+                   "salient patches of the other chosen frames, at --token-budget tokens per video")
+    t.add_argument("--token-budget", type=int, default=256, help="tokens per video (default: %(default)s)")
+    t.add_argument("--patch-ratio", type=float, default=0.25,
+                   help="most patches kept per inter frame, as a share of its grid (paper: 3-25%%) (default: %(default)s)")
+    t.add_argument("--i-frame-share", type=float, default=0.25,
+                   help="share of the budget for whole I-frames, at least one (paper: 512 of 2048) (default: %(default)s)")
     p.set_defaults(func=run_extract_video)
     return p
 
@@ -99,7 +117,24 @@ def _config(args):
         clip_checkpoint=args.clip_checkpoint, clip_model_name=args.clip_model_name, title_mode=args.title_mode,
         noise_std=args.noise_std, mask_ratio=args.mask_ratio, seed=args.seed, short_side=args.short_side,
         decode_method=args.decode_method, dtype=getattr(args, "dtype", "float16"),
+        patch_tokens=getattr(args, "patch_tokens", False), token_budget=getattr(args, "token_budget", 256),
+        patch_ratio=getattr(args, "patch_ratio", 0.25), i_frame_share=getattr(args, "i_frame_share", 0.25),
     )
+
+
+def _shard(args) -> tuple[int, int] | None:
+    from cva_rec.errors import ConfigError
+    from data_prep.shards import shard_from_env
+
+    if args.shard_index is None:
+        if args.num_shards is not None:
+            raise ConfigError("--num-shards needs --shard-index (an integer, or auto)")
+        return None
+    if args.shard_index == "auto":
+        return shard_from_env()
+    if args.num_shards is None or not args.shard_index.isdigit():
+        raise ConfigError("--shard-index takes an integer with --num-shards, or 'auto'")
+    return int(args.shard_index), args.num_shards
 
 
 def run_extract_video(args) -> int:
@@ -108,8 +143,14 @@ def run_extract_video(args) -> int:
     report = extract_video_features(
         args.videos, args.out, _config(args), titles_csv=args.titles, batch_items=args.batch_items,
         encoder_batch_size=args.batch_size, device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+        num_workers=args.num_workers, shard=_shard(args),
     )
     print(report.summary())
+    if report.n_items and len(report.failures) >= report.n_items:  # a store of empty rows is not a result
+        from cva_rec.errors import DataError
+
+        raise DataError(f"every one of the {report.n_items} videos failed (first: {report.failures[0].get('reason')}); "
+                        f"{report.path} holds no content (failures listed in its meta.json)")
     return 0
 
 

@@ -56,6 +56,11 @@ class VideoExtractConfig:
     n_segments: int = N_SEGMENTS
     decode_method: str = "sequential"
     dtype: str = "float16"
+    # codec patch tokens (data_prep/patch_tokens.py): a token store instead of one vector per frame
+    patch_tokens: bool = False
+    token_budget: int = 256
+    patch_ratio: float = 0.25
+    i_frame_share: float = 0.25
 
 
 @dataclass
@@ -107,7 +112,7 @@ class PreparedItem:
 class KeyFrameChooser:
     """Builds the sampler (and CLIP selector when needed) once, then decodes and picks frames per item."""
 
-    def __init__(self, cfg: VideoExtractConfig, titles: dict[str, str] | None, *, keep_maps: bool = False):
+    def __init__(self, cfg: VideoExtractConfig, titles: dict[str, str] | None):
         from data_prep.samplers import NEEDS_CODEC, NEEDS_SCORES, get_sampler
 
         self.cfg = cfg
@@ -115,7 +120,9 @@ class KeyFrameChooser:
         if cfg.n_frames < 1:
             raise ConfigError(f"--n-frames must be >= 1, got {cfg.n_frames}")
         self.codec = cfg.sampler in NEEDS_CODEC
-        self.keep_maps = keep_maps
+        if cfg.patch_tokens and not self.codec:
+            raise ConfigError("patch tokens are chosen by codec saliency: use --sampler codec with --patch-tokens")
+        self.keep_maps = cfg.patch_tokens
         self.titles = titles
         self.selector = None
         if cfg.sampler in NEEDS_SCORES:
@@ -199,7 +206,7 @@ class SideRecords:
         self.failures: dict[str, dict] = self._load(FAILURES_FILE)
         codec = self._load(CODEC_FILE)
         self.fallback: dict[str, str] = codec.get("uniform_fallback", {})
-        self.mode_by_codec: dict[str, str] = codec.get("mode_by_codec", {})
+        self.mode_by_codec: dict[str, list[str]] = codec.get("mode_by_codec", {})
         self._dirty = False
 
     def _load(self, name: str) -> dict:
@@ -211,8 +218,10 @@ class SideRecords:
             self.failures[item.item_id] = item.failure
             self._dirty = True
         if item.codec is not None:
-            if self.mode_by_codec.get(item.codec["codec"]) is None and item.codec["mode"] != "uniform":
-                self.mode_by_codec[item.codec["codec"]] = item.codec["mode"]
+            modes = self.mode_by_codec.setdefault(item.codec["codec"], [])
+            if item.codec["mode"] not in modes:
+                modes.append(item.codec["mode"])
+                modes.sort()
                 self._dirty = True
             if item.codec["mode"] == "uniform":
                 self.fallback[item.item_id] = item.codec["note"]
@@ -228,17 +237,27 @@ class SideRecords:
         self._dirty = False
 
 
-def codec_meta(fallback: dict[str, str], mode_by_codec: dict[str, str]) -> dict:
+def codec_meta(fallback_items, fallback_reasons, mode_by_codec: dict[str, list[str]]) -> dict:
     """The ``codec_saliency`` entry of ``meta.json`` (also rebuilt by ``merge-stores`` from shards)."""
     from data_prep.codec import MOTION_UNIT_PX, RESIDUAL_UNIT
 
     return {
         "saliency": f"|mv| / {MOTION_UNIT_PX} px + |luma - motion-compensated prediction| / {RESIDUAL_UNIT}",
-        "mode_by_codec": dict(sorted(mode_by_codec.items())),
-        "uniform_fallback": sorted(fallback),
-        "n_uniform_fallback": len(fallback),
-        "uniform_fallback_reason": sorted(set(fallback.values())),
+        "modes_by_codec": {k: sorted(v) for k, v in sorted(mode_by_codec.items())},
+        "uniform_fallback": sorted(fallback_items),
+        "n_uniform_fallback": len(set(fallback_items)),
+        "uniform_fallback_reason": sorted(set(fallback_reasons)),
     }
+
+
+def merge_codec_meta(entries: list[dict]) -> dict:
+    """One ``codec_saliency`` entry from several shards' entries (order-free: equals a single run's)."""
+    modes: dict[str, set[str]] = {}
+    for e in entries:
+        for codec, seen in e["modes_by_codec"].items():
+            modes.setdefault(codec, set()).update(seen)
+    return codec_meta([i for e in entries for i in e["uniform_fallback"]],
+                      [r for e in entries for r in e["uniform_fallback_reason"]], {k: sorted(v) for k, v in modes.items()})
 
 
 def publish_side_records(store: Path) -> list[dict]:
@@ -252,7 +271,8 @@ def publish_side_records(store: Path) -> list[dict]:
         meta["n_failures"] = len(failures)
     if codec_side.exists():
         codec = json.loads(codec_side.read_text(encoding="utf-8"))
-        meta["codec_saliency"] = codec_meta(codec["uniform_fallback"], codec["mode_by_codec"])
+        fallback = codec["uniform_fallback"]
+        meta["codec_saliency"] = codec_meta(list(fallback), list(fallback.values()), codec["mode_by_codec"])
     if fail_side.exists() or codec_side.exists():
         _atomic_json(meta_path, meta)
         for side in (fail_side, codec_side):
@@ -267,31 +287,41 @@ class StoreSink:
     other items were encoded with it (single process, resumed, or any shard of a distributed run).
     """
 
-    def __init__(self, writer, encoder, cfg: VideoExtractConfig):
-        self.writer, self.encoder, self.cfg = writer, encoder, cfg
+    def __init__(self, writer, encoder, cfg: VideoExtractConfig, tokenizer=None):
+        self.writer, self.encoder, self.cfg, self.tokenizer = writer, encoder, cfg, tokenizer
         self.max_frames = writer.max_frames
         self.records = SideRecords(writer.partial)
         self.frames_encoded = 0
 
-    def encode(self, item: PreparedItem) -> np.ndarray | None:
-        """[k, dim] float32 features of one item (None for a failure)."""
+    def encode(self, item: PreparedItem) -> tuple | None:
+        """(vectors [k, dim] float32, timestamps [k], positions [k, 2] or None) of one item; None for a failure."""
         if item.failure is not None:
             return None
-        return self.encoder.encode(item.frames)
+        if self.tokenizer is not None:
+            return self.tokenizer(item.frames, item.timestamps, item.intra, item.maps)
+        return self.encoder.encode(item.frames), item.timestamps, None
 
-    def write(self, items: list[PreparedItem], encoded: list[np.ndarray | None]) -> None:
+    def write(self, items: list[PreparedItem], encoded: list[tuple | None]) -> None:
         feats = np.zeros((len(items), self.max_frames, self.writer.dim), dtype=np.float32)
         stamps = np.zeros((len(items), self.max_frames), dtype=np.float32)
         counts = np.zeros(len(items), dtype=np.int64)
-        for j, (item, vec) in enumerate(zip(items, encoded)):
+        positions = np.zeros((len(items), self.max_frames, 2), dtype=np.int64)
+        for j, (item, enc) in enumerate(zip(items, encoded)):
             self.records.add(item)
-            if vec is None:
+            if enc is None:
                 continue
+            vec, ts, pos = enc
             k = len(vec)
-            feats[j, :k], stamps[j, :k], counts[j] = vec, item.timestamps[:k], k
+            feats[j, :k], stamps[j, :k], counts[j] = vec, ts, k
+            if pos is not None:
+                positions[j, :k] = pos
             self.frames_encoded += k
         self.records.save()  # before the rows are marked done, so a kill never loses a record
-        self.writer.write([i.row for i in items], feats, counts, stamps)
+        rows = [i.row for i in items]
+        if self.tokenizer is not None:
+            self.writer.write(rows, feats, counts, stamps, positions)
+        else:
+            self.writer.write(rows, feats, counts, stamps)
 
 
 def build_encoder(cfg: VideoExtractConfig, *, encoder_batch_size: int = 32, device: str = "cpu"):
@@ -327,9 +357,45 @@ def open_sink(out: Path, item_ids: list[str], cfg: VideoExtractConfig, encoder, 
               overwrite: bool = False) -> StoreSink:
     from cva_rec.features.store import FeatureStoreWriter
 
+    if cfg.patch_tokens:
+        from cva_rec.features.tokens import TokenStoreWriter
+        from data_prep.patch_tokens import PatchTokenizer, TokenBudget
+
+        tokenizer = PatchTokenizer(encoder, TokenBudget(cfg.token_budget, cfg.patch_ratio, cfg.i_frame_share))
+        writer = TokenStoreWriter(out, item_ids, cfg.token_budget, encoder.dim, tokenizer.grid, dtype=cfg.dtype,
+                                  metadata=meta, overwrite=overwrite)
+        return StoreSink(writer, encoder, cfg, tokenizer)
     max_frames = min(cfg.n_frames, cfg.n_segments)
     writer = FeatureStoreWriter(out, item_ids, max_frames, encoder.dim, dtype=cfg.dtype, metadata=meta, overwrite=overwrite)
     return StoreSink(writer, encoder, cfg)
+
+
+class _PrepareDataset:
+    """Map-style dataset over pending rows: ``prepare`` (PyAV decode + choice) runs in DataLoader workers."""
+
+    def __init__(self, chooser: KeyFrameChooser, videos: list[tuple[str, Path]], rows: np.ndarray):
+        self.chooser, self.videos, self.rows = chooser, videos, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> PreparedItem:
+        row = int(self.rows[i])
+        return self.chooser.prepare(row, *self.videos[row])
+
+
+def prepared_batches(chooser: KeyFrameChooser, videos: list[tuple[str, Path]], rows: np.ndarray, batch_items: int,
+                     num_workers: int):
+    """Prepared items in row order, ``batch_items`` at a time; ``num_workers`` > 0 decodes in worker processes
+    (torch DataLoader, order preserved) so the encoder never waits on PyAV."""
+    if num_workers <= 0:
+        for start in range(0, len(rows), batch_items):
+            yield [chooser.prepare(int(r), *videos[r]) for r in rows[start:start + batch_items]]
+        return
+    from torch.utils.data import DataLoader
+
+    yield from DataLoader(_PrepareDataset(chooser, videos, rows), batch_size=batch_items, num_workers=num_workers,
+                          collate_fn=list, prefetch_factor=2, persistent_workers=False)
 
 
 def extract_video_features(
@@ -343,30 +409,42 @@ def extract_video_features(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = True,
+    num_workers: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> ExtractReport:
-    """Run the whole video pipeline into a feature store at ``out`` (see module doc)."""
+    """Run the whole video pipeline into a feature store at ``out`` (see module doc).
+
+    ``shard=(index, count)``: only the index-th of ``count`` contiguous, deterministic slices of
+    the sorted video listing, into its own resumable store ``<out>.shards/shard-IIIII-of-CCCCC``
+    (:mod:`data_prep.shards`); ``cva-rec merge-stores`` joins the shards into ``out``.
+    """
     from tqdm.auto import tqdm
 
     from data_prep.converters.titles import read_titles
+    from data_prep.shards import shard_metadata, shard_rows, shard_store_path
 
     cfg = cfg or VideoExtractConfig()
     start = time.perf_counter()
-    out = Path(out)
+    videos = list_videos(video_dir)
+    out = Path(out) if shard is None else shard_store_path(out, *shard)
     if out.exists() and any((out / f).exists() for f in (FAILURES_FILE, CODEC_FILE)):  # killed between publish and merge
         failures = publish_side_records(out)
         return ExtractReport(out, len(json.loads((out / "item_ids.json").read_text())), 0, failures)
-    videos = list_videos(video_dir)
     titles = read_titles(titles_csv).titles if titles_csv else None
     chooser = KeyFrameChooser(cfg, titles)
     encoder = build_encoder(cfg, encoder_batch_size=encoder_batch_size, device=device)
+    meta = store_metadata(cfg, encoder, videos, titles_csv)
+    if shard is not None:
+        first, stop = shard_rows(len(videos), *shard)
+        meta["shard"] = shard_metadata(len(videos), *shard)
+        videos = videos[first:stop]
     item_ids = [i for i, _ in videos]
-    sink = open_sink(out, item_ids, cfg, encoder, store_metadata(cfg, encoder, videos, titles_csv), overwrite=overwrite)
+    sink = open_sink(out, item_ids, cfg, encoder, meta, overwrite=overwrite)
     pending = sink.writer.pending_rows()
     report = ExtractReport(out, len(item_ids), len(item_ids) - len(pending))
     bar = tqdm(total=len(pending), desc=f"extract {cfg.encoder}/{cfg.sampler}{cfg.n_frames}", unit="video",
                disable=not progress)
-    for chunk_start in range(0, len(pending), batch_items):
-        items = [chooser.prepare(int(row), *videos[row]) for row in pending[chunk_start:chunk_start + batch_items]]
+    for items in prepared_batches(chooser, videos, pending, batch_items, num_workers):
         sink.write(items, [sink.encode(item) for item in items])
         bar.update(len(items))
     bar.close()

@@ -46,16 +46,33 @@ class FrameEncoder:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:  # [b, 3, S, S] -> [b, dim]
         raise NotImplementedError
 
+    #: (rows, cols) of the patch features ``encode_patches`` returns; None = no patch tokens
+    patch_grid: tuple[int, int] | None = None
+
+    def _forward_patches(self, x: torch.Tensor) -> torch.Tensor:  # [b, 3, S, S] -> [b, rows * cols, dim]
+        raise ConfigError(f"frame encoder {self.name!r} gives no patch features; patch tokens need "
+                          "efficientnet_lite0, dinov2, dinov3 or vit")
+
     @torch.inference_mode()
-    def encode(self, frames: np.ndarray) -> np.ndarray:
-        """[n, H, W, 3] uint8 -> [n, dim] float32."""
+    def _batched(self, frames: np.ndarray, forward, empty_shape: tuple[int, ...]) -> np.ndarray:
         if len(frames) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, *empty_shape), dtype=np.float32)
         out = []
         for start in range(0, len(frames), self.batch_size):
             x = preprocess_frames(frames[start:start + self.batch_size], self.image_size, self.mean, self.std)
-            out.append(self._forward(x.to(self.device)).float().cpu())
+            out.append(forward(x.to(self.device)).float().cpu())
         return torch.cat(out).numpy()
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """[n, H, W, 3] uint8 -> [n, dim] float32."""
+        return self._batched(frames, self._forward, (self.dim,))
+
+    def encode_patches(self, frames: np.ndarray) -> np.ndarray:
+        """[n, H, W, 3] uint8 -> [n, rows * cols, dim] float32: the final feature map / patch tokens,
+        row-major over ``patch_grid`` of the center-cropped ``image_size`` input."""
+        if self.patch_grid is None:
+            self._forward_patches(None)  # raises the ConfigError
+        return self._batched(frames, self._forward_patches, (self.patch_grid[0] * self.patch_grid[1], self.dim))
 
     def describe(self) -> dict:
         """What goes into the feature store's meta.json."""
@@ -92,9 +109,15 @@ class EfficientNetLite0(FrameEncoder):
         self.model = model.to(memory_format=torch.channels_last)
         self.model.requires_grad_(False)
 
+    patch_grid = (7, 7)  # stride-32 feature map of a 224 input
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
         return self.model.extract_features(x).mean(dim=(2, 3))  # global average pool -> [b, 1280]
+
+    def _forward_patches(self, x: torch.Tensor) -> torch.Tensor:
+        fmap = self.model.extract_features(x.contiguous(memory_format=torch.channels_last))  # [b, 1280, 7, 7]
+        return fmap.flatten(2).transpose(1, 2)
 
 
 class _HFVisionEncoder(FrameEncoder):
@@ -102,6 +125,7 @@ class _HFVisionEncoder(FrameEncoder):
 
     model_types: tuple[str, ...] = ()
     default_mean, default_std = IMAGENET_MEAN, IMAGENET_STD
+    patch_tokens = True  # the last hidden state ends with one token per patch
 
     def __init__(self, checkpoint: str | None = None, batch_size: int = 32, device: str = "cpu"):
         super().__init__(batch_size, device)
@@ -126,6 +150,9 @@ class _HFVisionEncoder(FrameEncoder):
         self.mean = tuple(pcfg.get("image_mean", self.default_mean))
         self.std = tuple(pcfg.get("image_std", self.default_std))
         self.dim = self._dim()
+        patch = getattr(vcfg, "patch_size", None)
+        if patch and self.patch_tokens:
+            self.patch_grid = (self.image_size // int(patch),) * 2
 
     def _load(self, path: Path) -> torch.nn.Module:
         from transformers import AutoModel
@@ -137,6 +164,11 @@ class _HFVisionEncoder(FrameEncoder):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=x).last_hidden_state[:, 0]  # CLS token
+
+    def _forward_patches(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.model(pixel_values=x).last_hidden_state
+        n = self.patch_grid[0] * self.patch_grid[1]
+        return hidden[:, hidden.shape[1] - n:]  # the patch tokens come last (after CLS and any registers)
 
 
 @FRAME_ENCODERS.register("dinov2")
@@ -160,6 +192,7 @@ class ClipVision(_HFVisionEncoder):
     """CLIP image embeddings (projection output, e.g. 512-d for ViT-B/32), as in the paper's Table 3."""
 
     name, model_types = "clip", ("clip", "clip_vision_model")
+    patch_tokens = False  # the projected embedding has no per-patch counterpart
     default_mean, default_std = CLIP_MEAN, CLIP_STD
 
     def _load(self, path: Path) -> torch.nn.Module:

@@ -23,7 +23,8 @@ paper's Table 18 cost measurements.
 ``attend: frames`` (beyond the paper) lets the blocks attend over the frame tokens
 themselves: each frame is projected to the latent width, a timestamp encoding is added,
 the blocks run with a key-padding mask, and a masked mean over frames replaces the mean
-over latents.
+over latents. Content from a token store (codec patch tokens, :mod:`cva_rec.features.tokens`)
+is read the same way, tokens in place of frames, plus a learned patch-position embedding.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from cva_rec.encoders.base import ItemEncoder
 from cva_rec.encoders.layers import (GEGLU, SelfAttentionBlock, build_time_encoding, check_choice, check_positive,
                                      gather_frames,
                                      content_input_dim, keep_one_key, masked_mean)
+from cva_rec.encoders.patch_position import build_patch_position
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
@@ -63,6 +65,8 @@ class CvaEncoder(ItemEncoder):
         self.in_proj = GEGLU(d_in, latent_dim)  # Eq. 1 (applied per frame when attend=frames)
         self.time_encoding = (build_time_encoding(time_encoding or "sinusoidal", latent_dim, content.max_frames)
                               if self.attend == "frames" else None)
+        # token-store content: where each patch token sits in its frame (frames mode only)
+        self.patch_position = build_patch_position(content, latent_dim) if self.attend == "frames" else None
         self.blocks = nn.ModuleList(SelfAttentionBlock(latent_dim, heads, dim_head, ff_mult, dropout)
                                     for _ in range(depth))
         self.decoder = (nn.Sequential(nn.LayerNorm(latent_dim), GEGLU(latent_dim, latent_dim)) if decoder_ffn
@@ -81,6 +85,8 @@ class CvaEncoder(ItemEncoder):
             x = self.in_proj(frames)
             if self.time_encoding is not None:
                 x = x + self.time_encoding(times)
+            if self.patch_position is not None:
+                x = x + self.patch_position(self.content.gather_positions(item_ids))
             keys = keep_one_key(mask)
             for block in self.blocks:
                 x = block(x, key_mask=keys)

@@ -16,6 +16,9 @@ Ablations (what each removes; parameter counts at 384 -> 384, paper in brackets)
 * ``no_attention``: additionally each self-attention block is replaced by an MLP-Mixer
   block (token-mixing MLP over the latents + GEGLU channel MLP). 829,184 [829,568; the
   authors' count includes an unused 384-d query].
+
+Token-store content (codec patch tokens, :mod:`cva_rec.features.tokens`): the encoder
+cross-attends to the tokens, with a learned patch-position embedding added (``ablation: none``).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from cva_rec.encoders.base import ItemEncoder
 from cva_rec.encoders.layers import (GEGLU, CrossAttentionBlock, SelfAttentionBlock, build_time_encoding, check_choice,
                                      gather_frames,
                                      check_positive, content_input_dim, keep_one_key, masked_mean)
+from cva_rec.encoders.patch_position import build_patch_position
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
@@ -70,6 +74,7 @@ class PerceiverIoEncoder(ItemEncoder):
         if self.ablation == "none":
             self.latents = nn.Parameter(torch.randn(num_latents, latent_dim) * 0.02)
             self.time_encoding = build_time_encoding(time_encoding, d_in, content.max_frames)
+            self.patch_position = build_patch_position(content, d_in)  # token-store content only
             self.encoder_cross = CrossAttentionBlock(latent_dim, d_in, cross_heads, dim_head, ff=True, dropout=dropout)
         else:
             self.in_proj = GEGLU(d_in, latent_dim)
@@ -93,6 +98,8 @@ class PerceiverIoEncoder(ItemEncoder):
         if self.ablation == "none":
             if self.time_encoding is not None:
                 frames = frames + self.time_encoding(times)
+            if self.patch_position is not None:
+                frames = frames + self.patch_position(self.content.gather_positions(item_ids))
             x = self.latents.unsqueeze(0).expand(n, -1, -1)
             x = self.encoder_cross(x, frames, key_mask=keep_one_key(mask))
         else:

@@ -37,6 +37,18 @@ class ItemContent(nn.Module):
         self.register_buffer("features", features, persistent=False)
         self.register_buffer("num_frames", num_frames.long().clamp(max=f), persistent=False)
         self.register_buffer("timestamps", timestamps.float(), persistent=False)
+        # token stores (features/tokens.py): (frame slot, patch index; -1 = whole frame) per token
+        self.register_buffer("positions", None, persistent=False)
+        self.grid: tuple[int, int] | None = None
+
+    def with_positions(self, positions: torch.Tensor, grid) -> "ItemContent":
+        """Attach token positions [n_items, F, 2] (frame slot, patch index in ``grid``); returns self."""
+        if tuple(positions.shape) != (self.n_items, self.max_frames, 2):
+            raise FeatureStoreError(f"token positions must be [{self.n_items}, {self.max_frames}, 2], "
+                                    f"got {tuple(positions.shape)}")
+        self.positions = positions.long()
+        self.grid = (int(grid[0]), int(grid[1]))
+        return self
 
     @property
     def n_items(self) -> int:
@@ -56,3 +68,9 @@ class ItemContent(nn.Module):
         counts = self.num_frames.index_select(0, item_ids)
         mask = torch.arange(self.max_frames, device=item_ids.device)[None, :] < counts[:, None]
         return frames, mask, self.timestamps.index_select(0, item_ids)
+
+    def gather_positions(self, item_ids: torch.Tensor) -> torch.Tensor:
+        """Flat item ids [n] -> token positions [n, F, 2] (token stores only)."""
+        if self.positions is None:
+            raise FeatureStoreError("this item content has no token positions (not from a token store)")
+        return self.positions.index_select(0, item_ids)

@@ -101,7 +101,7 @@ def test_i_frames_always_kept_in_the_store(tmp_path):
     feats, stamps = store.get("moving")
     assert len(stamps) == 6 and set(np.round(i_times, 4)) <= set(np.round(stamps, 4))
     assert np.all(np.diff(stamps) > 0)
-    assert store.meta["codec_saliency"]["mode_by_codec"] == {"h264": "motion+residual"}
+    assert store.meta["codec_saliency"]["modes_by_codec"] == {"h264": ["motion+residual"]}
     assert store.meta["codec_saliency"]["uniform_fallback"] == []
 
 
