@@ -83,6 +83,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "min_user_interactions": integer(5, "drop users with fewer interactions (applied with the item filter until stable)", min=0),
         "min_item_interactions": integer(0, "drop items with fewer interactions (0 = keep all)", min=0),
         "split": choice("leave_two_out", "leave_two_out: last item = test, second last = validation, by timestamp", ("leave_two_out",)),
+        "cold_items": number(0.0, "item cold start: hold this fraction of items out of training and validation; they can only be "
+                             "test targets, and test metrics get warm / cold columns (0 = off; cva_rec/cold_items.py)", ge=0.0, lt=1.0),
+        "cold_items_seed": integer(0, "seed of the held-out item choice (fixed apart from train.seed: one split for every run)", min=0),
         "user_field": text("user_id", "user id column of the .inter file"),
         "item_field": text("item_id", "item id column of the .inter file"),
         "time_field": text("timestamp", "timestamp column used to order each history"),

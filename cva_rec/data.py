@@ -10,7 +10,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
@@ -94,6 +94,7 @@ class SequentialData:
     test_history: UserHistory
     sequences: UserSequences  # each user's whole sequence in split order
     seen_in_training: torch.Tensor  # [n_items] bool: occurs in training (input or target)
+    cold_items: Optional[torch.Tensor] = None  # [n_items] bool: held out of training (dataset.cold_items)
 
     @property
     def n_items(self) -> int:
@@ -138,8 +139,10 @@ def user_sequences(split_datasets, n_users: int) -> UserSequences:
 def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     """Load, filter and split the dataset named in ``cfg`` (RecBole does the heavy lifting)."""
     from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
+    from recbole.data import data_preparation
     from recbole.utils import init_seed
+
+    from cva_rec.cold_items import create_dataset  # RecBole's, or held-out items (dataset.cold_items)
 
     # RecBole's Config also parses sys.argv as "--key=value" overrides; our CLI's arguments are
     # not meant for it (and it would print a warning about each), so hide them while it reads
@@ -152,7 +155,7 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     init_seed(config["seed"], config["reproducibility"])
     _quiet_recbole()
     try:
-        dataset = create_dataset(config)
+        dataset = create_dataset(config, cfg["dataset"])
     except (ValueError, KeyError) as exc:
         ds = cfg["dataset"]
         if "empty" in str(exc):
@@ -184,6 +187,7 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
         test_history=seqs.test_history(),
         sequences=seqs,
         seen_in_training=seqs.seen_in_training(dataset.item_num),
+        cold_items=None if getattr(dataset, "cold_item_mask", None) is None else torch.from_numpy(dataset.cold_item_mask),
     )
 
 

@@ -166,7 +166,11 @@ class RankCollector:
         first = torch.from_numpy(first)
         return users[first], targets[first], ranks[first]
 
-    def compute(self, metrics, topk, item_popularity: Optional[torch.Tensor] = None, n_levels: int = 0, seen_in_training: Optional[torch.Tensor] = None) -> Dict[str, object]:
+    def compute(self, metrics, topk, item_popularity: Optional[torch.Tensor] = None, n_levels: int = 0, seen_in_training: Optional[torch.Tensor] = None,
+                cold_items: Optional[torch.Tensor] = None) -> Dict[str, object]:
+        """Overall metrics; with ``item_popularity`` and ``n_levels`` also per popularity level and the
+        inductive split; with ``cold_items`` ([n_items] bool, ``dataset.cold_items``) also ``warm``
+        and ``cold`` (users whose target is a held-out item)."""
         users, targets, ranks = self.dedupe(*self.tensors())
         result: Dict[str, object] = {"n_users": int(users.numel()), **metrics_from_ranks(ranks, metrics, topk)}
         if item_popularity is not None and n_levels:
@@ -180,6 +184,10 @@ class RankCollector:
             # "popularity == 0" would also count items seen only as a user's first input
             unseen = ~seen_in_training.bool().cpu()[targets]
             result["inductive"] = {"n_users": int(unseen.sum()), **metrics_from_ranks(ranks[unseen], metrics, topk)}
+        if cold_items is not None:
+            cold = cold_items.bool().cpu()[targets]
+            for name, rows in (("warm", ~cold), ("cold", cold)):
+                result[name] = {"n_users": int(rows.sum()), **metrics_from_ranks(ranks[rows], metrics, topk)}
         return result
 
 

@@ -14,7 +14,8 @@ from cva_rec.training.losses import Loss
 
 class SeqRecModule(L.LightningModule):
     def __init__(self, cfg: Mapping[str, Any], model: nn.Module, loss: Loss, item_popularity: torch.Tensor,
-                 seen_in_training: Optional[torch.Tensor] = None):
+                 seen_in_training: Optional[torch.Tensor] = None,
+                 cold_items: Optional[torch.Tensor] = None):
         super().__init__()
         self.cfg = cfg
         self.model = model
@@ -22,6 +23,7 @@ class SeqRecModule(L.LightningModule):
         self.register_buffer("item_popularity", item_popularity.float(), persistent=False)
         # [n_items] bool, items in some user's training part: the inductive split of test metrics
         self.seen_in_training = seen_in_training
+        self.cold_items = cold_items  # [n_items] bool held-out items (dataset.cold_items): warm / cold test metrics
         self.collector: Optional[RankCollector] = None
         self.results: Dict[str, Dict[str, Any]] = {}
         #: split -> (users, targets, ranks) of the last evaluation, one row per user, all ranks gathered
@@ -97,7 +99,8 @@ class SeqRecModule(L.LightningModule):
         ev = self.cfg["eval"]
         result = self.collector.compute(
             ev["metrics"], ev["topk"], self.item_popularity.cpu() if breakdown else None, ev["popularity_buckets"] if breakdown else 0,
-            seen_in_training=self.seen_in_training if breakdown else None
+            seen_in_training=self.seen_in_training if breakdown else None,
+            cold_items=self.cold_items if breakdown else None,
         )
         self.results[split] = result
         self.eval_rows[split] = RankCollector.dedupe(*self.collector.tensors())

@@ -62,7 +62,7 @@ def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
             "inbatch_softmax or sampled_softmax encode only the batch's items",
             cfg["item_encoder"]["name"], data.n_items,
         )
-    return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training)
+    return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training, cold_items=data.cold_items)
 
 
 class EpochTimer:
