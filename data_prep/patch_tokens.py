@@ -12,7 +12,9 @@ crop) and averaged over its patch grid, so each score belongs to exactly one pat
 * Inter frames give their most salient patches: at most ``floor(patch_ratio * P0)`` per frame (the
   paper keeps 3-25% of a P-frame's patches; default 25%), ranked globally over all of the video's
   inter frames (the paper enforces the budget per clip, not per GOP) until the budget is spent.
-  Patches with zero saliency (static) are never taken, so a static video keeps fewer tokens.
+  Patches below ``MIN_PATCH_SALIENCY`` (0.1: a 0.4-pixel mean displacement or a 0.8-level mean luma
+  error over the patch, i.e. encoder noise on a static region) are never taken, so a static video
+  keeps its I-frame tokens only.
 
 Tokens are stored in time order (frame, then row-major patch index) with their positions.
 """
@@ -30,6 +32,7 @@ from cva_rec.errors import ConfigError
 DEFAULT_BUDGET = 256
 DEFAULT_PATCH_RATIO = 0.25
 DEFAULT_I_SHARE = 0.25
+MIN_PATCH_SALIENCY = 0.1  # below: codec noise on static content, not new evidence
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def select_tokens(intra: np.ndarray, scores: np.ndarray, budget: TokenBudget) ->
     candidates = []
     for f in np.flatnonzero(~intra):
         order = np.argsort(-scores[f], kind="stable")[:per_frame]
-        candidates += [(-float(scores[f, p]), int(f), int(p)) for p in order if scores[f, p] > 0]
+        candidates += [(-float(scores[f, p]), int(f), int(p)) for p in order if scores[f, p] >= MIN_PATCH_SALIENCY]
     candidates.sort()  # highest saliency first; ties: earlier frame, then lower patch index
     picked += [(f, p) for _, f, p in candidates[:max(0, budget.budget - len(picked))]]
     return np.array(sorted(picked), dtype=np.int64).reshape(-1, 2)
