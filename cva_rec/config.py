@@ -82,6 +82,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "max_seq_length": integer(50, "keep the most recent N items of each history (RecBole MAX_ITEM_LIST_LENGTH)", min=1),
         "min_user_interactions": integer(5, "drop users with fewer interactions (applied with the item filter until stable)", min=0),
         "min_item_interactions": integer(0, "drop items with fewer interactions (0 = keep all)", min=0),
+        "engine": choice("recbole", "recbole (RecBole's datasets: one row per training window) or streaming (each history kept once: "
+                         "CSR cached on disk, windows cut per batch; same examples and metrics; for large data, docs/scale.md)",
+                         ("recbole", "streaming")),
         "split": choice("leave_two_out", "leave_two_out: last item = test, second last = validation, by timestamp", ("leave_two_out",)),
         "cold_items": number(0.0, "item cold start: hold this fraction of items out of training and validation; they can only be "
                              "test targets, and test metrics get warm / cold columns (0 = off; cva_rec/cold_items.py)", ge=0.0, lt=1.0),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 import cva_rec  # noqa: F401  (RecBole compat shims first)
+from cva_rec.data_files import check_dataset_files
 from cva_rec.errors import DataError
 from cva_rec.histories import UserHistory, UserSequences  # noqa: F401  (UserHistory re-exported)
 
@@ -152,6 +153,7 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     finally:
         sys.argv = argv
     config["device"] = torch.device("cpu")
+    check_dataset_files(cfg, resolve_data_path(cfg))  # one DataError line for malformed atomic files
     init_seed(config["seed"], config["reproducibility"])
     _quiet_recbole()
     try:

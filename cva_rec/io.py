@@ -38,7 +38,7 @@ FILE_SYSTEM_ERRNOS = {_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES,
 # -- file-system errors as one line ---------------------------------------------------------------
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, action: str = "writing") -> str:
     """One line: what failed, on which path, and what would be needed."""
-    where = str(path if path is not None else (exc.filename or "?"))
+    where = str(path if path is not None else (exc.filename or "a file"))
     code = exc.errno
     if code in (_errno.ENOSPC, _errno.EDQUOT):
         return f"no space left on the device (or quota) while {action} {where}: free some space or write elsewhere"
@@ -84,6 +84,22 @@ def check_free_space(folder: str | os.PathLike, needed_bytes: int, what: str) ->
             f"not enough free space for {what} in {folder}: needs {needed_bytes / 1e6:,.1f} MB, "
             f"{free / 1e6:,.1f} MB free; free some space or write elsewhere",
             _errno.ENOSPC, str(folder))
+
+
+def ensure_writable(folder: str | os.PathLike, why: str) -> Path:
+    """Create ``folder`` if needed and prove a file can be written in it, before any work is done."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno not in FILE_SYSTEM_ERRNOS:
+            raise
+        reason = {_errno.EROFS: "read-only file system", _errno.ENOSPC: "no space left"}.get(exc.errno, "permission denied")
+        raise FileSystemError(f"{folder} is not writable ({reason}); {why}", exc.errno, str(folder)) from None
+    return folder
 
 
 # -- atomic writes ------------------------------------------------------------------------------

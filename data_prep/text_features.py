@@ -33,6 +33,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from cva_rec.data_files import read_header
 from cva_rec.errors import DataError, FeatureStoreError
 from cva_rec.features.store import FeatureStoreWriter, file_sha256
 
@@ -51,22 +52,21 @@ def read_item_file(atomic_item_file: Path, encoding: str = "utf-8"):
     import pandas as pd
 
     path = Path(atomic_item_file)
-    if not path.is_file():
-        raise DataError(f"item file {path} does not exist")
-    with open(path, "r", encoding=encoding) as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-    try:
-        names = [h.split(":", 1)[0] for h in header]
-        types = [h.split(":", 1)[1] for h in header]
-    except IndexError:
-        raise DataError(f"{path}: header must be tab-separated 'name:type' columns, got {header}") from None
+    columns = read_header(path, "item file")  # missing, empty, binary, untyped header: one DataError line
+    header = [f"{n}:{t}" for n, t in columns]
+    names, types = [n for n, _ in columns], [t for _, t in columns]
     id_cols = [n for n, t in zip(names, types) if t == "token" and n.endswith("item_id")] or \
               [n for n, t in zip(names, types) if t == "token"]
     if not id_cols:
         raise DataError(f"{path}: no 'item_id:token' column in the header {header}")
     # Same call as RecBole 1.2.1's Dataset._load_feat (tab, python engine, default quoting),
     # but every column as str: "1995" rather than 1995.0 for float fields.
-    df = pd.read_csv(path, delimiter="\t", dtype=str, encoding=encoding, engine="python", keep_default_na=False)
+    try:
+        df = pd.read_csv(path, delimiter="\t", dtype=str, encoding=encoding, engine="python", keep_default_na=False)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"item file {path} is not {encoding} text ({exc.reason} at byte {exc.start} of a chunk)") from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"item file {path} cannot be parsed as tab-separated rows ({str(exc).strip()[:160]})") from None
     df.columns = names
     return df, id_cols[0]
 

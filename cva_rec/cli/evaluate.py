@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--split", choices=("test", "valid"), default="test")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
     p.add_argument("--per-user", metavar="CSV", help="also write user_id,target,rank (internal ids, 0-based rank) for every evaluated user")
+    p.add_argument("--out", metavar="DIR", help="write the results (eval_<split>_<ckpt>.json, eval logs) into DIR instead of "
+                   "RUN_DIR: evaluates a read-only run folder without writing into it")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run)
 
@@ -26,6 +28,7 @@ def run(args) -> int:
     from cva_rec.training.evaluate import evaluate_run
 
     per_user = Path(args.per_user) if args.per_user else None
-    result = evaluate_run(Path(args.run_dir), args.checkpoint, args.split, args.overrides, not args.no_progress, per_user)
+    result = evaluate_run(Path(args.run_dir), args.checkpoint, args.split, args.overrides, not args.no_progress, per_user,
+                          out_dir=Path(args.out) if args.out else None)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     return 0

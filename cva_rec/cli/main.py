@@ -97,6 +97,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"cva-rec {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only folder, no permission: wherever the OS refused
+        from cva_rec.io import FILE_SYSTEM_ERRNOS, describe_os_error
+
+        if args.verbose or exc.errno not in FILE_SYSTEM_ERRNOS:
+            raise
+        print(f"cva-rec {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cva-rec {args.command}: interrupted", file=sys.stderr)
         return 130

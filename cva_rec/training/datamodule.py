@@ -5,6 +5,9 @@ which Lightning cannot re-instantiate to add its ``DistributedSampler``. We ther
 build plain DataLoaders over the same row indices and reuse RecBole's ``collate_fn`` (which
 does the real work: slicing the dataset and building ``Interaction`` batches). With one
 process the shuffling is seeded exactly as RecBole seeds its own loader, so batches match.
+The streaming engine (``cva_rec.streaming``) hands over batch sources with the same four
+attributes a RecBole loader has here (``sample_size``, ``step``, ``collate_fn``, ``_dataset``).
+Row indices are ``range`` objects, not lists (a list of 10M ints costs ~360 MB).
 
 Under DDP (``trainer.world_size > 1``) the samplers are ours, both subclasses of
 ``DistributedSampler`` (so Lightning keeps them instead of injecting its own):
@@ -77,7 +80,7 @@ class GlobalBatchShardSampler(DistributedSampler):
         if self._reference is None or self._passes > epoch:
             g = torch.Generator()
             g.manual_seed(self.seed)
-            self._reference = DataLoader(list(range(self.n_rows)), batch_size=self.global_batch, shuffle=True,
+            self._reference = DataLoader(range(self.n_rows), batch_size=self.global_batch, shuffle=True,
                                          generator=g, collate_fn=_identity)
             self._passes = 0
         while self._passes < epoch:  # e.g. resuming at epoch e: replay the earlier passes' draws
@@ -120,10 +123,10 @@ class RecBoleDataModule(L.LightningDataModule):
         world, rank = self._world()
         if world > 1:
             sampler = GlobalBatchShardSampler(rb.sample_size, rb.step, int(self.data.config["seed"]), world, rank)
-            return DataLoader(list(range(rb.sample_size)), batch_size=sampler.local_batch, sampler=sampler,
+            return DataLoader(range(rb.sample_size), batch_size=sampler.local_batch, sampler=sampler,
                               collate_fn=rb.collate_fn, num_workers=workers, persistent_workers=workers > 0)
         return DataLoader(
-            list(range(rb.sample_size)),
+            range(rb.sample_size),
             batch_size=rb.step,
             shuffle=True,
             generator=self.generator,
@@ -138,7 +141,7 @@ class RecBoleDataModule(L.LightningDataModule):
         # validation (RecBole's loaders all carry a generator).
         g = torch.Generator()
         g.manual_seed(int(self.data.config["seed"]))
-        rows = list(range(rb.sample_size))
+        rows = range(rb.sample_size)
         world, rank = self._world()
         sampler = DistributedSampler(rows, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
         return DataLoader(rows, batch_size=rb.step, shuffle=False, sampler=sampler, collate_fn=EvalCollate(rb, history), generator=g)

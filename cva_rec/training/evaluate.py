@@ -7,12 +7,15 @@ from typing import Any, Dict, Optional, Sequence
 from cva_rec.config import load_config
 from cva_rec.data import build_data
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_write_json, atomic_write_text
+from cva_rec.io import atomic_write_json, atomic_write_text, ensure_writable, load_torch_file
 
 
 def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "test", overrides: Sequence[str] = (),
-                 progress: bool = True, per_user: Optional[Path] = None) -> Dict[str, Any]:
-    """Rank the held-out items with a checkpoint; writes ``RUN_DIR/eval_<split>_<ckpt>.json``.
+                 progress: bool = True, per_user: Optional[Path] = None, out_dir: Optional[Path] = None) -> Dict[str, Any]:
+    """Rank the held-out items with a checkpoint; writes ``OUT/eval_<split>_<ckpt>.json``.
+
+    ``out_dir`` (default: the run folder) receives every file evaluation writes, so a read-only
+    run folder (someone else's, an archive) can be evaluated; nothing is written into it then.
 
     Works under DDP like training (``--set train.strategy=ddp --set train.devices=N``): each
     process ranks a shard of the users, the rows are gathered, and rank 0 writes the files.
@@ -29,10 +32,12 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "best.ckpt"
     if not ckpt.is_file():
         raise CheckpointError(f"checkpoint not found: {ckpt}")
+    load_torch_file(ckpt, "checkpoint")  # unreadable / not weights-only: fail before minutes of data loading
+    out = ensure_writable(Path(out_dir) if out_dir else run_dir, "evaluate writes its results there: pass --out DIR to write them elsewhere")
     data = build_data(cfg)
     module = build_module(cfg, data, load_content(cfg, data))
     load_checkpoint_into(module, ckpt)
-    trainer = make_trainer(cfg, run_dir / "eval", enable_progress_bar=progress)
+    trainer = make_trainer(cfg, out / "eval", enable_progress_bar=progress)
     dm = RecBoleDataModule(data, cfg)
     if split == "test":
         trainer.test(module, datamodule=dm, verbose=False)
@@ -41,7 +46,7 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
     key = "test" if split == "test" else "valid"
     result = module.results[key]
     if trainer.is_global_zero:  # every rank holds the same gathered result; one writer
-        atomic_write_json(run_dir / f"eval_{split}_{ckpt.stem}.json", result)
+        atomic_write_json(out / f"eval_{split}_{ckpt.stem}.json", result)
         if per_user is not None:
             users, targets, ranks = module.eval_rows[key]
             lines = ["user_id,target,rank"] + [f"{u},{t},{r}" for u, t, r in zip(users.tolist(), targets.tolist(), ranks.tolist())]

@@ -1,0 +1,75 @@
+"""The CSR arrays on disk, memory-mapped, keyed by the ``.inter`` file's content and the filters.
+
+``<root>/<dataset>-<key>/`` holds ``indptr.npy``, ``items.npy``, ``times.npy``, ``time_key.npy``, ``user_tokens.npy``,
+``item_tokens.npy`` and ``meta.json``. The key is a sha256 over the file's bytes and everything
+that changes the arrays (fields, separator, filters, duplicate policy, this format's version):
+a changed file or filter is another key, so a stale cache is never read. A cache folder is
+written under a temporary name and renamed into place in one step, so a reader sees a complete
+folder or none; when two processes build the same key at once, the first rename wins.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from cva_rec.streaming.sequences import CsrSequences
+
+FORMAT_VERSION = 1
+ARRAYS = ("indptr", "items", "times", "time_key", "user_tokens", "item_tokens")
+
+
+def file_sha256(path: Path, block: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_key(inter_path: Path, params: Mapping[str, Any]) -> str:
+    spec = json.dumps({"format_version": FORMAT_VERSION, "file_sha256": file_sha256(inter_path), **params}, sort_keys=True)
+    return hashlib.sha256(spec.encode()).hexdigest()[:24]
+
+
+def _load(folder: Path) -> CsrSequences:
+    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+    return CsrSequences(**arrays)
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f"{name}.npy").is_file() for name in ARRAYS) and (folder / "meta.json").is_file()
+
+
+def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[str, Any],
+                     build: Callable[[], CsrSequences]) -> tuple[CsrSequences, bool]:
+    """(memory-mapped sequences, whether they came from the cache); builds and stores them on a miss."""
+    folder = Path(root) / f"{name}-{cache_key(inter_path, params)}"
+    if _complete(folder):
+        return _load(folder), True
+    seqs = build()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        for arr_name in ARRAYS:
+            with open(tmp / f"{arr_name}.npy", "wb") as fh:
+                np.save(fh, np.ascontiguousarray(getattr(seqs, arr_name)), allow_pickle=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+        meta = {"format_version": FORMAT_VERSION, "inter_file": str(inter_path), **params,
+                "n_users": seqs.n_users - 1, "n_items": seqs.n_items - 1, "n_interactions": int(len(seqs.items))}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        try:
+            os.rename(tmp, folder)
+        except OSError:  # another process published the same key first: theirs is identical
+            if not _complete(folder):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _load(folder), False

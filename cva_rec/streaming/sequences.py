@@ -1,0 +1,104 @@
+"""RecBole 1.2.1's dataset preparation, re-done on integer arrays: filters, id remap, per-user order.
+
+What RecBole does (``Dataset._data_filtering``, ``_remap_ID_all``, ``SequentialDataset.data_augmentation``)
+and how it is reproduced here:
+
+1. ``rm_dup_inter`` (off by default): rows sorted by time with pandas' default sort (numpy's
+   quicksort on the float64 times), then duplicate (user, item) pairs dropped keeping the first
+   or last. The same ``np.argsort(kind="quicksort")`` on the same array gives the same order.
+2. ``user_inter_num_interval`` / ``item_inter_num_interval``: *iterative*: each round bans every
+   user and every item whose current count is outside its interval, drops their rows, and
+   repeats until nothing is banned (k-core). Only lower bounds are used by cva_rec.
+3. Remap: ``pd.factorize`` over the surviving rows in their order: internal ids by first
+   appearance (user and item separately), 0 is ``[PAD]``.
+4. Times are min-max normalised when RecBole's ``normalize_all`` (set by its ml-100k YAML, off
+   otherwise) or ``normalize_field`` covers them, over the surviving rows, then become float32
+   (``torch.FloatTensor``); rows are sorted stably by that float32 key, then stably by user. A
+   user's interactions whose keys tie (raw unix seconds: < ~64 s apart; normalised ml-100k:
+   about 1 s) therefore keep their file order; so do they here, with the same two stable sorts.
+   The key is kept (``time_key``): RecBole's row order across users depends on it too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from cva_rec.errors import DataError
+from cva_rec.streaming.inter_file import RawLog
+
+
+@dataclass
+class CsrSequences:
+    """Each user's filtered sequence in RecBole's per-user order, internal ids (row/id 0 = padding)."""
+
+    indptr: np.ndarray  # [n_users + 1] int64 (user 0, the padding id, is empty)
+    items: np.ndarray  # [n] int32 internal item ids
+    times: np.ndarray  # [n] float64 original times
+    time_key: np.ndarray  # [n] float32: the key RecBole sorts on (normalised or raw time, as float32)
+    user_tokens: np.ndarray  # [n_users] str, "[PAD]" first
+    item_tokens: np.ndarray  # [n_items] str, "[PAD]" first
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_tokens)
+
+
+def drop_duplicates(raw: RawLog, keep: str) -> RawLog:
+    order = np.argsort(raw.times, kind="quicksort")  # what DataFrame.sort_values(by=time) does
+    u, i, t = raw.users[order], raw.items[order], raw.times[order]
+    dup = pd.DataFrame({"u": u, "i": i}).duplicated(keep=keep).to_numpy()
+    return RawLog(u[~dup], i[~dup], t[~dup], raw.user_tokens, raw.item_tokens)
+
+
+def k_core(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) -> np.ndarray:
+    """[n] bool rows kept by RecBole's iterative interaction-count filter (lower bounds)."""
+    keep = np.ones(len(users), dtype=bool)
+    ucount = np.bincount(users, minlength=users.max(initial=-1) + 1)
+    icount = np.bincount(items, minlength=items.max(initial=-1) + 1)
+    while True:
+        ban_u = (ucount > 0) & (ucount < min_user)
+        ban_i = (icount > 0) & (icount < min_item)
+        if not ban_u.any() and not ban_i.any():
+            return keep
+        drop = keep & (ban_u[users] | ban_i[items])
+        keep &= ~drop
+        ucount -= np.bincount(users[drop], minlength=len(ucount))
+        icount -= np.bincount(items[drop], minlength=len(icount))
+
+
+def recbole_time_key(times: np.ndarray, normalize: bool) -> np.ndarray:
+    """RecBole's ``_normalize`` (min-max; a constant field becomes 1.0) then float32."""
+    if not normalize:
+        return times.astype(np.float32)
+    lo, hi = times.min(), times.max()
+    return (np.ones_like(times) if hi == lo else (times - lo) / (hi - lo)).astype(np.float32)
+
+
+def build_sequences(raw: RawLog, min_user: int, min_item: int, rm_dup: Optional[str] = None,
+                    normalize_time: bool = False) -> CsrSequences:
+    if rm_dup is not None:
+        raw = drop_duplicates(raw, rm_dup)
+    keep = k_core(raw.users, raw.items, min_user, min_item)
+    u_codes, i_codes, times = raw.users[keep], raw.items[keep], raw.times[keep]
+    if len(u_codes) == 0:
+        raise DataError(f"no interactions left after keeping users with >= {min_user} and items with >= {min_item} interactions")
+    uid, u_uniques = pd.factorize(u_codes)
+    iid, i_uniques = pd.factorize(i_codes)
+    uid = uid.astype(np.int64) + 1
+    iid = iid.astype(np.int32) + 1
+    # RecBole's sort(by=[user, time]): a stable sort by float32 time, then a stable sort by user
+    key = recbole_time_key(times, normalize_time)
+    order = np.argsort(key, kind="stable")
+    order = order[np.argsort(uid[order], kind="stable")]
+    counts = np.bincount(uid, minlength=len(u_uniques) + 1)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    user_tokens = np.array(["[PAD]"] + [raw.user_tokens[c] for c in u_uniques])
+    item_tokens = np.array(["[PAD]"] + [raw.item_tokens[c] for c in i_uniques])
+    return CsrSequences(indptr, iid[order], times[order], key[order], user_tokens, item_tokens)
