@@ -137,13 +137,9 @@ def user_sequences(split_datasets, n_users: int) -> UserSequences:
     return UserSequences.from_rows(row_users, items, n_users)
 
 
-def build_data(cfg: Mapping[str, Any]) -> SequentialData:
-    """Load, filter and split the dataset named in ``cfg`` (RecBole does the heavy lifting)."""
+def recbole_config(cfg: Mapping[str, Any]):
+    """RecBole's ``Config`` for ``cfg`` (both engines: the backbones read it), on the CPU."""
     from recbole.config import Config
-    from recbole.data import data_preparation
-    from recbole.utils import init_seed
-
-    from cva_rec.cold_items import create_dataset  # RecBole's, or held-out items (dataset.cold_items)
 
     # RecBole's Config also parses sys.argv as "--key=value" overrides; our CLI's arguments are
     # not meant for it (and it would print a warning about each), so hide them while it reads
@@ -153,6 +149,22 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     finally:
         sys.argv = argv
     config["device"] = torch.device("cpu")
+    return config
+
+
+def build_data(cfg: Mapping[str, Any]) -> SequentialData:
+    """Load, filter and split the dataset named in ``cfg``: RecBole's datasets (``dataset.engine:
+    recbole``, the default) or the streaming engine's CSR sequences (``cva_rec.streaming``)."""
+    from recbole.data import data_preparation
+    from recbole.utils import init_seed
+
+    from cva_rec.cold_items import create_dataset  # RecBole's, or held-out items (dataset.cold_items)
+
+    config = recbole_config(cfg)
+    if cfg["dataset"].get("engine", "recbole") == "streaming":  # the one switch between the two engines
+        from cva_rec.streaming.engine import build_streaming_data
+
+        return build_streaming_data(cfg, config, resolve_data_path(cfg) / cfg["dataset"]["name"] / f"{cfg['dataset']['name']}.inter")
     check_dataset_files(cfg, resolve_data_path(cfg))  # one DataError line for malformed atomic files
     init_seed(config["seed"], config["reproducibility"])
     _quiet_recbole()
