@@ -46,7 +46,7 @@ class ItemContent(nn.Module):
         if tuple(positions.shape) != (self.n_items, self.max_frames, 2):
             raise FeatureStoreError(f"token positions must be [{self.n_items}, {self.max_frames}, 2], "
                                     f"got {tuple(positions.shape)}")
-        self.positions = positions.long()
+        self.positions = positions.to(torch.int16)  # compact: 4 bytes per token; made long on gather
         self.grid = (int(grid[0]), int(grid[1]))
         return self
 
@@ -73,4 +73,4 @@ class ItemContent(nn.Module):
         """Flat item ids [n] -> token positions [n, F, 2] (token stores only)."""
         if self.positions is None:
             raise FeatureStoreError("this item content has no token positions (not from a token store)")
-        return self.positions.index_select(0, item_ids)
+        return self.positions.index_select(0, item_ids).long()

@@ -111,7 +111,16 @@ def shared_aligned_content(
 
     Same arguments and same values as :func:`align_to_items` (tested bit for bit); every
     process that calls it with the same store, items and options maps the same files.
+    A token store's positions (small, int16) are attached in memory (:mod:`cva_rec.features.tokens`).
     """
+    from cva_rec.features.tokens import attach_token_positions
+
+    content = _cached_alignment(store, item_tokens, cache_dir, missing=missing, dtype=dtype, max_frames=max_frames)
+    return attach_token_positions(content, store, item_tokens)
+
+
+def _cached_alignment(store: FeatureStore, item_tokens: Sequence[str], cache_dir: str | os.PathLike, *,
+                      missing: str, dtype: torch.dtype, max_frames: int | None) -> ItemContent:
     if dtype not in _STORE_AS:
         raise ValueError(f"unsupported content dtype {dtype}")
     cache_dir = Path(cache_dir)

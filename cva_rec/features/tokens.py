@@ -135,18 +135,26 @@ def open_token_store(path: str | os.PathLike, *, validate: bool | str = True) ->
     return TokenStore(store, positions, grid)
 
 
-def align_tokens_to_items(tokens: TokenStore, item_tokens: Sequence[str], **kwargs) -> ItemContent:
-    """:func:`~cva_rec.features.align.align_to_items` of the tokens, with their positions attached."""
-    from cva_rec.features.align import align_to_items
-
-    content = align_to_items(tokens.store, item_tokens, **kwargs)
+def attach_token_positions(content: ItemContent, store: FeatureStore, item_tokens: Sequence[str]) -> ItemContent:
+    """Give ``content`` (aligned from ``store`` to ``item_tokens``) its token positions when ``store`` is a
+    token store; frame stores are returned unchanged. Items without a row get zero positions."""
+    if not is_token_store(store):
+        return content
+    tokens = open_token_store(store.path, validate=False)
     k = content.max_frames
-    positions = torch.zeros((content.n_items, k, 2), dtype=torch.long)
-    rows = tokens.store.rows_of(item_tokens[1:])
+    positions = torch.zeros((content.n_items, k, 2), dtype=torch.int16)
+    rows = store.rows_of(item_tokens[1:])
     ids = [i for i, t in enumerate(item_tokens) if i > 0 and t in rows]
     if ids:
         src = np.asarray([rows[item_tokens[i]] for i in ids], dtype=np.int64)
         order = np.argsort(src, kind="stable")  # ascending rows: sequential memmap reads
         positions[torch.as_tensor(np.asarray(ids)[order])] = torch.from_numpy(
-            np.asarray(tokens.positions[src[order], :k], dtype=np.int64))
+            np.asarray(tokens.positions[src[order], :k], dtype=np.int16))
     return content.with_positions(positions, tokens.grid)
+
+
+def align_tokens_to_items(tokens: TokenStore, item_tokens: Sequence[str], **kwargs) -> ItemContent:
+    """:func:`~cva_rec.features.align.align_to_items` of the tokens, with their positions attached."""
+    from cva_rec.features.align import align_to_items
+
+    return attach_token_positions(align_to_items(tokens.store, item_tokens, **kwargs), tokens.store, item_tokens)

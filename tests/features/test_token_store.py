@@ -121,3 +121,14 @@ def test_positions_file_travels_with_the_store(tmp_path):
     path = w.finalize()
     assert (path / POSITIONS_FILE).is_file() and not (tmp_path / "t.partial").exists()
     assert open_store(path).meta["tokens"]["positions_file"] == POSITIONS_FILE
+
+
+def test_shared_aligned_content_carries_token_positions(token_content, tmp_path):
+    from cva_rec.features.shared import shared_aligned_content
+
+    content, store = token_content
+    tokens = ["[PAD]", "v3", "v0", "v4", "v2", "v1"]
+    for _ in range(2):  # built, then mapped from the cache
+        shared = shared_aligned_content(store.store, tokens, tmp_path / "cache")
+        assert shared.grid == GRID
+        assert torch.equal(shared.gather_positions(torch.arange(6)), content.gather_positions(torch.arange(6)))
