@@ -15,6 +15,7 @@ BENCHMARKS = {
     "extract": "bench_extract.py",
     "encoders": "bench_encoders.py",
     "tokenize": "bench_tokenize.py",
+    "retrieval": "bench_retrieval.py",
 }
 
 

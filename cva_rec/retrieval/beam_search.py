@@ -42,7 +42,7 @@ def check_beam(beam: int, trie: TorchTrie) -> None:
 def beam_search(step: StepFn, trie: TorchTrie, n_users: int, beam: int) -> BeamResult:
     """Top-``beam`` trie paths per user by path log-likelihood."""
     check_beam(beam, trie)
-    device = trie.node_code[0].device
+    device = trie.child_ptr[0].device
     k_codes = trie.n_codes
     node = torch.zeros(n_users, 1, dtype=torch.long, device=device)  # every user starts at the root
     score = torch.zeros(n_users, 1, device=device)
@@ -52,25 +52,34 @@ def beam_search(step: StepFn, trie: TorchTrie, n_users: int, beam: int) -> BeamR
         flat_node, flat_score = node.reshape(-1), score.reshape(-1)
         users = torch.arange(n_users, device=device).repeat_interleave(width)
         logp = step(level, users, prefix.reshape(n_users * width, level)).float()
-        ptr = trie.child_ptr[level]
-        live = flat_node >= 0
-        safe = flat_node.clamp_min(0)
-        starts = ptr[safe]
-        counts = torch.where(live, ptr[safe + 1] - starts, torch.zeros_like(starts))
-        rows = torch.repeat_interleave(torch.arange(len(flat_node), device=device), counts)
-        offsets = torch.cumsum(counts, 0) - counts
-        child = starts[rows] + (torch.arange(len(rows), device=device) - offsets[rows])
-        code = trie.node_code[level][child]
-        cand = torch.full((len(flat_node), k_codes), float("-inf"), device=device)
-        cand[rows, code] = flat_score[rows] + logp[rows, code]
-        cand_node = torch.full((len(flat_node), k_codes), -1, dtype=torch.long, device=device)
-        cand_node[rows, code] = child
+        cand = (flat_score[:, None] + logp).masked_fill_(~_valid_children(trie, level, flat_node), float("-inf"))
         keep = min(beam, width * k_codes)
         top, idx = cand.view(n_users, width * k_codes).topk(keep, dim=1)
         parent = torch.div(idx, k_codes, rounding_mode="floor")
-        node = cand_node.view(n_users, width * k_codes).gather(1, idx)
-        node = torch.where(torch.isfinite(top), node, torch.full_like(node, -1))
+        code = idx % k_codes
+        parent_node = flat_node.view(n_users, width).gather(1, parent)
+        # the child (parent, code) is one binary search in the level's sorted (parent * K + code) keys
+        keys = trie.node_keys[level]
+        pos = torch.searchsorted(keys, (parent_node.clamp_min(0) * k_codes + code).reshape(-1)).view_as(code)
+        node = torch.where(torch.isfinite(top), pos, torch.full_like(pos, -1))
         prev = prefix.gather(1, parent[..., None].expand(-1, -1, level))
-        prefix = torch.cat([prev, (idx % k_codes)[..., None]], dim=2)
+        prefix = torch.cat([prev, code[..., None]], dim=2)
         score = top
     return BeamResult(node, score, prefix)
+
+
+def _valid_children(trie: TorchTrie, level: int, nodes: torch.Tensor) -> torch.Tensor:
+    """[N, K] bool: which codes continue each node (-1 = a dead beam: none) to a path of the trie."""
+    ptr, k_codes = trie.child_ptr[level], trie.n_codes
+    live = nodes >= 0
+    safe = nodes.clamp_min(0)
+    starts = ptr[safe]
+    counts = torch.where(live, ptr[safe + 1] - starts, torch.zeros_like(starts))
+    if bool((counts[live] == k_codes).all()):  # every live node has all K children (dense upper levels)
+        return live[:, None].expand(-1, k_codes)
+    rows = torch.repeat_interleave(torch.arange(len(nodes), device=nodes.device), counts)
+    offsets = torch.cumsum(counts, 0) - counts
+    child = starts[rows] + (torch.arange(len(rows), device=nodes.device) - offsets[rows])
+    mask = torch.zeros(len(nodes), k_codes, dtype=torch.bool, device=nodes.device)
+    mask[rows, trie.node_keys[level][child] % k_codes] = True
+    return mask

@@ -129,7 +129,7 @@ def load_retriever(run_dir: Path, data) -> tuple[GRDR, Dict[str, Any], MultiView
     if not isinstance(rc, dict) or not {"recipe", "retriever"} <= set(rc):
         raise ConfigError(f"{run_dir / 'config.yaml'} is not a retriever run config (no recipe/retriever sections)")
     r = {**{k: v[0] for k, v in retrieval_settings.SECTION.items()}, **rc["retriever"]}
-    state = load_torch_file(run_dir / "retriever.pt", "retriever checkpoint", weights_only=True)
+    state = load_torch_file(run_dir / "retriever.pt", "retriever checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{run_dir / 'retriever.pt'}: not a cva_rec retriever checkpoint")
     if state["n_items"] != data.n_items:

@@ -149,9 +149,11 @@ class CodeTrie:
         return int(sum(a.nbytes for a in arrays))
 
     def to(self, device: str | torch.device = "cpu") -> "TorchTrie":
+        """What beam search reads, as tensors on ``device``: per level the children ranges and the
+        sorted ``parent * K + code`` keys (the code is ``key % K``)."""
         return TorchTrie(
             self.n_codes,
-            [torch.from_numpy(c.astype(np.int64)).to(device) for c in self.node_code],
+            [torch.from_numpy(self.node_keys(level)).to(device) for level in range(self.levels)],
             [torch.from_numpy(p).to(device) for p in self.child_ptr],
             self.n_paths,
         )
@@ -162,10 +164,10 @@ class TorchTrie:
     """The arrays beam search reads, as int64 tensors on one device."""
 
     n_codes: int
-    node_code: List[torch.Tensor]
+    node_keys: List[torch.Tensor]
     child_ptr: List[torch.Tensor]
     n_paths: int
 
     @property
     def levels(self) -> int:
-        return len(self.node_code)
+        return len(self.node_keys)
