@@ -21,6 +21,10 @@ class CheckpointError(CvaRecError):
     """A checkpoint that cannot be read or does not fit the model."""
 
 
+class DivergedError(CvaRecError):
+    """Training or evaluation produced NaN or infinite numbers (a diverged model): no metrics are written."""
+
+
 class FileSystemError(CvaRecError, OSError):
     """Disk full, read-only folder, missing permission: names the path and what was needed.
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from cva_rec.backbones import item_encoder_of
+from cva_rec.errors import DivergedError
 from cva_rec.training.evaluation import RankCollector, flat_metrics, per_user_uniform, sample_negatives_per_user, target_ranks
 from cva_rec.training.losses import Loss
 
@@ -44,6 +45,12 @@ class SeqRecModule(L.LightningModule):
     # -- training ----------------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         loss = self.loss(self.model, batch)
+        if not torch.isfinite(loss):
+            # a NaN loss would train on silently and its NaN scores would rank every target first
+            raise DivergedError(
+                f"training diverged: loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx}); "
+                "lower train.lr, raise loss.temperature or set train.grad_clip"
+            )
         # sync_dist: the epoch's loss averaged over ranks too (one all-reduce per epoch)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         return loss
@@ -74,9 +81,16 @@ class SeqRecModule(L.LightningModule):
         self.collector = RankCollector()
         item_encoder_of(self.model).invalidate_cache()  # weights changed since the last evaluation
 
-    def _eval_step(self, batch):
+    def _eval_step(self, batch, batch_idx: int = 0):
         interaction, users, targets, h_rows, h_items = batch
         scores = self.model.full_sort_predict(interaction).view(len(users), -1).float()
+        if not torch.isfinite(scores[:, 1:]).all():
+            # NaN compares false with everything: every target would rank first (HR = NDCG = 1)
+            stage = "validation" if self.trainer.validating or self.trainer.sanity_checking else "test"
+            raise DivergedError(
+                f"non-finite scores in {stage} batch {batch_idx} after training step {self.global_step} (epoch {self.current_epoch}): "
+                "the model diverged; refusing to compute metrics"
+            )
         history = (h_rows, h_items) if self.cfg["eval"]["mask_history"] else None
         negatives = None
         if self.cfg["eval"]["negatives"]:
@@ -120,7 +134,7 @@ class SeqRecModule(L.LightningModule):
         self._start_eval()
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch)
+        self._eval_step(batch, batch_idx)
 
     def on_validation_epoch_end(self):
         self._finish_eval("valid", breakdown=False)
@@ -129,7 +143,7 @@ class SeqRecModule(L.LightningModule):
         self._start_eval()
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch)
+        self._eval_step(batch, batch_idx)
 
     def on_test_epoch_end(self):
         self._finish_eval("test", breakdown=True)
