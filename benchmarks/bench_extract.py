@@ -25,6 +25,7 @@ import numpy as np
 
 import cva_rec  # noqa: F401
 from cva_rec.features.store import FEATURES_FILE, FeatureStoreWriter, open_store
+from cva_rec.io import load_numpy
 
 REPO = Path(__file__).resolve().parents[1]
 MICROLENS = REPO / ".." / "shared" / "data" / "microlens-sample"
@@ -107,7 +108,7 @@ def bench_reads(tmp: Path, n_items: int, batches: int, batch_rows: int, rows: li
     mm = time.perf_counter() - t
 
     t = time.perf_counter()
-    ram = np.load(path / FEATURES_FILE)  # the whole array into RAM
+    ram = load_numpy(path / FEATURES_FILE, "features")  # the whole array into RAM
     load = time.perf_counter() - t
     t = time.perf_counter()
     for r in picks:

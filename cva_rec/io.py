@@ -162,6 +162,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     return path
 
 
+def atomic_create(path: str | os.PathLike, create: Callable[[Path], None]) -> Path:
+    """For writers that need a file name (memory maps): ``create(tmp)`` makes the file at a unique
+    temporary path beside ``path``; it is then fsync'ed and renamed into place like :func:`atomic_write`."""
+    path = Path(path)
+    with file_system_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    try:
+        with file_system_errors(path):
+            create(Path(tmp))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.chmod(tmp, _new_file_mode())
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda fh: fh.write(data), mode="wb")
 

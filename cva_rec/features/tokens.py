@@ -26,6 +26,7 @@ import torch
 from cva_rec.errors import FeatureStoreError
 from cva_rec.features.content import ItemContent
 from cva_rec.features.store import FeatureStore, FeatureStoreWriter, open_store
+from cva_rec.io import atomic_create, load_numpy
 
 POSITIONS_FILE = "token_positions.npy"
 TOKENS_KEY = "tokens"
@@ -49,11 +50,7 @@ class TokenStoreWriter:
         pos_file = self.partial / POSITIONS_FILE
         shape = (self.store.n_items, self.store.max_frames, 2)
         if not pos_file.exists():  # fresh partial (or killed before this file appeared: no row is done yet)
-            tmp = pos_file.with_name(POSITIONS_FILE + ".init")
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape)
-            mm.flush()
-            del mm
-            os.replace(tmp, pos_file)
+            atomic_create(pos_file, lambda tmp: np.lib.format.open_memmap(tmp, mode="w+", dtype=np.int16, shape=shape).flush())
         self._positions = np.lib.format.open_memmap(pos_file, mode="r+")
         if self._positions.shape != shape or self._positions.dtype != np.int16:
             raise FeatureStoreError(f"cannot resume {self.partial}: {POSITIONS_FILE} is {self._positions.dtype}"
@@ -124,10 +121,7 @@ def open_token_store(path: str | os.PathLike, *, validate: bool | str = True) ->
     if not is_token_store(store):
         raise FeatureStoreError(f"{store.path} is a feature store without tokens (no 'tokens' in meta.json)")
     grid = tuple(int(g) for g in store.meta[TOKENS_KEY]["grid"])
-    try:
-        positions = np.load(store.path / POSITIONS_FILE, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise FeatureStoreError(f"{store.path / POSITIONS_FILE}: unreadable or missing ({exc})") from None
+    positions = load_numpy(store.path / POSITIONS_FILE, "token positions", mmap_mode="r", error=FeatureStoreError)
     expected = (len(store), store.max_frames, 2)
     if positions.shape != expected or positions.dtype != np.int16:
         raise FeatureStoreError(f"{store.path / POSITIONS_FILE}: {positions.dtype}{list(positions.shape)}, "

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_write
+from cva_rec.io import atomic_write, load_numpy
 
 FORMAT = "cva_rec.multiview_codes"
 PAD_TOKEN = "[PAD]"
@@ -100,7 +100,7 @@ class MultiViewCodes:
         if not path.is_file():
             raise CheckpointError(f"no codes file at {path}")
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with load_numpy(path, "codes") as z:
                 fmt = str(z["format"])
                 if fmt == FORMAT:
                     return cls(torch.from_numpy(z["codes"].astype(np.int64)), int(z["n_codes"]),

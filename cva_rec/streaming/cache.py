@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from cva_rec.errors import DataError
+from cva_rec.io import load_numpy, make_temp_dir, publish_dir
 from cva_rec.streaming.sequences import CsrSequences
 
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ def cache_key(inter_path: Path, params: Mapping[str, Any]) -> str:
 
 
 def _load(folder: Path) -> CsrSequences:
-    arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in ARRAYS}
+    arrays = {name: load_numpy(folder / f"{name}.npy", "sequence cache", mmap_mode="r", error=DataError) for name in ARRAYS}
     return CsrSequences(**arrays)
 
 
@@ -54,22 +54,17 @@ def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[st
     if _complete(folder):
         return _load(folder), True
     seqs = build()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    tmp = make_temp_dir(folder)
     try:
         for arr_name in ARRAYS:
-            with open(tmp / f"{arr_name}.npy", "wb") as fh:
-                np.save(fh, np.ascontiguousarray(getattr(seqs, arr_name)), allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
+            np.save(tmp / f"{arr_name}.npy", np.ascontiguousarray(getattr(seqs, arr_name)), allow_pickle=False)
         meta = {"format_version": FORMAT_VERSION, "inter_file": str(inter_path), **params,
                 "n_users": seqs.n_users - 1, "n_items": seqs.n_items - 1, "n_interactions": int(len(seqs.items))}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         try:
-            os.rename(tmp, folder)
-        except OSError:  # another process published the same key first: theirs is identical
-            if not _complete(folder):
-                raise
+            publish_dir(tmp, folder)  # files fsynced, then one rename (cva_rec.io)
+        except FileExistsError:  # another process published the same key first: theirs is identical
+            pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return _load(folder), False
