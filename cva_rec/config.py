@@ -89,6 +89,11 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "cold_items": number(0.0, "item cold start: hold this fraction of items out of training and validation; they can only be "
                              "test targets, and test metrics get warm / cold columns (0 = off; cva_rec/cold_items.py)", ge=0.0, lt=1.0),
         "cold_items_seed": integer(0, "seed of the held-out item choice (fixed apart from train.seed: one split for every run)", min=0),
+        "duplicates": choice("drop", "exact duplicate rows (same user, item, time): drop (keep the first, log how many) | keep | error "
+                             "(cva_rec/dataset_rules.py; RecBole's rm_dup_inter would drop every repeat of a user-item pair)",
+                             ("drop", "keep", "error")),
+        "truncate_before_split": integer(None, "keep each user's most recent N interactions before the leave-two-out split "
+                                         "(CVA App. A; after the count filters); null = whole sequences", min=3, nullable=True),
         "user_field": text("user_id", "user id column of the .inter file"),
         "item_field": text("item_id", "item id column of the .inter file"),
         "time_field": text("timestamp", "timestamp column used to order each history"),

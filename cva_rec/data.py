@@ -158,7 +158,7 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     from recbole.data import data_preparation
     from recbole.utils import init_seed
 
-    from cva_rec.cold_items import create_dataset  # RecBole's, or held-out items (dataset.cold_items)
+    from cva_rec.dataset_rules import create_dataset  # duplicates / truncation rules, held-out items
 
     config = recbole_config(cfg)
     if cfg["dataset"].get("engine", "recbole") == "streaming":  # the one switch between the two engines

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from cva_rec.reference import ranking
-from cva_rec.reference.raw_sequences import filter_by_counts, read_inter, user_sequences
+from cva_rec.reference.raw_sequences import drop_exact_duplicates, filter_by_counts, read_inter, truncate, user_sequences
 
 
 def raw_protocol(cfg: Mapping[str, Any], data, split: str = "test") -> Tuple[np.ndarray, np.ndarray, List[np.ndarray]]:
@@ -20,13 +20,25 @@ def raw_protocol(cfg: Mapping[str, Any], data, split: str = "test") -> Tuple[np.
 
     ``data`` is used only for RecBole's token -> id maps. Test target = last item, valid = second last.
     """
+    return protocol_from_sequences(reference_sequences(cfg), data, split)
+
+
+def reference_sequences(cfg: Mapping[str, Any]) -> Dict[str, List[str]]:
+    """user token -> item tokens after the dataset rules (duplicates, filters, truncation), from the raw file."""
     from cva_rec.data import resolve_data_path  # only to find the file
 
     ds = cfg["dataset"]
     path = resolve_data_path(cfg) / ds["name"] / f"{ds['name']}.inter"
-    df = filter_by_counts(read_inter(path, ds["user_field"], ds["item_field"], ds["time_field"]),
-                          ds["min_user_interactions"], ds["min_item_interactions"])
+    df = read_inter(path, ds["user_field"], ds["item_field"], ds["time_field"])
+    if ds.get("duplicates", "drop") == "drop":
+        df = drop_exact_duplicates(df)
+    df = filter_by_counts(df, ds["min_user_interactions"], ds["min_item_interactions"])
     seqs = user_sequences(df)
+    return truncate(seqs, ds["truncate_before_split"]) if ds.get("truncate_before_split") else seqs
+
+
+def protocol_from_sequences(seqs: Dict[str, List[str]], data, split: str = "test"):
+    """(users, targets, histories) in internal ids from token sequences."""
     uid = data.dataset.field2token_id[data.dataset.uid_field]
     iid = data.dataset.field2token_id[data.dataset.iid_field]
     drop = 1 if split == "test" else 2

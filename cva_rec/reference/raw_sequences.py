@@ -24,6 +24,11 @@ def read_inter(path: str | Path, user_field: str = "user_id", item_field: str = 
     return pd.DataFrame({"user": df[user_field], "item": df[item_field], "time": df[time_field].astype(np.float64)})
 
 
+def drop_exact_duplicates(df: pd.DataFrame) -> pd.DataFrame:
+    """Keep the first of rows with the same user, item and time (``dataset.duplicates: drop``)."""
+    return df.drop_duplicates(subset=["user", "item", "time"], keep="first")
+
+
 def filter_by_counts(df: pd.DataFrame, min_user: int, min_item: int = 0) -> pd.DataFrame:
     """Drop users / items with too few rows, repeated until stable (RecBole's k-core loop)."""
     while True:
@@ -48,6 +53,11 @@ def user_sequences(df: pd.DataFrame) -> Dict[str, List[str]]:
     order = np.argsort(key, kind="stable")
     ordered = df.iloc[order]
     return {u: g["item"].tolist() for u, g in ordered.groupby("user", sort=False)}
+
+
+def truncate(seqs: Dict[str, List[str]], n: int) -> Dict[str, List[str]]:
+    """Each user's most recent ``n`` items (``dataset.truncate_before_split``)."""
+    return {u: items[-n:] for u, items in seqs.items()}
 
 
 def training_targets(seqs: Dict[str, List[str]]) -> Dict[str, int]:
