@@ -265,6 +265,10 @@ def publish_dir(tmp: str | os.PathLike, path: str | os.PathLike, *, replace: boo
     return path
 
 
+def _one_line(exc: BaseException, limit: int = 160) -> str:
+    return " ".join(str(exc).split())[:limit]
+
+
 # -- safe loading -------------------------------------------------------------------------------
 def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     """``torch.load(weights_only=True)`` on CPU: tensors and plain containers only, never code.
@@ -294,9 +298,9 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     except OSError as exc:
         if exc.errno in FILE_SYSTEM_ERRNOS:
             raise file_system_error(exc, path, "reading") from None
-        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {str(exc)[:160]})") from None
+        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
     except Exception as exc:  # truncated zip, random bytes, wrong magic number
-        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {str(exc)[:160]})") from None
+        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
 def load_numpy(path: str | os.PathLike, what: str, *, mmap_mode: str | None = None,
@@ -316,6 +320,6 @@ def load_numpy(path: str | os.PathLike, what: str, *, mmap_mode: str | None = No
     except OSError as exc:
         if exc.errno in FILE_SYSTEM_ERRNOS:
             raise file_system_error(exc, path, "reading") from None
-        raise error(f"{path}: unreadable or truncated {what} ({str(exc)[:160]})") from None
-    except ValueError as exc:  # object arrays (pickle refused), bad header, too short for its shape
-        raise error(f"{path}: unreadable or truncated {what} ({str(exc)[:160]})") from None
+        raise error(f"{path}: unreadable or truncated {what} ({_one_line(exc)})") from None
+    except Exception as exc:  # object arrays (pickle refused), a header numpy cannot parse, too short for its shape
+        raise error(f"{path}: unreadable or truncated {what} ({type(exc).__name__}: {_one_line(exc)})") from None

@@ -540,12 +540,17 @@ def open_store(path: str | os.PathLike, *, validate: bool | str = True, progress
         meta = json.loads((p / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise FeatureStoreError(f"{p / META_FILE}: unreadable ({exc})") from None
+    if not isinstance(meta, dict):
+        raise FeatureStoreError(f"{p / META_FILE}: must be a JSON object, got {type(meta).__name__}")
     for key in ("n_items", "max_frames", "dim", "dtype"):
         if key not in meta:
             raise FeatureStoreError(f"{p / META_FILE}: missing key {key!r}")
     dtype_name = meta["dtype"]
-    if dtype_name not in STORAGE_DTYPES:
+    if not isinstance(dtype_name, str) or dtype_name not in STORAGE_DTYPES:
         raise FeatureStoreError(f"{p / META_FILE}: unsupported dtype {dtype_name!r}")
+    for key in ("n_items", "max_frames", "dim"):  # a hand-edited or damaged meta.json: never a traceback
+        if isinstance(meta[key], bool) or not isinstance(meta[key], int) or meta[key] < 0:
+            raise FeatureStoreError(f"{p / META_FILE}: {key} must be an integer >= 0, got {meta[key]!r}")
     n, f, d = int(meta["n_items"]), int(meta["max_frames"]), int(meta["dim"])
 
     try:
