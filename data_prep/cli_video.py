@@ -71,8 +71,14 @@ def register_extract_video(subparsers) -> argparse.ArgumentParser:
     _add_selection_args(p)
     p.add_argument("--out", required=True, type=Path, help="feature store directory to create")
     p.add_argument("--encoder", default="efficientnet_lite0",
-                   help="frame encoder: efficientnet_lite0 | dinov2 | dinov3 | vit | clip | timm (default: %(default)s)")
+                   help="frame encoder: efficientnet_lite0 | dinov2 | dinov3 | vit | clip | timm, or a video-level embedder: "
+                   "gve | qwen2_vl (one vector per video/segment, Qwen2-VL family via transformers) (default: %(default)s)")
     p.add_argument("--checkpoint", default=None, help="local checkpoint of the frame encoder (all but efficientnet_lite0 need one)")
+    p.add_argument("--segments", type=int, default=1,
+                   help="--encoder gve | qwen2_vl (video-level VLM embedders): vectors per video, the chosen frames cut "
+                   "into this many contiguous segments (default: %(default)s)")
+    p.add_argument("--instruction", default=None,
+                   help="--encoder gve | qwen2_vl: text after the video in the prompt (default: 'Represent the given video.')")
     p.add_argument("--model-name", default=None, help="timm model name (--encoder timm)")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32", "bfloat16"], help="storage dtype (default: %(default)s)")
     p.add_argument("--batch-items", type=int, default=8, help="videos per store write / resume checkpoint (default: %(default)s)")
@@ -119,6 +125,7 @@ def _config(args):
         decode_method=args.decode_method, dtype=getattr(args, "dtype", "float16"),
         patch_tokens=getattr(args, "patch_tokens", False), token_budget=getattr(args, "token_budget", 256),
         patch_ratio=getattr(args, "patch_ratio", 0.25), i_frame_share=getattr(args, "i_frame_share", 0.25),
+        video_segments=getattr(args, "segments", 1), instruction=getattr(args, "instruction", None),
     )
 
 

@@ -61,6 +61,9 @@ class VideoExtractConfig:
     token_budget: int = 256
     patch_ratio: float = 0.25
     i_frame_share: float = 0.25
+    # video-level embedders (gve, qwen2_vl): vectors per video; None = the embedder's default prompt
+    video_segments: int = 1
+    instruction: str | None = None
 
 
 @dataclass
@@ -299,6 +302,8 @@ class StoreSink:
             return None
         if self.tokenizer is not None:
             return self.tokenizer(item.frames, item.timestamps, item.intra, item.maps)
+        if getattr(self.encoder, "video_level", False):
+            return (*self.encoder.encode_video(item.frames, item.timestamps), None)
         return self.encoder.encode(item.frames), item.timestamps, None
 
     def write(self, items: list[PreparedItem], encoded: list[tuple | None]) -> None:
@@ -332,6 +337,10 @@ def build_encoder(cfg: VideoExtractConfig, *, encoder_batch_size: int = 32, devi
         enc_kwargs["checkpoint"] = cfg.encoder_checkpoint
     if cfg.encoder_model_name:
         enc_kwargs["model_name"] = cfg.encoder_model_name
+    if cfg.encoder in ("gve", "qwen2_vl"):
+        enc_kwargs["segments"] = cfg.video_segments
+        if cfg.instruction is not None:
+            enc_kwargs["instruction"] = cfg.instruction
     return build_frame_encoder(cfg.encoder, **enc_kwargs)
 
 
@@ -366,6 +375,10 @@ def open_sink(out: Path, item_ids: list[str], cfg: VideoExtractConfig, encoder, 
                                   metadata=meta, overwrite=overwrite)
         return StoreSink(writer, encoder, cfg, tokenizer)
     max_frames = min(cfg.n_frames, cfg.n_segments)
+    if getattr(encoder, "video_level", False):
+        if cfg.patch_tokens:
+            raise ConfigError(f"--patch-tokens needs a frame encoder with a patch grid, not the video embedder {encoder.name!r}")
+        max_frames = min(cfg.video_segments, max_frames)  # one vector per segment
     writer = FeatureStoreWriter(out, item_ids, max_frames, encoder.dim, dtype=cfg.dtype, metadata=meta, overwrite=overwrite)
     return StoreSink(writer, encoder, cfg)
 

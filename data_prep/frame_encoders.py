@@ -10,6 +10,8 @@
   directory; the CLS token of the final (layer-normed) hidden state.
 * ``clip``: transformers CLIP vision tower + projection (``image_embeds``) from a local checkpoint.
 * ``timm``: any timm model from a local weights file (needs the timm package; ConfigError if absent).
+* ``gve`` / ``qwen2_vl``: video-level embedders (one vector per video or segment), in
+  :mod:`data_prep.video_embedders`.
 
 All models run frozen: eval mode, ``torch.inference_mode``, batched (``batch_size`` frames).
 """
@@ -82,6 +84,8 @@ class FrameEncoder:
 
 def build_frame_encoder(name: str, **kwargs) -> FrameEncoder:
     """The frame encoder registered as ``name`` (ConfigError lists the known ones)."""
+    import data_prep.video_embedders  # noqa: F401  (registers the video-level embedders: gve, qwen2_vl)
+
     return FRAME_ENCODERS.get(name)(**kwargs)
 
 

@@ -65,3 +65,50 @@ def save_tiny_vision(path: Path, family: str, seed: int = 0) -> Path:
         raise ValueError(family)
     model.save_pretrained(path)
     return path
+
+
+QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                "<|image_pad|>", "<|video_pad|>"]
+
+
+def save_tiny_qwen_tokenizer(path: Path) -> dict[str, int]:
+    """A word-level tokenizer with Qwen's chat and vision special tokens (enough for the embedder's prompt)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "user", "assistant", "represent", "the", "given", "video", "describe", ".", "\n"]
+    vocab = {w: i for i, w in enumerate(words + QWEN_SPECIAL)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(QWEN_SPECIAL)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
+                                   eos_token="<|im_end|>")
+    path.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(path)
+    return vocab
+
+
+def save_tiny_qwen2_vl(path: Path, model_type: str = "qwen2_vl", seed: int = 0) -> Path:
+    """A randomly initialised Qwen2-VL / Qwen2.5-VL of the real architecture (1 layer each side, 32-d)."""
+    import transformers as t
+
+    torch.manual_seed(seed)
+    vocab = save_tiny_qwen_tokenizer(path)
+    text = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                num_key_value_heads=1, intermediate_size=64, bos_token_id=vocab["<|endoftext|>"],
+                eos_token_id=vocab["<|im_end|>"], rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
+    ids = dict(image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
+               vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
+    if model_type == "qwen2_vl":
+        vision = dict(depth=1, embed_dim=16, hidden_size=32, num_heads=2, patch_size=14, spatial_merge_size=2,
+                      temporal_patch_size=2)
+        model = t.Qwen2VLModel(t.Qwen2VLConfig(text_config=text, vision_config=vision, **ids))
+    else:
+        vision = dict(depth=1, hidden_size=16, out_hidden_size=32, intermediate_size=32, num_heads=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, fullatt_block_indexes=[0], window_size=56)
+        model = t.Qwen2_5_VLModel(t.Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids))
+    model.save_pretrained(path)
+    (path / "preprocessor_config.json").write_text(json.dumps(
+        {"min_pixels": 56 * 56, "max_pixels": 112 * 112, "patch_size": 14, "temporal_patch_size": 2, "merge_size": 2,
+         "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}))
+    return path
