@@ -8,6 +8,10 @@ Writes into ``--out``::
     codes.npz          SemanticCodes: slice codes [n, S, L] + mask, room codes [n, L], item ids
                        (feature-store row order; align to a dataset with SemanticCodes.align)
     diagnostics.json   code-quality diagnostics of the slice and the room codes
+    alignment.pt       with --align: the collaborative projection W [out, d] (segments are W x)
+
+``--distinct`` appends collision-resolving levels to the room codes (semantic_ids/distinct.py);
+``--align RECIPE`` projects the content first (semantic_ids/alignment.py).
 """
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ def register(subparsers) -> None:
         description="Residual k-means over L levels x N codes (FLUID sec. 3.2) on every content segment of a "
         "feature store (or a .npy array), then slice codes per segment, room codes by per-level majority vote, "
         "and a diagnostics table (unique codes, collisions, utilisation, perplexity, quantisation error). "
-        "Outputs: OUT/tokenizer.pt, OUT/codes.npz, OUT/diagnostics.json.",
+        "--distinct appends collision-resolving levels so every item gets its own room code; --align RECIPE first "
+        "projects the content with a map trained on that recipe's training interactions (held-out items excluded). "
+        "Outputs: OUT/tokenizer.pt, OUT/codes.npz, OUT/diagnostics.json (+ OUT/alignment.pt with --align).",
     )
     p.add_argument("source", help="feature store directory, or a .npy file [n, d] / [n, S, d]")
     p.add_argument("--out", required=True, help="output directory")
@@ -44,6 +50,19 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=["torch", "faiss"], default="torch", help="k-means implementation (default: %(default)s)")
     p.add_argument("--tie-break", choices=["nearest_mean", "smallest"], default="nearest_mean",
                    help="room-code vote tie-break (default: %(default)s; see docs/semantic_ids.md)")
+    p.add_argument("--distinct", action="store_true",
+                   help="append levels with a counter inside each group of items sharing a room code (base-N digits, "
+                   "TIGER-style) so every item with content gets a distinct room code; slice codes get 0 there")
+    a = p.add_argument_group("collaborative alignment (cva_rec/semantic_ids/alignment.py)")
+    a.add_argument("--align", metavar="RECIPE", default=None,
+                   help="before quantising, train a linear projection of the content on the training interactions of "
+                   "this recipe's dataset (its dataset.cold_items stay out), then fit RQ-KMeans on projected segments of "
+                   "items seen in training and encode every item from its content alone")
+    a.add_argument("--align-dim", type=int, default=128, help="projected width (default: %(default)s)")
+    a.add_argument("--align-epochs", type=int, default=5, help="passes over the training pairs (default: %(default)s)")
+    a.add_argument("--align-batch-size", type=int, default=1024, help="pairs per in-batch softmax (default: %(default)s)")
+    a.add_argument("--align-lr", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    a.add_argument("--align-temperature", type=float, default=0.07, help="softmax temperature (default: %(default)s)")
     p.set_defaults(func=run)
 
 
@@ -106,7 +125,11 @@ def run(args) -> int:
 
     out = Path(args.out)
     segments, counts, item_ids = load_source(args.source)
-    vectors = _valid_vectors(segments, counts)
+    fit_rows, projection, alignment = None, None, None
+    if args.align:
+        segments, fit_rows, projection, alignment = _align(args, segments, counts, item_ids)
+    # aligned: the codebooks are fitted on the items seen in training only
+    vectors = _valid_vectors(segments, counts) if fit_rows is None else _valid_vectors(segments[fit_rows], counts[fit_rows])
     log.info("fitting RQ-KMeans L=%d x N=%d on %d segment vectors of %d items (%d-d)",
              args.levels, args.codes, len(vectors), len(counts), vectors.shape[1])
     t0 = time.perf_counter()
@@ -117,16 +140,79 @@ def run(args) -> int:
     slice_flat = codes.slice_codes[codes.slice_mask]
     slice_diag = code_diagnostics(slice_flat, tok.level_errors.tolist(), args.codes)
     means = _mean_segments(segments, counts)
-    room_diag = code_diagnostics(codes.room_codes, path_errors(tok, means, codes.room_codes), args.codes)
+    room_errors = path_errors(tok, means, codes.room_codes)
+    extra = 0
+    if args.distinct:
+        from cva_rec.semantic_ids.distinct import with_distinct_room_codes
+
+        codes, extra = with_distinct_room_codes(codes, _code_distances(tok, means, codes.room_codes))
+        slice_flat = codes.slice_codes[codes.slice_mask]
+        slice_diag = code_diagnostics(slice_flat, tok.level_errors.tolist() + [float(tok.level_errors[-1])] * extra, args.codes)
+    room_diag = code_diagnostics(codes.room_codes, room_errors + room_errors[-1:] * extra, args.codes)
 
     out.mkdir(parents=True, exist_ok=True)
     tok.save(out / "tokenizer.pt")
     codes.save(out / "codes.npz")
     report = {"source": str(args.source), "tokenizer": tok.config(), "fit_seconds": round(fit_s, 3),
-              "tie_break": args.tie_break, "n_segments": int(len(vectors)), "slice": slice_diag, "room": room_diag}
+              "tie_break": args.tie_break, "n_segments": int(len(vectors)), "distinct_extra_levels": extra,
+              "alignment": alignment, "slice": slice_diag, "room": room_diag}
+    if projection is not None:
+        from cva_rec.io import atomic_torch_save
+
+        atomic_torch_save({"format": "cva_rec.collaborative_projection", "weight": projection.weight.detach().cpu()},
+                          out / "alignment.pt")
     atomic_write_json(out / "diagnostics.json", report)
     print(format_table(slice_diag, f"slice codes ({len(slice_flat)} segments), fit {fit_s:.1f} s"))
     print()
-    print(format_table(room_diag, f"room codes ({int((codes.room_codes >= 0).all(1).sum())} items with content)"))
+    extra_note = f", {extra} collision-resolving level(s) appended" if args.distinct else ""
+    print(format_table(room_diag, f"room codes ({int((codes.room_codes >= 0).all(1).sum())} items with content{extra_note})"))
     print(f"\nwrote {out / 'tokenizer.pt'}, {out / 'codes.npz'}, {out / 'diagnostics.json'}")
     return 0
+
+
+def _code_distances(tok, means: np.ndarray, codes) -> np.ndarray:
+    """Squared distance of each item's mean vector to its code's reconstruction (inf without a code):
+    who gets counter 0 in a collision group (the item its code describes best)."""
+    import torch
+
+    valid = (codes >= 0).all(1)
+    dist = np.full(len(codes), np.inf)
+    if valid.any():
+        x = tok.transform(means[valid.numpy()]).cpu()
+        dist[valid.numpy()] = ((x - tok.decode(codes[valid])) ** 2).sum(1).double().numpy()
+    return dist
+
+
+def _align(args, segments, counts: np.ndarray, item_ids: list):
+    """Project every segment through a projection trained on the recipe's training interactions.
+
+    -> (projected segments [n, S, out], rows to fit RQ-KMeans on, projection, report dict)."""
+    from cva_rec.config import load_config
+    from cva_rec.data import build_data
+    from cva_rec.semantic_ids.alignment import fit_projection, training_pairs
+
+    data = build_data(load_config(args.align))
+    held_out = None if data.cold_items is None else data.cold_items.numpy()
+    pairs = training_pairs(data.sequences, held_out)
+    row_of = {str(t): i for i, t in enumerate(item_ids)}
+    to_row = np.array([row_of.get(str(t), -1) for t in data.item_tokens], dtype=np.int64)
+    rows = to_row[pairs]
+    has_content = (rows >= 0).all(1) & (counts[rows.clip(0)] > 0).all(1)
+    if not has_content.any():
+        raise FeatureStoreError(f"{args.source}: no item of {args.align}'s dataset has content here (item ids do not match)")
+    means = _mean_segments(segments, counts)
+    projection, report = fit_projection(means, rows[has_content], args.align_dim, args.align_epochs, args.align_batch_size,
+                                        args.align_lr, args.align_temperature, args.seed, args.device)
+    held_rows = set(to_row[np.flatnonzero(held_out)].tolist()) - {-1} if held_out is not None else set()
+    if held_rows & set(report.rows_read.tolist()):  # training_pairs already refuses this; belt and braces
+        raise FeatureStoreError("the alignment read a held-out item's vector")
+    # every item, held-out ones included, from its content alone (padding segments stay masked by counts)
+    projected = np.concatenate([projection.project(np.asarray(segments[i:i + 4096], dtype=np.float32))
+                                for i in range(0, len(counts), 4096)])
+    fit_rows = np.zeros(len(counts), dtype=bool)
+    fit_rows[report.rows_read] = True
+    info = {"recipe": str(args.align), "dim": args.align_dim, "epochs": args.align_epochs, "batch_size": args.align_batch_size,
+            "lr": args.align_lr, "temperature": args.align_temperature, "pairs_without_content": int((~has_content).sum()),
+            "held_out_items": len(held_rows), "items_fitted": int(fit_rows.sum()), **report.as_dict()}
+    log.info("collaborative alignment: %d pairs, %d items, losses %s", report.pairs, len(report.rows_read), report.epoch_losses)
+    return projected, fit_rows, projection, info
