@@ -16,6 +16,7 @@ BENCHMARKS = {
     "encoders": "bench_encoders.py",
     "tokenize": "bench_tokenize.py",
     "retrieval": "bench_retrieval.py",
+    "scale": "bench_scale.py",
 }
 
 
@@ -26,11 +27,12 @@ def benchmarks_dir() -> Path:
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, retrieval, scale)",
         description="fidelity: RecBole Trainer vs Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
         "encoders: parameters / time / memory / accuracy of every item encoder as ratios to ID; "
-        "tokenize: RQ-KMeans vs faiss / scikit-learn. Extra arguments go to the benchmark "
+        "tokenize: RQ-KMeans vs faiss / scikit-learn; scale: RecBole vs streaming data engine at 0.1M-10M "
+        "synthetic interactions (peak RSS, start-up, steps/s, eval users/s). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
     p.add_argument("name", choices=sorted(BENCHMARKS))

@@ -1,0 +1,298 @@
+"""Data engines at scale: RecBole's datasets vs the streaming engine, side by side in one run.
+
+For synthetic MicroLens-shaped logs (``cva-rec synth``: MicroLens-1M's users : items :
+interactions ratio, 9.1 interactions per user, ~1 item per 100 interactions) of 0.1M, 1M and
+10M interactions, each engine is measured in a FRESH child process (imports done before the
+clock starts) with SASRec, max_seq_length 50, the in-batch softmax and batch 512:
+
+* start-up s: from ``build_data`` to the first training batch in hand (data loading, filtering,
+  splitting, histories, model, data loader). The streaming engine is run twice: "first" with an
+  empty CSR cache, "second" reading it. RecBole has no cache: its second run repeats the first.
+* steps/s: ``--steps`` training steps (forward, in-batch loss, backward, AdamW) after one
+  warm-up step.
+* eval users/s: ``--eval-batches`` batches of 256 validation users ranked against the whole
+  catalogue with their history masked.
+* peak RSS: the child's whole-process high-water mark (VmHWM): data + model + loop.
+
+A child that exceeds ``--rss-limit-gb`` or ``--timeout`` is stopped and reported as such (the
+machine is shared: a 10M RecBole build needs several GB); for those, the RecBole figures at
+10M are extrapolated on the log-log line through 0.1M and 1M and marked "extrapolated".
+Prints the table and the streaming / RecBole ratios; writes ``--out`` (JSON) and a log-log plot
+of peak memory and start-up against interactions (``--plot``).
+
+    cva-rec bench scale                                  # 0.1M, 1M, 10M (RecBole 10M if it fits)
+    cva-rec bench scale -- --sizes 0.1M 1M --steps 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+SIZES = {"0.1M": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+ML1M = {"users": 1_000_000, "items": 91_402, "interactions": 9_095_620}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shape(interactions: int) -> Dict[str, int]:
+    """MicroLens-1M's users and items per interaction."""
+    return {"users": round(interactions * ML1M["users"] / ML1M["interactions"]),
+            "items": round(interactions * ML1M["items"] / ML1M["interactions"]), "interactions": interactions}
+
+
+def ensure_dataset(work: Path, label: str, seed: int) -> str:
+    from cva_rec.synthetic import synthesize
+
+    name = f"synth-{label}"
+    info_path = work / name / "synth.json"
+    want = shape(SIZES[label])
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if all(info.get(k) == v for k, v in want.items()) and info.get("seed") == seed:
+            return name
+    t0 = time.perf_counter()
+    synthesize(work, name, want["users"], want["items"], want["interactions"], seed)
+    print(f"  wrote {name}: {want} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return name
+
+
+# -- child: one measurement -----------------------------------------------------------------------
+def child(args) -> None:
+    import torch
+
+    from cva_rec.config import load_config
+    from cva_rec.data import build_data
+    from cva_rec.training.datamodule import RecBoleDataModule
+    from cva_rec.training.evaluation import target_ranks
+    from cva_rec.training.run import build_module
+
+    torch.set_num_threads(1)
+    cfg = load_config(None, [
+        f"dataset.data_path={args.work}", f"dataset.name={args.name}", f"dataset.engine={args.engine}",
+        "dataset.max_seq_length=50", "model.name=SASRec", "loss.name=inbatch_softmax", "train.batch_size=512",
+        "eval.batch_size=256", f"output.dir={args.work / 'runs'}", "train.seed=2020",
+    ])
+    t0 = time.perf_counter()
+    data = build_data(cfg)
+    module = build_module(cfg, data)
+    dm = RecBoleDataModule(data, cfg)
+    batches = iter(dm.train_dataloader())
+    batch = next(batches)
+    startup = time.perf_counter() - t0
+    model = module.model
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3)
+
+    def step(b):
+        opt.zero_grad()
+        loss = module.loss(model, b)
+        loss.backward()
+        opt.step()
+
+    model.train()
+    step(batch)  # warm-up
+    t1 = time.perf_counter()
+    for _ in range(args.steps):
+        step(next(batches))
+    steps_per_s = args.steps / (time.perf_counter() - t1)
+
+    model.eval()
+    users = 0
+    t2 = time.perf_counter()
+    with torch.no_grad():
+        for i, (inter, u, targets, h_rows, h_items) in enumerate(dm.val_dataloader()):
+            if i == args.eval_batches:
+                break
+            scores = model.full_sort_predict(inter).view(len(u), -1).float()
+            target_ranks(scores, targets, (h_rows, h_items))
+            users += len(u)
+    users_per_s = users / (time.perf_counter() - t2)
+    print("RESULT " + json.dumps({
+        "startup_s": startup, "steps_per_s": steps_per_s, "eval_users_per_s": users_per_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "train_rows": int(dm.data.train.sample_size), "n_items": int(data.n_items - 1),
+    }), flush=True)
+
+
+# -- parent: children side by side ----------------------------------------------------------------
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def run_child(args, engine: str, name: str) -> Dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", "--engine", engine, "--name", name, "--work", str(args.work),
+           "--steps", str(args.steps), "--eval-batches", str(args.eval_batches)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    out: List[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    t0, worst, stopped = time.perf_counter(), 0.0, None
+    while proc.poll() is None:
+        worst = max(worst, rss_mb(proc.pid))
+        if worst > args.rss_limit_gb * 1024:
+            stopped = f"stopped: resident memory passed {args.rss_limit_gb} GB after {time.perf_counter() - t0:.0f} s"
+        elif time.perf_counter() - t0 > args.timeout:
+            stopped = f"stopped: still running after {args.timeout:.0f} s (resident {worst / 1024:.1f} GB)"
+        if stopped:
+            proc.kill()
+            proc.wait()
+            break
+        time.sleep(0.25)
+    reader.join(timeout=5)
+    for line in out:
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": stopped or "failed: " + "".join(out[-5:]).strip()[-400:]}
+
+
+def extrapolate(rows: Dict[str, Dict[str, Any]], key: str, labels: List[str], target: str) -> Optional[float]:
+    """The log-log line through the two smallest measured sizes, evaluated at ``target``."""
+    pts = [(SIZES[l], rows[l][key]) for l in labels if l in rows and isinstance(rows[l].get(key), (int, float)) and rows[l][key] > 0][:2]
+    if len(pts) < 2:
+        return None
+    (x0, y0), (x1, y1) = pts
+    slope = math.log(y1 / y0) / math.log(x1 / x0)
+    return y1 * (SIZES[target] / x1) ** slope
+
+
+def fmt(v, spec=".2f"):
+    return "-" if v is None else format(v, spec)
+
+
+def plot(results: Dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    series = [("recbole", "first", "RecBole", "tab:red"), ("streaming", "first", "streaming, first run", "tab:blue"),
+              ("streaming", "second", "streaming, second run (cache)", "tab:cyan")]
+    for ax, key, title in ((axes[0], "peak_rss_mb", "peak RSS (MB)"), (axes[1], "startup_s", "start-up to first batch (s)")):
+        for engine, run, label, colour in series:
+            if key == "peak_rss_mb" and run == "second":
+                continue
+            xs, ys, ex, ey = [], [], [], []
+            for lab, row in results["sizes"].items():
+                r = row.get(engine, {}).get(run, {})
+                if isinstance(r.get(key), (int, float)):
+                    (ex if r.get("extrapolated") else xs).append(SIZES[lab])
+                    (ey if r.get("extrapolated") else ys).append(r[key])
+            ax.plot(xs, ys, "o-", color=colour, label=label)
+            if ex:
+                ax.plot([xs[-1], *ex] if xs else ex, [ys[-1], *ey] if ys else ey, "o--", color=colour, mfc="none",
+                        label=f"{label} (extrapolated)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("interactions")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("cva-rec bench scale: SASRec, max_seq_length 50, synthetic MicroLens-shaped logs")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    p.add_argument("--steps", type=int, default=20, help="timed training steps (default: %(default)s)")
+    p.add_argument("--eval-batches", type=int, default=8, help="timed evaluation batches of 256 users (default: %(default)s)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/cva_rec_bench_scale"), help="datasets and caches (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rss-limit-gb", type=float, default=8.0, help="stop a child above this resident memory (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=600.0, help="stop a child after this many seconds (default: %(default)s)")
+    p.add_argument("--recbole-max", default="10M", choices=list(SIZES), help="largest size RecBole is tried at (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "scale_bench.json")
+    p.add_argument("--plot", type=Path, default=REPO / "docs" / "scale_curves.png")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--engine", help=argparse.SUPPRESS)
+    p.add_argument("--name", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+
+    import shutil
+
+    from cva_rec.io import atomic_write_json
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    results: Dict[str, Any] = {"steps": args.steps, "eval_batches": args.eval_batches, "sizes": {}}
+    order = list(SIZES)
+    for label in [s for s in order if s in args.sizes]:
+        print(f"[{label}] {shape(SIZES[label])}", flush=True)
+        name = ensure_dataset(args.work, label, args.seed)
+        shutil.rmtree(args.work / "runs" / ".sequence_cache", ignore_errors=True)  # the first run starts cold
+        row: Dict[str, Any] = {"shape": shape(SIZES[label])}
+        row["streaming"] = {"first": run_child(args, "streaming", name), "second": run_child(args, "streaming", name)}
+        if order.index(label) <= order.index(args.recbole_max):
+            first = run_child(args, "recbole", name)
+            row["recbole"] = {"first": first}
+            if "error" not in first:
+                row["recbole"]["second"] = (run_child(args, "recbole", name) if SIZES[label] <= 1_000_000
+                                            else {**first, "not_rerun": "RecBole has no cache: a second run repeats the first"})
+        results["sizes"][label] = row
+        print(json.dumps(row, indent=1), flush=True)
+        atomic_write_json(args.out, results)
+    # RecBole where it did not run or did not fit: the 0.1M -> 1M log-log slope, marked as such
+    measured = {l: r["recbole"]["first"] for l, r in results["sizes"].items() if "error" not in r.get("recbole", {}).get("first", {"error": 1})}
+    for label, row in results["sizes"].items():
+        rb = row.get("recbole", {}).get("first")
+        if rb is None or "error" in rb:
+            est = {k: extrapolate(measured, k, order, label) for k in ("peak_rss_mb", "startup_s")}
+            if all(v is not None for v in est.values()):
+                row.setdefault("recbole", {})["first"] = {**est, "extrapolated": True, "why": (rb or {}).get("error", "not run")}
+                row["recbole"]["second"] = dict(row["recbole"]["first"])
+    atomic_write_json(args.out, results)
+
+    print("\nsize  engine     run     start-up s  peak RSS MB  steps/s  eval users/s")
+    for label, row in results["sizes"].items():
+        for engine in ("recbole", "streaming"):
+            for run in ("first", "second"):
+                r = row.get(engine, {}).get(run)
+                if not r:
+                    continue
+                if "error" in r:
+                    print(f"{label:5} {engine:10} {run:7} {r['error']}")
+                    continue
+                tag = "  (extrapolated)" if r.get("extrapolated") else ""
+                print(f"{label:5} {engine:10} {run:7} {fmt(r.get('startup_s'), '10.1f')}  {fmt(r.get('peak_rss_mb'), '11.0f')}  "
+                      f"{fmt(r.get('steps_per_s'), '7.2f')}  {fmt(r.get('eval_users_per_s'), '12.0f')}{tag}")
+    print("\nratios streaming / RecBole (targets at 10M: memory <= 0.1x, second-run start-up >= 10x faster, steps/s >= 1.0x)")
+    for label, row in results["sizes"].items():
+        rb, st1, st2 = (row.get(e, {}).get(r, {}) for e, r in (("recbole", "first"), ("streaming", "first"), ("streaming", "second")))
+        if "error" in rb or "error" in st1 or not rb:
+            continue
+
+        def ratio(a, b):
+            return None if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b else a / b
+
+        tag = " (RecBole extrapolated)" if rb.get("extrapolated") else ""
+        print(f"{label:5} memory {fmt(ratio(st1.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x   "
+              f"start-up speed-up first {fmt(ratio(rb.get('startup_s'), st1.get('startup_s')), '.1f')}x, "
+              f"second {fmt(ratio(rb.get('startup_s'), st2.get('startup_s')), '.1f')}x   "
+              f"steps/s {fmt(ratio(st1.get('steps_per_s'), rb.get('steps_per_s')), '.2f')}x   "
+              f"eval users/s {fmt(ratio(st1.get('eval_users_per_s'), rb.get('eval_users_per_s')), '.2f')}x{tag}")
+    plot(results, args.plot)
+    print(f"\nwrote {args.out} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
