@@ -37,3 +37,7 @@ class FileSystemError(CvaRecError, OSError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class RunFolderError(CvaRecError):
+    """A run folder that another process is writing, or that holds another config or a run that would be lost."""

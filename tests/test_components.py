@@ -75,3 +75,10 @@ def test_a_plugin_encoder_is_declared_from_its_signature():
     assert "item_tokens" in FRAMEWORK_ARGUMENTS
     cfg = load_config(None, ["item_encoder.name=test_components_plugin", "item_encoder.width=16"])
     assert cfg["item_encoder"] == {"name": "test_components_plugin", "width": 16}
+
+
+def test_warmup_stage_names_have_one_spelling():
+    from cva_rec.config import SCHEMA, WARMUP_STAGE_NAMES
+    from cva_rec.warmup.stages import FLUID, STAGES
+
+    assert tuple(STAGES) == WARMUP_STAGE_NAMES and SCHEMA["warmup"]["stages"].default == FLUID

@@ -101,7 +101,8 @@ def run(args) -> int:
             print("   finished earlier, reused (delete the folder to re-train)", flush=True)
             metrics = json.loads(done.read_text())
         else:
-            metrics = run_experiment(cfg, enable_progress_bar=not args.no_progress)
+            # the demo owns its folders: a variant trained with other settings is replaced
+            metrics = run_experiment(cfg, enable_progress_bar=not args.no_progress, overwrite=True)
         rows.append({**row_of(metrics), "item_encoder": label})
     table = markdown_table(rows, ("item_encoder", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "seconds_per_epoch", "peak_memory_mb", "parameters"))
     table += ("\n\npeak_memory_mb: the demo process's peak RSS up to that run (the variants share one process; "

@@ -18,10 +18,10 @@ import torch
 
 import cva_rec
 from cva_rec.backbones import build_backbone, item_encoder_of
-from cva_rec.config import dump_config, run_name
 from cva_rec.data import SequentialData, build_data
 from cva_rec.errors import CheckpointError
 from cva_rec.io import atomic_write_json, load_torch_file
+from cva_rec.run_folder import RunClaim, claim_run_folder, run_folder_of
 from cva_rec.training.losses import build_loss
 
 log = logging.getLogger("cva_rec")
@@ -55,7 +55,7 @@ def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
     from cva_rec.training.module import SeqRecModule
 
     model = build_model(cfg, data, content)
-    loss = build_loss(cfg, data.item_popularity)
+    loss = build_loss(cfg, data.item_popularity, data)
     if loss.encodes_all_items and cfg["item_encoder"]["name"] != "id":
         log.warning(
             "loss full_softmax with content encoder %r encodes all %d items every training step; "
@@ -155,21 +155,26 @@ def _quiet_lightning():
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enable_progress_bar: bool = True,
                    data: Optional[SequentialData] = None, prepare: Optional[Callable[[Any], None]] = None,
-                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None) -> Dict[str, Any]:
+                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None, overwrite: bool = False) -> Dict[str, Any]:
     """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``.
 
+    The run folder is claimed first (:mod:`cva_rec.run_folder`: one writer, one config; ``overwrite``
+    replaces a run it holds) and its ``config.yaml`` written once data and model are built.
     For staged training (``cva_rec.warmup``): ``prepare(module)`` runs before a *fresh* fit (not
     when resuming from ``last.ckpt``, which already holds its weights), e.g. to initialise from
     the previous stage; ``callbacks`` are extra Lightning callbacks; ``test_on="last"`` tests the
     final weights instead of the best validation epoch. ``module`` may be pre-built; after the
     call it holds the tested weights.
     """
+    _quiet_lightning()
+    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite) as claim:
+        return _run_claimed(claim, enable_progress_bar, data, prepare, callbacks, test_on, module)
+
+
+def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks, test_on, module) -> Dict[str, Any]:
     from cva_rec.training.datamodule import RecBoleDataModule
 
-    _quiet_lightning()
-    run_dir = Path(run_dir or Path(cfg["output"]["dir"]) / run_name(cfg))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, run_dir / "config.yaml")
+    cfg, run_dir = claim.cfg, claim.run_dir
     t_start = time.perf_counter()
     data = data or build_data(cfg)
     content = load_content(cfg, data)
@@ -177,9 +182,10 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
     timer = EpochTimer()
     trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar)
     last = run_dir / "checkpoints" / "last.ckpt"
-    resume = str(last) if cfg["train"]["resume"] and last.exists() else None
+    resume = str(last) if claim.resume and not claim.overwrite and last.exists() else None
     if prepare is not None and resume is None:
         prepare(module)
+    claim.commit_config()  # every check passed: now the folder says which config it holds
     if cfg["train"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=resume)
@@ -215,6 +221,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
         "n_items": data.n_items,
         "n_users": data.dataset.user_num - 1,
         "cva_rec_version": cva_rec.__version__,
+        "config_id": claim.config_id,
     }
     if trainer.is_global_zero:
         atomic_write_json(run_dir / "metrics.json", metrics)

@@ -24,9 +24,9 @@ from typing import Any, Dict, List, Mapping, Optional
 import torch
 
 from cva_rec.backbones import item_encoder_of
-from cva_rec.config import dump_config
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_torch_file
+from cva_rec.run_folder import claim_run_folder
 from cva_rec.warmup.schedule import IdPhaseOut
 from cva_rec.warmup.stages import Stage, check_warmup
 
@@ -135,9 +135,15 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
 
     stages = check_warmup(cfg)
     out = Path(cfg["output"]["dir"]) / (cfg["output"]["name"] or f"{cfg['dataset']['name']}-{cfg['model']['name']}-warmup")
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
-    data = build_data(cfg)
+    # one writer per warmup folder; re-running resumes, so only the same config may (warmup.stages may
+    # grow: each stage folder checks its own config)
+    with claim_run_folder(out, cfg, resume=True, ignore=("warmup.stages",)) as claim:
+        data = build_data(cfg)
+        claim.commit_config()
+        return _run_stages(cfg, stages, out, data, progress)
+
+
+def _run_stages(cfg, stages: List[Stage], out: Path, data, progress: bool) -> Dict[str, Any]:
     results: List[Dict[str, Any]] = []
     prev_seed: Optional[Path] = None
     reuse = set(cfg["warmup"]["reuse_stages"] or [])

@@ -49,7 +49,7 @@ def test_stage_configs(tmp_path, ml100k_codes):
 
 
 def test_bad_warmup_configs(tmp_path, ml100k_codes):
-    with pytest.raises(ConfigError, match="unknown stage"):
+    with pytest.raises(ConfigError, match=r"warmup.stages\[1\] must be one of id, slice"):  # checked at load
         check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slise]"))
     with pytest.raises(ConfigError, match="order"):
         check_warmup(warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,room,slice]"))

@@ -1,0 +1,237 @@
+"""A run folder is owned by one writer and holds the runs of one config.
+
+:func:`claim_run_folder` is what ``run_experiment`` (and ``cva-rec warmup``) does before it writes
+anything into a run folder:
+
+1. **Lock.** It takes an exclusive ``fcntl.flock`` on ``<run_dir>/.lock`` for as long as the
+   process writes the folder, and records the holder (pid, host, command, start time) in that
+   file. A second writer is refused with one line naming the holder. The kernel releases the
+   lock when the holder exits, however it exits, so a killed run never leaves a stale lock.
+2. **Identity.** The folder's ``config.yaml`` says which config it holds; the config's identity
+   is a hash of the resolved config without the keys that do not change what the run computes
+   (``train.resume``, ``train.epochs``, ``output.*``, ...: ``Key(identity=False)`` in
+   :mod:`cva_rec.config`). A folder holding a run is reused only to resume the *same* config
+   (``--set train.resume=true``) or when the caller asked to overwrite it.
+3. **Commit.** ``config.yaml`` is written by :meth:`RunClaim.commit_config`, called once every
+   check (data, content, model) has passed, right before training. When overwriting, the old
+   ``metrics.json`` is removed first, then the old checkpoints and logs, then the new config is
+   written: whatever moment a run is killed at, the folder never shows a new config beside an
+   old ``metrics.json`` (which ``sweep`` would take for a finished run).
+
+In a DDP job only the primary process (global rank 0) claims the folder; the other ranks only read it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from cva_rec.errors import ConfigError, RunFolderError
+
+LOCK_FILE = ".lock"
+CONFIG_FILE = "config.yaml"
+#: what a run writes; removed (metrics first) when a run is overwritten. Other files are left alone.
+RUN_OUTPUTS = ("metrics.json", "checkpoints", "tb")
+#: env variables that name a process's rank in a distributed job (Lightning, torchrun, SLURM)
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+
+
+def is_primary_process() -> bool:
+    """False in the non-zero ranks of a distributed job (which must not claim or write the folder)."""
+    return all(os.environ.get(v, "0") in ("", "0") for v in _RANK_VARIABLES)
+
+
+def config_identity(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> Dict[str, Any]:
+    """The resolved config without the keys that do not change what a run computes (and ``ignore``,
+    a list of ``section.key``)."""
+    from cva_rec.config import non_identity_keys
+
+    skip = set(non_identity_keys()) | set(ignore)
+    return {sec: {k: v for k, v in values.items() if f"{sec}.{k}" not in skip} for sec, values in cfg.items()}
+
+
+def config_id(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
+    """A short stable hash of :func:`config_identity` (recorded in ``metrics.json`` and the lock file)."""
+    text = json.dumps(config_identity(cfg, ignore), sort_keys=True, default=str, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str] = (), most: int = 3) -> List[str]:
+    a, b = config_identity(old, ignore), config_identity(new, ignore)
+    out = []
+    for sec in sorted(set(a) | set(b)):
+        for key in sorted(set(a.get(sec, {})) | set(b.get(sec, {}))):
+            va, vb = a.get(sec, {}).get(key, "<unset>"), b.get(sec, {}).get(key, "<unset>")
+            if va != vb:
+                out.append(f"{sec}.{key} {va!r} -> {vb!r}")
+    return out[:most] + ([f"... ({len(out) - most} more)"] if len(out) > most else [])
+
+
+@dataclass
+class RunClaim:
+    """A claimed run folder: the lock is held until :meth:`release` (or the ``with`` block ends)."""
+
+    run_dir: Path
+    cfg: Mapping[str, Any]
+    resume: bool
+    overwrite: bool
+    ignore: Tuple[str, ...] = ()
+    primary: bool = True
+    _fh: Any = field(default=None, repr=False)
+
+    @property
+    def config_id(self) -> str:
+        return config_id(self.cfg, self.ignore)
+
+    def commit_config(self) -> None:
+        """Clear an overwritten run (metrics first), then write ``config.yaml``; call once every check passed."""
+        if not self.primary:
+            return
+        if self.overwrite:
+            for name in RUN_OUTPUTS:
+                _remove(self.run_dir / name)
+        from cva_rec.config import dump_config
+
+        dump_config(self.cfg, self.run_dir / CONFIG_FILE)
+
+    def release(self) -> None:
+        if self._fh is not None:
+            try:
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._fh.close()
+                self._fh = None
+
+    def __enter__(self) -> "RunClaim":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def run_folder_of(cfg: Mapping[str, Any], run_dir: Optional[str | os.PathLike] = None) -> Path:
+    """``run_dir`` when given (``--run-dir``: any place the user names), else ``output.dir/<run name>``,
+    which must stay inside ``output.dir`` (also through symlinks)."""
+    if run_dir is not None:
+        return Path(run_dir)
+    from cva_rec.config import run_name
+
+    parent = Path(cfg["output"]["dir"])
+    path = parent / run_name(cfg)
+    if parent.resolve() not in path.resolve().parents:
+        raise RunFolderError(f"run folder {path} is outside output.dir {parent} (output.name must name a folder inside it)")
+    return path
+
+
+def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, overwrite: bool = False,
+                     resume: Optional[bool] = None, ignore: Iterable[str] = ()) -> RunClaim:
+    """Lock ``run_dir`` and check that ``cfg`` may write it (see the module docstring).
+
+    ``resume`` defaults to ``cfg['train']['resume']``; ``ignore``: more ``section.key`` left out of
+    the identity (e.g. ``warmup.stages``: a warmup may be continued with more stages). Raises :class:`RunFolderError` (a folder in
+    use, or holding another config / a run that would be lost) before anything is written.
+    """
+    run_dir = Path(run_dir)
+    resume = bool(cfg["train"]["resume"]) if resume is None else resume
+    if not is_primary_process():
+        return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), primary=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create run folder {run_dir}: {exc.strerror or exc} (training writes its run folder)") from None
+    fh = _lock(run_dir)
+    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), _fh=fh)
+    try:
+        _check_reuse(claim)
+        _record_holder(fh)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
+
+
+def _lock(run_dir: Path):
+    path = run_dir / LOCK_FILE
+    try:
+        fh = open(path, "a+")
+    except OSError as exc:
+        raise RunFolderError(f"cannot create the lock file {path}: {exc.strerror or exc} "
+                             "(training needs write access to its run folder)") from None
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        fh.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise RunFolderError(f"run folder {run_dir} is in use by {_holder(path)}; wait for it to finish "
+                                 "or choose another output.name / --run-dir") from None
+        raise RunFolderError(f"cannot lock run folder {run_dir}: {exc.strerror or exc} (the file system "
+                             "must support flock)") from None
+    return fh
+
+
+def _record_holder(fh) -> None:
+    """Name this process in the lock file (after the checks passed: a refused run changes nothing)."""
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
+              "since": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+    fh.seek(0)
+    fh.truncate()
+    fh.write(json.dumps(holder) + "\n")
+    fh.flush()
+
+
+def _holder(path: Path) -> str:
+    try:
+        h = json.loads(path.read_text())
+        return f"pid {h['pid']} on {h['host']} since {h['since']} ({h['command']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (its lock file names no holder yet)"
+
+
+def _check_reuse(claim: RunClaim) -> None:
+    run_dir, cfg = claim.run_dir, claim.cfg
+    if claim.overwrite:
+        return  # the old run is removed by commit_config, once the new one is ready to start
+    has_outputs = (run_dir / "metrics.json").exists() or any((run_dir / "checkpoints").glob("*.ckpt"))
+    prior = run_dir / CONFIG_FILE
+    if not prior.is_file():
+        if has_outputs:
+            raise RunFolderError(f"run folder {run_dir} holds run files (metrics.json / checkpoints) but no {CONFIG_FILE}; "
+                                 "pass --overwrite to replace them or choose another output.name / --run-dir")
+        return
+    old, problem = _read_prior(prior)
+    same = old is not None and config_id(old, claim.ignore) == claim.config_id
+    what = "a finished run" if (run_dir / "metrics.json").exists() else "an unfinished run" if has_outputs else "the config of a run"
+    if same:
+        if claim.resume or not has_outputs:
+            return
+        raise RunFolderError(f"run folder {run_dir} already holds {what} of this config; --set train.resume=true "
+                             "continues it, --overwrite starts it again")
+    why = problem or "config differs: " + "; ".join(differences(old, cfg, claim.ignore))
+    raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
+                         + ("resume needs the same config; " if claim.resume else "")
+                         + "choose another output.name / --run-dir or pass --overwrite to replace it")
+
+
+def _read_prior(path: Path):
+    from cva_rec.config import load_config
+
+    try:
+        return load_config(path), None
+    except ConfigError as exc:
+        return None, f"its {CONFIG_FILE} is not a valid config here: {exc}"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()

@@ -1,0 +1,193 @@
+"""Run folders: one writer at a time, one config per folder, nothing mixed up or lost.
+
+A tiny dataset (60 users) keeps each training run to a second or two; the refusals are checked
+table-driven on copies of one finished run folder (exit 2, one line, folder bytes unchanged), and
+two real ``cva-rec train`` processes race for one folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.robustness.conftest import cva_rec_process, folder_hash
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """60 users x 8-14 time-ordered interactions over 40 items, as RecBole atomic files."""
+    root = tmp_path_factory.mktemp("data")
+    rng = random.Random(7)
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for u in range(60):
+        for t in range(rng.randint(8, 14)):
+            lines.append(f"u{u}\ti{rng.randrange(40)}\t{1000 * u + t}")
+    (root / "tiny").mkdir()
+    (root / "tiny" / "tiny.inter").write_text("\n".join(lines) + "\n")
+    (root / "recipe.yaml").write_text("model: {name: SASRec}\nitem_encoder: {name: id}\n")
+    return root
+
+
+def settings(tiny_data, out_dir, *extra):
+    s = [f"dataset.name=tiny", f"dataset.data_path={tiny_data}", "dataset.max_seq_length=5", "dataset.min_user_interactions=3",
+         "train.epochs=1", "train.batch_size=64", "train.early_stopping_patience=0", "eval.popularity_buckets=0",
+         "model.hidden_size=8", "model.n_layers=1", f"output.dir={out_dir}", "output.name=run", *extra]
+    return ["-c", str(tiny_data / "recipe.yaml"), *(a for x in s for a in ("--set", x))]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_data, tmp_path_factory):
+    """One finished run folder (trained once per module); tests work on copies of it."""
+    from cva_rec.cli.main import main
+
+    out = tmp_path_factory.mktemp("finished")
+    assert main(["train", "--no-progress", *settings(tiny_data, out)]) == 0
+    run = out / "run"
+    assert (run / "metrics.json").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    return run
+
+
+@pytest.fixture
+def copy_of(finished_run, tmp_path):
+    def make() -> Path:
+        dst = tmp_path / "out" / "run"
+        shutil.copytree(finished_run, dst)
+        return dst
+
+    return make
+
+
+def _holder_script(run_dir: Path) -> str:
+    return ("import sys; from cva_rec.config import load_config; from cva_rec.run_folder import claim_run_folder; "
+            f"cfg = load_config({str(run_dir / 'config.yaml')!r}, ['train.resume=true']); "
+            f"claim = claim_run_folder({str(run_dir)!r}, cfg); print('locked', flush=True); sys.stdin.read()")
+
+
+# (name, how the folder is prepared, extra --set / flags, fragment of the one-line refusal)
+REFUSALS = [
+    ("other config", None, ["train.lr=1e-4"], "holds a finished run of another config (config differs: train.lr 0.001 -> 0.0001)"),
+    ("resume with other config", None, ["train.resume=true", "train.lr=1e-4"], "resume needs the same config"),
+    ("resume with other hidden_size", None, ["train.resume=true", "model.hidden_size=16"], "model.hidden_size 8 -> 16"),
+    ("same config, no resume", None, [], "already holds a finished run of this config; --set train.resume=true continues it, --overwrite starts it again"),
+    ("metrics without config", "drop_config", [], "holds run files (metrics.json / checkpoints) but no config.yaml"),
+    ("unreadable config", "garble_config", [], "its config.yaml is not a valid config here"),
+    ("killed before metrics", "drop_metrics", ["train.lr=1e-4"], "holds an unfinished run of another config"),
+]
+
+
+@pytest.mark.parametrize("name, prepare, extra, fragment", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_reusing_a_run_folder_is_refused_and_changes_nothing(cli, tiny_data, copy_of, name, prepare, extra, fragment):
+    run = copy_of()
+    if prepare == "drop_config":
+        (run / "config.yaml").unlink()
+    elif prepare == "garble_config":
+        (run / "config.yaml").write_text("train: {lr: -1}\n")
+    elif prepare == "drop_metrics":
+        (run / "metrics.json").unlink()
+    before = folder_hash(run.parent)
+    cli("train", "--no-progress", *settings(tiny_data, run.parent, *extra)).assert_one_line_error(fragment)
+    assert folder_hash(run.parent) == before
+
+
+def test_a_held_folder_refuses_a_second_writer_naming_the_holder(cli, tiny_data, copy_of):
+    run = copy_of()
+    holder = subprocess.Popen([sys.executable, "-c", _holder_script(run)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = folder_hash(run)
+        out = cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true"))
+        out.assert_one_line_error(f"is in use by pid {holder.pid} on ")
+        assert "wait for it to finish" in out.err and folder_hash(run) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel released the lock of the killed holder: the folder can be claimed again
+    from cva_rec.config import load_config
+    from cva_rec.run_folder import claim_run_folder
+
+    cfg = load_config(run / "config.yaml", ["train.resume=true"])
+    with claim_run_folder(run, cfg) as claim:
+        assert json.loads((run / ".lock").read_text())["pid"] == os.getpid() and claim.resume
+
+
+def test_resume_of_the_same_config_and_overwrite_keep_other_files(cli, tiny_data, copy_of):
+    run = copy_of()
+    (run / "my_notes.txt").write_text("mine")
+    old_metrics = json.loads((run / "metrics.json").read_text())
+    # resume: same config (epochs may grow: it is not part of the identity)
+    assert cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true", "train.epochs=2")).code == 0
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["config_id"] == old_metrics["config_id"] and resumed["epochs_trained"] == 2
+    # overwrite with another config: the old run is replaced, the user's file stays
+    assert cli("train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent, "train.lr=1e-4")).code == 0
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    new = json.loads((run / "metrics.json").read_text())
+    assert cfg["train"]["lr"] == 1e-4 and new["config_id"] != old_metrics["config_id"]
+    assert (run / "my_notes.txt").read_text() == "mine"
+
+
+def test_killed_overwrite_never_leaves_old_metrics_beside_the_new_config(tiny_data, copy_of):
+    """Kill an overwriting run the moment its config.yaml appears: the old metrics.json is already gone,
+    so `sweep` sees an unfinished run, not a finished one."""
+    from cva_rec.config import load_config
+    from cva_rec.run_folder import config_id
+    from cva_rec.sweep import SweepRun
+
+    run = copy_of()
+    old_id = json.loads((run / "metrics.json").read_text())["config_id"]
+    proc = cva_rec_process(["train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent, "train.lr=1e-4")])
+    seen_new_config = False
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and proc.poll() is None:
+            text = (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else ""
+            if "lr: 0.0001" in text:  # config first, metrics second: the run only moves forward
+                seen_new_config = True
+                metrics = run / "metrics.json"
+                assert not metrics.is_file() or json.loads(metrics.read_text())["config_id"] != old_id
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.005)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert seen_new_config, proc.stderr.read()
+    cfg = load_config(run / "config.yaml")
+    if (run / "metrics.json").is_file():  # the new run finished before the kill landed: its own metrics
+        assert json.loads((run / "metrics.json").read_text())["config_id"] == config_id(cfg)
+    else:
+        assert not SweepRun("run", [], None, run, cfg).finished
+
+
+def test_two_real_processes_on_one_folder(tiny_data, tmp_path):
+    """Two `cva-rec train` processes started together on one run folder: one trains, the other is
+    refused with one line, and the folder holds the winner's config beside the winner's metrics."""
+    from cva_rec.config import load_config
+    from cva_rec.run_folder import config_id
+
+    out = tmp_path / "out"
+    a = cva_rec_process(["train", "--no-progress", *settings(tiny_data, out, "train.lr=1e-3")])
+    b = cva_rec_process(["train", "--no-progress", *settings(tiny_data, out, "train.lr=2e-3")])
+    results = []
+    for p in (a, b):
+        stdout, stderr = p.communicate(timeout=300)
+        results.append((p.returncode, stdout, stderr))
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 2], results
+    loser = next(r for r in results if r[0] == 2)
+    lines = [ln for ln in loser[2].splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in loser[2], loser[2]
+    assert "is in use by pid" in lines[0] or "another config" in lines[0], lines[0]
+    run = out / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["config_id"] == config_id(load_config(run / "config.yaml"))
