@@ -31,6 +31,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fields", nargs="+", default=None, help="columns to embed, in segment order (default: all but the item id)")
     p.add_argument("--split-fields", nargs="*", default=list(DEFAULT_SPLIT_FIELDS),
                    help="fields giving one segment per space-separated token (default: %(default)s)")
+    p.add_argument("--windows", metavar="FIELD", default=None,
+                   help="homogeneous segments: overlapping word windows of this field (e.g. movie_title) instead of one "
+                   "segment per field / genre token")
+    p.add_argument("--window-words", type=int, default=3, help="words per window with --windows (default: %(default)s)")
+    p.add_argument("--window-stride", type=int, default=1, help="words between window starts with --windows (default: %(default)s)")
     p.add_argument("--max-segments", type=int, default=8, help="frames per item in the store (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=256, help="texts per MiniLM batch (default: %(default)s)")
     p.add_argument("--dtype", choices=["float16", "float32", "bfloat16"], default="float16", help="storage dtype (default: %(default)s)")
@@ -47,6 +52,7 @@ def run(args) -> int:
     path = build_text_store(
         args.items, args.out, fields=args.fields, max_segments=args.max_segments, batch_size=args.batch_size,
         split_fields=args.split_fields, dtype=args.dtype, overwrite=args.overwrite, device=args.device,
+        windows_of=args.windows, window_words=args.window_words, window_stride=args.window_stride,
     )
     print(f"wrote feature store {path} in {time.perf_counter() - start:.1f} s")
     return 0

