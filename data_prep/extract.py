@@ -427,7 +427,7 @@ def extract_video_features(
 ) -> ExtractReport:
     """Run the whole video pipeline into a feature store at ``out`` (see module doc).
 
-    ``shard=(index, count)``: only the index-th of ``count`` contiguous, deterministic slices of
+    ``shard=(index, count)``: only the index-th of ``count`` deterministic round-robin shares of
     the sorted video listing, into its own resumable store ``<out>.shards/shard-IIIII-of-CCCCC``
     (:mod:`data_prep.shards`); ``cva-rec merge-stores`` joins the shards into ``out``.
     """
@@ -448,9 +448,8 @@ def extract_video_features(
     encoder = build_encoder(cfg, encoder_batch_size=encoder_batch_size, device=device)
     meta = store_metadata(cfg, encoder, videos, titles_csv)
     if shard is not None:
-        first, stop = shard_rows(len(videos), *shard)
         meta["shard"] = shard_metadata(len(videos), *shard)
-        videos = videos[first:stop]
+        videos = [videos[r] for r in shard_rows(len(videos), *shard)]
     item_ids = [i for i, _ in videos]
     sink = open_sink(out, item_ids, cfg, encoder, meta, overwrite=overwrite)
     pending = sink.writer.pending_rows()

@@ -4,7 +4,7 @@ Refused (one-line :class:`FeatureStoreError`, nothing written): a shard that is 
 (only ``<shard>.partial`` exists), missing shard indices, the same index twice or item ids in
 two shards (overlap), shards of different shard counts or extractions (any difference in
 ``meta.json`` besides the shard's own rows: encoder, sampler, config, source hashes...), and
-shard row ranges that do not tile the listing.
+shards whose size is not their round-robin share of the listing.
 
 The joined store is written through the same :class:`FeatureStoreWriter` as a single-process
 run, with the same metadata (the ``shard`` entry dropped, failures and codec notes re-joined in
@@ -87,21 +87,19 @@ def validate_shards(stores: list[FeatureStore]) -> list[FeatureStore]:
                                     f"meta.json differs in {diff}")
         if (s.dim, s.max_frames, s.dtype) != (ordered[0].dim, ordered[0].max_frames, ordered[0].dtype):
             raise FeatureStoreError(f"shard {s.path} has another shape or dtype than {ordered[0].path}")
-    expected_start, seen = 0, set()
+    seen: set[str] = set()
     n_total = ordered[0].meta["shard"]["n_items"]
     for s in ordered:
         info = s.meta["shard"]
-        if info["start"] != expected_start or info["stop"] - info["start"] != len(s) or info["n_items"] != n_total:
-            raise FeatureStoreError(f"shard {s.path} holds rows {info['start']}..{info['stop']} ({len(s)} items); "
-                                    f"expected to start at {expected_start} of {n_total}")
+        expected = len(range(info["index"], n_total, count))
+        if info["n_items"] != n_total or len(s) != expected:
+            raise FeatureStoreError(f"shard {s.path} holds {len(s)} of {info['n_items']} items; shard {info['index']} "
+                                    f"of {count} over {n_total} items must hold {expected}")
         overlap = seen.intersection(s.item_ids)
         if overlap:
             raise FeatureStoreError(f"overlapping shards: {len(overlap)} item ids of {s.path} are in an earlier shard, "
                                     f"e.g. {sorted(overlap)[:5]}")
         seen.update(s.item_ids)
-        expected_start = info["stop"]
-    if expected_start != n_total:
-        raise FeatureStoreError(f"the shards cover {expected_start} of {n_total} items")
     return ordered
 
 
@@ -119,9 +117,9 @@ class _RowCopier:
                                              overwrite=overwrite)
         self._positions: dict[Path, object] = {}
 
-    def copy(self, shard: FeatureStore, local: list[int], offset: int) -> None:
+    def copy(self, shard: FeatureStore, local: list[int], index: int, count: int) -> None:
         feats, counts, stamps = shard.get_rows(local)  # float32, exact for every storage dtype
-        rows = [offset + r for r in local]
+        rows = [index + r * count for r in local]
         if self.tokens:
             if shard.path not in self._positions:
                 self._positions[shard.path] = open_token_store(shard.path, validate=False).positions
@@ -151,17 +149,18 @@ def merge_stores(inputs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     shards = validate_shards([open_store(p, validate="fast") for p in find_shards(inputs)])
     first = shards[0]
     metadata = _common_meta(first.meta)
-    item_ids = [t for s in shards for t in s.item_ids]
+    count = len(shards)
+    item_ids = [""] * first.meta["shard"]["n_items"]
+    for i, s in enumerate(shards):  # shard i's local row j is global row i + j * count
+        item_ids[i::count] = s.item_ids
     with _source_date(min(s.meta["created"] for s in shards)):
         writer = _RowCopier(first, Path(out), item_ids, metadata, overwrite)
     pending = set(writer.writer.pending_rows().tolist())
-    offset = 0
-    for s in shards:
+    for i, s in enumerate(shards):
         for start in range(0, len(s), _CHUNK_ROWS):
-            local = [r for r in range(start, min(len(s), start + _CHUNK_ROWS)) if offset + r in pending]
+            local = [r for r in range(start, min(len(s), start + _CHUNK_ROWS)) if i + r * count in pending]
             if local:
-                writer.copy(s, local, offset)
-        offset += len(s)
+                writer.copy(s, local, i, count)
     path = writer.writer.finalize()
     failures = sorted((f for s in shards for f in s.meta.get("failures", [])), key=lambda f: f["item_id"])
     codec = [s.meta["codec_saliency"] for s in shards if "codec_saliency" in s.meta]
