@@ -70,6 +70,7 @@ _CANDIDATE_SOFTMAX = ("temperature", "logq_correction", "mask_history")
 LOSS_CATALOG.declare("full_softmax", reads=())
 LOSS_CATALOG.declare("inbatch_softmax", reads=_CANDIDATE_SOFTMAX)
 LOSS_CATALOG.declare("sampled_softmax", reads=(*_CANDIDATE_SOFTMAX, "num_negatives", "popularity_alpha"))
+LOSS_CATALOG.declare("microlens_inbatch", reads=("logq_correction",))
 
 # -- learning-rate schedules (train.scheduler) ---------------------------------------------------------
 SCHEDULER_CATALOG = Catalog("scheduler", "train.scheduler")

@@ -108,7 +108,8 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "name": text("id", "item encoder (see `cva-rec train --list-encoders`): id, pooling, mlp, perceiver_io, cva, id_content, semantic_id, ..."),
     },
     "loss": {
-        "name": text("full_softmax", "full_softmax (RecBole default: CE over all items) | inbatch_softmax (MicroLens) | sampled_softmax"),
+        "name": text("full_softmax", "full_softmax (RecBole default: CE over all items) | inbatch_softmax (unique batch targets) | "
+                     "microlens_inbatch (the MicroLens benchmark's: batches of users, every position) | sampled_softmax"),
         "temperature": number(1.0, "logits are divided by this (in-batch / sampled softmax)", gt=0.0),
         "logq_correction": flag(True, "in-batch / sampled softmax: subtract log item popularity from candidate logits"),
         "mask_history": flag(True, "in-batch / sampled softmax: candidates in the user's input history (other than the target) get -inf"),

@@ -67,6 +67,22 @@ class UserSequences:
     def test_history(self) -> UserHistory:
         return self.prefixes(1)
 
+    def training_windows(self, max_seq_length: int) -> np.ndarray:
+        """[users with a training target, max_seq_length + 1] int64: each user's last
+        ``max_seq_length + 1`` training items (the sequence without its last two), left-aligned and
+        padded with 0 as RecBole lays out ``item_id_list``. One training row per user (the MicroLens
+        benchmark's batches; every position is a target)."""
+        train = self.prefixes(2)
+        keep = np.minimum(np.diff(train.indptr), max_seq_length + 1)
+        keep[keep < 2] = 0  # a single training item is an input without a target
+        rows = np.flatnonzero(keep)
+        keep = keep[rows]
+        offsets = np.arange(keep.sum()) - np.repeat(np.cumsum(keep) - keep, keep)
+        src = np.repeat(train.indptr[rows + 1] - keep, keep) + offsets
+        out = np.zeros((len(rows), max_seq_length + 1), dtype=np.int64)
+        out[np.repeat(np.arange(len(rows)), keep), offsets] = train.items[src]
+        return out
+
     def training_popularity(self, n_items: int) -> torch.Tensor:
         """[n_items] float: times each item is a training target (positions 1 .. len-3 of a user)."""
         train = self.prefixes(2)

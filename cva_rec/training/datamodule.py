@@ -117,10 +117,25 @@ class RecBoleDataModule(L.LightningDataModule):
             return 1, 0
         return int(trainer.world_size), int(trainer.global_rank)
 
+    def _user_windows(self):
+        """One training row per user (losses that say ``batches = "user_windows"``), or None."""
+        from cva_rec.training.losses import LOSSES
+
+        if getattr(LOSSES.get(self.cfg["loss"]["name"]), "batches", None) != "user_windows":
+            return None
+        return torch.from_numpy(self.data.sequences.training_windows(int(self.cfg["dataset"]["max_seq_length"])))
+
     def train_dataloader(self):
         rb = self.data.train
         workers = self.cfg["train"]["num_workers"]
         world, rank = self._world()
+        windows = self._user_windows()
+        if windows is not None:  # batches of users: train.batch_size users per (global) batch
+            batch = int(self.cfg["train"]["batch_size"])
+            if world > 1:
+                sampler = GlobalBatchShardSampler(len(windows), batch, int(self.data.config["seed"]), world, rank)
+                return DataLoader(windows, batch_size=sampler.local_batch, sampler=sampler, num_workers=workers)
+            return DataLoader(windows, batch_size=batch, shuffle=True, generator=self.generator, num_workers=workers)
         if world > 1:
             sampler = GlobalBatchShardSampler(rb.sample_size, rb.step, int(self.data.config["seed"]), world, rank)
             return DataLoader(range(rb.sample_size), batch_size=sampler.local_batch, sampler=sampler,

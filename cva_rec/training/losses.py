@@ -3,8 +3,10 @@
 * ``full_softmax``: RecBole's own ``calculate_loss`` (CE over all items, NextItNet's
   regulariser included). With a content encoder every item is encoded each step: this is
   allowed but costly, and the trainer logs the cost.
-* ``inbatch_softmax`` (MicroLens protocol): candidates are the batch's unique targets,
-  logQ-corrected by training popularity, with the user's input history masked.
+* ``inbatch_softmax``: candidates are the batch's unique targets (a batch of RecBole prefix
+  rows), logQ-corrected by training popularity, with the user's input history masked.
+* ``microlens_inbatch``: the MicroLens benchmark's loss (batches of users, every window position
+  trained, every item position of the batch a candidate): :mod:`cva_rec.training.microlens_loss`.
 * ``sampled_softmax``: the target plus ``num_negatives`` popularity-sampled negatives
   shared across the batch, logQ-corrected (Jean et al. 2015; Yi et al. 2019).
 
@@ -114,5 +116,12 @@ def history_mask(seq: torch.Tensor, cands: torch.Tensor) -> torch.Tensor:
     return mask[:, :-1]
 
 
-def build_loss(cfg: Mapping[str, Any], item_popularity: torch.Tensor) -> Loss:
-    return LOSSES.get(cfg["loss"]["name"])(cfg["loss"], item_popularity)
+def build_loss(cfg: Mapping[str, Any], item_popularity: torch.Tensor, data=None) -> Loss:
+    """The configured loss; a loss with a ``from_data`` constructor reads more of the data than popularity."""
+    cls = LOSSES.get(cfg["loss"]["name"])
+    if data is not None and hasattr(cls, "from_data"):
+        return cls.from_data(cfg["loss"], data, int(cfg["dataset"]["max_seq_length"]))
+    return cls(cfg["loss"], item_popularity)
+
+
+from cva_rec.training import microlens_loss  # noqa: E402,F401  (registers microlens_inbatch)
