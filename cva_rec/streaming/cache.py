@@ -4,8 +4,9 @@
 ``item_tokens.npy`` and ``meta.json``. The key is a sha256 over the file's bytes and everything
 that changes the arrays (fields, separator, filters, duplicate policy, this format's version):
 a changed file or filter is another key, so a stale cache is never read. A cache folder is
-written under a temporary name and renamed into place in one step, so a reader sees a complete
-folder or none; when two processes build the same key at once, the first rename wins.
+written under a temporary name and renamed into place in one step (``cva_rec.io.publish_dir``), so a
+reader sees a complete folder or none; when two processes build the same key at once, the first
+rename wins.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from cva_rec.errors import DataError
-from cva_rec.io import load_numpy, make_temp_dir, publish_dir
+from cva_rec.io import check_free_space, load_numpy, make_temp_dir, publish_dir
 from cva_rec.streaming.sequences import CsrSequences
 
 FORMAT_VERSION = 1
@@ -40,6 +41,7 @@ def cache_key(inter_path: Path, params: Mapping[str, Any]) -> str:
 
 def _load(folder: Path) -> CsrSequences:
     arrays = {name: load_numpy(folder / f"{name}.npy", "sequence cache", mmap_mode="r", error=DataError) for name in ARRAYS}
+    arrays["indptr"] = np.array(arrays["indptr"])  # O(users), read at every batch: in memory
     return CsrSequences(**arrays)
 
 
@@ -54,15 +56,17 @@ def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[st
     if _complete(folder):
         return _load(folder), True
     seqs = build()
+    arrays = {key: np.ascontiguousarray(getattr(seqs, key)) for key in ARRAYS}
+    check_free_space(folder.parent, sum(a.nbytes for a in arrays.values()), f"the sequence cache {folder}")
     tmp = make_temp_dir(folder)
     try:
-        for arr_name in ARRAYS:
-            np.save(tmp / f"{arr_name}.npy", np.ascontiguousarray(getattr(seqs, arr_name)), allow_pickle=False)
+        for key, arr in arrays.items():
+            np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
         meta = {"format_version": FORMAT_VERSION, "inter_file": str(inter_path), **params,
                 "n_users": seqs.n_users - 1, "n_items": seqs.n_items - 1, "n_interactions": int(len(seqs.items))}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         try:
-            publish_dir(tmp, folder)  # files fsynced, then one rename (cva_rec.io)
+            publish_dir(tmp, folder)  # fsyncs the files, then one rename
         except FileExistsError:  # another process published the same key first: theirs is identical
             pass
     finally:

@@ -59,15 +59,18 @@ def build_streaming_data(cfg: Mapping[str, Any], config, inter_path: Path, chunk
     normalize = _time_is_normalised(config, ds["time_field"])
     params = {"user_field": ds["user_field"], "item_field": ds["item_field"], "time_field": ds["time_field"],
               "field_separator": config["field_separator"], "min_user": min_u, "min_item": min_i,
-              "rm_dup_inter": config["rm_dup_inter"], "normalize_time": normalize}
+              "rm_dup_inter": config["rm_dup_inter"], "normalize_time": normalize,
+              # cva_rec's own row rules (cva_rec/dataset_rules.py); absent keys mean RecBole's behaviour
+              "duplicates": ds.get("duplicates", "keep"), "truncate_before_split": ds.get("truncate_before_split")}
     t0 = time.perf_counter()
 
     def build():
         raw = read_inter(inter_path, ds["user_field"], ds["item_field"], ds["time_field"], config["field_separator"], chunk_rows)
         try:
-            return build_sequences(raw, min_u, min_i, config["rm_dup_inter"], normalize)
+            return build_sequences(raw, min_u, min_i, config["rm_dup_inter"], normalize,
+                                   params["duplicates"], params["truncate_before_split"])
         except DataError as exc:
-            raise DataError(f"dataset {ds['name']!r}: {exc}: too few to train and evaluate") from None
+            raise DataError(f"dataset {ds['name']!r}: {exc}") from None
 
     seqs, hit = cached_sequences(Path(cfg["output"]["dir"]) / ".sequence_cache", ds["name"], inter_path, params, build)
     log.info("streaming engine: %d users, %d items, %d interactions (%s, %.1f s)", seqs.n_users - 1, seqs.n_items - 1,

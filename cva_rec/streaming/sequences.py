@@ -6,6 +6,9 @@ and how it is reproduced here:
 1. ``rm_dup_inter`` (off by default): rows sorted by time with pandas' default sort (numpy's
    quicksort on the float64 times), then duplicate (user, item) pairs dropped keeping the first
    or last. The same ``np.argsort(kind="quicksort")`` on the same array gives the same order.
+   cva_rec's ``dataset.duplicates`` (:mod:`cva_rec.dataset_rules`, in RecBole's duplicate hook)
+   then drops (``drop``: keeps the first) or refuses (``error``) exact duplicate rows (same
+   user, item and time).
 2. ``user_inter_num_interval`` / ``item_inter_num_interval``: *iterative*: each round bans every
    user and every item whose current count is outside its interval, drops their rows, and
    repeats until nothing is banned (k-core). Only lower bounds are used by cva_rec.
@@ -17,6 +20,8 @@ and how it is reproduced here:
    user's interactions whose keys tie (raw unix seconds: < ~64 s apart; normalised ml-100k:
    about 1 s) therefore keep their file order; so do they here, with the same two stable sorts.
    The key is kept (``time_key``): RecBole's row order across users depends on it too.
+5. cva_rec's ``dataset.truncate_before_split`` keeps each user's last N rows in that order
+   (after the remap: the catalogue keeps the items of dropped rows, as in RecBole's subclass).
 """
 from __future__ import annotations
 
@@ -57,6 +62,11 @@ def drop_duplicates(raw: RawLog, keep: str) -> RawLog:
     return RawLog(u[~dup], i[~dup], t[~dup], raw.user_tokens, raw.item_tokens)
 
 
+def exact_duplicates(raw: RawLog) -> np.ndarray:
+    """[n] bool: the row repeats an earlier row's user, item and time."""
+    return pd.DataFrame({"u": raw.users, "i": raw.items, "t": raw.times}).duplicated(keep="first").to_numpy()
+
+
 def k_core(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) -> np.ndarray:
     """[n] bool rows kept by RecBole's iterative interaction-count filter (lower bounds)."""
     keep = np.ones(len(users), dtype=bool)
@@ -82,13 +92,19 @@ def recbole_time_key(times: np.ndarray, normalize: bool) -> np.ndarray:
 
 
 def build_sequences(raw: RawLog, min_user: int, min_item: int, rm_dup: Optional[str] = None,
-                    normalize_time: bool = False) -> CsrSequences:
+                    normalize_time: bool = False, duplicates: str = "keep", truncate: Optional[int] = None) -> CsrSequences:
     if rm_dup is not None:
         raw = drop_duplicates(raw, rm_dup)
+    if duplicates != "keep":
+        dup = exact_duplicates(raw)
+        if dup.any() and duplicates == "error":
+            raise DataError(f"{int(dup.sum())} exact duplicate rows (same user, item and time); set dataset.duplicates to drop or keep")
+        raw = RawLog(raw.users[~dup], raw.items[~dup], raw.times[~dup], raw.user_tokens, raw.item_tokens)
     keep = k_core(raw.users, raw.items, min_user, min_item)
     u_codes, i_codes, times = raw.users[keep], raw.items[keep], raw.times[keep]
     if len(u_codes) == 0:
-        raise DataError(f"no interactions left after keeping users with >= {min_user} and items with >= {min_item} interactions")
+        raise DataError(f"no interactions left after keeping users with >= {min_user} and items with >= {min_item} "
+                        "interactions: too few to train and evaluate")
     uid, u_uniques = pd.factorize(u_codes)
     iid, i_uniques = pd.factorize(i_codes)
     uid = uid.astype(np.int64) + 1
@@ -98,6 +114,10 @@ def build_sequences(raw: RawLog, min_user: int, min_item: int, rm_dup: Optional[
     order = np.argsort(key, kind="stable")
     order = order[np.argsort(uid[order], kind="stable")]
     counts = np.bincount(uid, minlength=len(u_uniques) + 1)
+    if truncate:  # each user's last `truncate` rows in that order
+        from_end = np.repeat(np.cumsum(counts), counts) - np.arange(len(order))  # 1 = a user's last row
+        order = order[from_end <= truncate]
+        counts = np.minimum(counts, truncate)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     user_tokens = np.array(["[PAD]"] + [raw.user_tokens[c] for c in u_uniques])
     item_tokens = np.array(["[PAD]"] + [raw.item_tokens[c] for c in i_uniques])

@@ -66,6 +66,26 @@ def test_tied_float32_times_and_iterative_filters_equal_recboles(tmp_path, extra
     assert_same_data(rb, streaming(tmp_path / "st", *over))
 
 
+@pytest.mark.parametrize("rule", [("dataset.duplicates=drop",), ("dataset.duplicates=keep", "dataset.truncate_before_split=6")])
+def test_duplicate_rows_and_truncation_rules_equal_recboles(tmp_path, rule):
+    write_tied_dataset(tmp_path / "data", name="twice", seed=2, repeat_rows=2)  # every row twice
+    over = [f"dataset.data_path={tmp_path / 'data'}", "dataset.name=twice", *rule]
+    rb = build_data(load_config(None, small_overrides(tmp_path / "rb", *over)))
+    assert_same_data(rb, streaming(tmp_path / "st", *over))
+
+
+def test_data_loader_workers_give_the_same_batches(tmp_path):
+    from cva_rec.training.datamodule import RecBoleDataModule
+
+    batches = {}
+    for workers in (0, 2):
+        over = small_overrides(tmp_path, "dataset.engine=streaming", "train.batch_size=4096", f"train.num_workers={workers}")
+        cfg = load_config(None, over)
+        batches[workers] = [b["item_id_list"] for b in RecBoleDataModule(build_data(cfg), cfg).train_dataloader()]
+    assert len(batches[0]) == len(batches[2]) > 1
+    assert all(torch.equal(a, b) for a, b in zip(batches[0], batches[2]))
+
+
 def test_cache_is_reused_and_invalidated_by_the_file_or_a_filter(tmp_path):
     from cva_rec.streaming.cache import cached_sequences
     from cva_rec.streaming.inter_file import read_inter
