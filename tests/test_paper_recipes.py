@@ -28,7 +28,8 @@ def test_every_grid_expands_to_valid_configs(grid_path, tmp_path):
             assert run.config["content"]["store"] is None  # an ID run never needs the feature store
         elif run.config["item_encoder"]["name"] in ("pooling", "mlp", "perceiver_io", "cva"):
             assert run.config["content"]["store"], f"{run.name}: content encoder without a store"
-        assert run.config["loss"]["name"] == "inbatch_softmax" or "table" not in grid_path.name
+        expected_loss = "microlens_inbatch" if grid_path.parent.name == "microlens" else "inbatch_softmax"
+        assert run.config["loss"]["name"] == expected_loss or "table" not in grid_path.name
 
 
 def test_microlens_protocol_and_table_sizes():
@@ -37,7 +38,8 @@ def test_microlens_protocol_and_table_sizes():
     cfg = load_config(RECIPES / "microlens" / "cva_base.yaml")
     assert cfg["dataset"]["name"] == "microlens-100k" and cfg["content"]["store"].startswith("data/microlens/features/")
     assert (cfg["train"]["epochs"], cfg["train"]["lr"], cfg["train"]["batch_size"]) == (30, 1e-3, 60)  # Table 10
-    assert cfg["loss"]["logq_correction"] and cfg["loss"]["mask_history"]
+    assert cfg["loss"]["name"] == "microlens_inbatch" and cfg["loss"]["logq_correction"]  # the benchmark's loss
+    assert cfg["dataset"]["truncate_before_split"] == cfg["dataset"]["max_seq_length"] + 3  # its load_data.py
     assert len(expand(load_grid(RECIPES / "microlens" / "grid_table12.yaml"))) == 12  # 4 VFMs x 3 backbones
     assert len(expand(load_grid(RECIPES / "microlens" / "grid_table17.yaml"))) == 19  # 2..20 frames
 
