@@ -212,9 +212,15 @@ def _json_default(o):
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` through :func:`atomic_write`: a crash never leaves a half-written checkpoint."""
+    import io
+
     import torch
 
-    return atomic_write(path, lambda fh: torch.save(obj, fh), mode="wb")
+    # serialised in memory first: torch's zip writer turns a failed write (disk full) into a vague
+    # RuntimeError; written as bytes, the OS error (and so a one-line FileSystemError) comes through
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write(path, lambda fh: fh.write(buffer.getbuffer()), mode="wb")
 
 
 def atomic_numpy_save(path: str | os.PathLike, array) -> Path:
