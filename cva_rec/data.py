@@ -105,6 +105,14 @@ class SequentialData:
     def item_tokens(self) -> list:
         return list(self.dataset.field2id_token[self.dataset.iid_field])
 
+    @classmethod
+    def from_sequences(cls, config, dataset, train, valid, test, seqs: UserSequences, **extra) -> "SequentialData":
+        """The protocol's histories, popularity and training items, derived from ``seqs`` in one place."""
+        n_items = dataset.item_num
+        return cls(config, dataset, train, valid, test,
+                   item_popularity=seqs.training_popularity(n_items), valid_history=seqs.valid_history(),
+                   test_history=seqs.test_history(), sequences=seqs, seen_in_training=seqs.seen_in_training(n_items), **extra)
+
 
 def user_sequences(split_datasets, n_users: int) -> UserSequences:
     """Each user's whole sequence in the order RecBole's own split used.
@@ -194,13 +202,8 @@ def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     finally:
         root.setLevel(level)
     seqs = user_sequences([train._dataset, valid._dataset, test._dataset], dataset.user_num)
-    return SequentialData(
-        config, dataset, train, valid, test,
-        item_popularity=seqs.training_popularity(dataset.item_num),
-        valid_history=seqs.valid_history(),
-        test_history=seqs.test_history(),
-        sequences=seqs,
-        seen_in_training=seqs.seen_in_training(dataset.item_num),
+    return SequentialData.from_sequences(
+        config, dataset, train, valid, test, seqs,
         cold_items=None if getattr(dataset, "cold_item_mask", None) is None else torch.from_numpy(dataset.cold_item_mask),
     )
 

@@ -19,19 +19,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from cva_rec.errors import DataError
+from cva_rec.features.store import file_sha256
 from cva_rec.io import check_free_space, load_numpy, make_temp_dir, publish_dir
 from cva_rec.streaming.sequences import CsrSequences
 
 FORMAT_VERSION = 1
 ARRAYS = ("indptr", "items", "times", "time_key", "user_tokens", "item_tokens")
-
-
-def file_sha256(path: Path, block: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_key(inter_path: Path, params: Mapping[str, Any]) -> str:

@@ -84,11 +84,4 @@ def build_streaming_data(cfg: Mapping[str, Any], config, inter_path: Path, chunk
     valid = BatchSource(EvalRows(seqs, layout.valid_users, 2, fields), config["eval_batch_size"], info)
     test = BatchSource(EvalRows(seqs, layout.test_users, 1, fields), config["eval_batch_size"], info)
     user_seqs = UserSequences(np.asarray(seqs.indptr), seqs.items)  # memory-mapped items: histories read them in place
-    return SequentialData(
-        config, info, train, valid, test,
-        item_popularity=user_seqs.training_popularity(info.item_num),
-        valid_history=user_seqs.valid_history(),
-        test_history=user_seqs.test_history(),
-        sequences=user_seqs,
-        seen_in_training=user_seqs.seen_in_training(info.item_num),
-    )
+    return SequentialData.from_sequences(config, info, train, valid, test, user_seqs)
