@@ -101,8 +101,16 @@ def ml1m_part(args, out: Path) -> dict:
     data = build_data(cfg)
     print(f"ml-1m: {data.n_items - 1} items, {data.dataset.user_num - 1} users; data built in {time.perf_counter() - t_start:.0f} s")
     module = build_module(cfg, data)
+    rerank_dir = out / "reranker-sasrec-id"
     t0 = time.perf_counter()
-    full = run_experiment(cfg, out / "reranker-sasrec-id", enable_progress_bar=False, data=data, module=module)
+    if (rerank_dir / "metrics.json").is_file() and (rerank_dir / "checkpoints" / "best.ckpt").is_file():
+        from cva_rec.training.run import load_checkpoint_into
+
+        load_checkpoint_into(module, rerank_dir / "checkpoints" / "best.ckpt")  # a finished reranker is reused
+        full = json.loads((rerank_dir / "metrics.json").read_text())
+        print(f"reranker reused from {rerank_dir}")
+    else:
+        full = run_experiment(cfg, rerank_dir, enable_progress_bar=False, data=data, module=module)
     print(f"reranker (SASRec-ID, {args.reranker_epochs} epochs x {args.limit_batches} batches of 2048): "
           f"{time.perf_counter() - t0:.0f} s, full-ranking test NDCG@10 {full['test']['ndcg@10']:.4f}")
     module.eval()

@@ -31,7 +31,7 @@ FORMAT = "cva_rec.grdr_retriever"
 
 
 def content_vectors(cfg: Mapping[str, Any], data) -> Optional[torch.Tensor]:
-    """Each item's mean content vector [n_items, d] (row 0 and items without content: zeros), or None."""
+    """Each item's mean content vector [n_items, d], standardised over the items (row 0: zeros), or None."""
     if not cfg["content"]["store"]:
         return None
     from cva_rec.training.run import load_content
@@ -43,6 +43,10 @@ def content_vectors(cfg: Mapping[str, Any], data) -> Optional[torch.Tensor]:
         frames, mask, _ = content.gather(ids)
         w = mask.float()[..., None]
         out[ids] = (frames * w).sum(1) / w.sum(1).clamp_min(1.0)
+    # standardised per dimension over the items: sentence/frame embeddings share a large common
+    # direction, and an MLP on raw vectors maps every item near one point (one code for all)
+    body = out[1:]
+    out[1:] = (body - body.mean(0)) / body.std(0).clamp_min(1e-6)
     return out
 
 
