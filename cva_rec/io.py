@@ -133,21 +133,21 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
-    """Call ``write(fh)`` on a unique temp file next to ``path``, fsync, rename into place, fsync the folder.
-
-    ``mode`` is "w" (text, UTF-8) or "wb". The replaced file keeps its permissions; a new
-    file gets the usual umask ones.
+def atomic_create(path: str | os.PathLike, create: Callable[[Path], None]) -> Path:
+    """``create(tmp)`` makes the file at a unique temporary path beside ``path``; it is then fsync'ed,
+    renamed into place and the folder fsync'ed. Any failure removes the temporary and leaves ``path``
+    as it was. The replaced file keeps its permissions; a new file gets the usual umask ones.
+    (Writers that need a file name, such as memory maps, call this directly.)
     """
     path = Path(path)
     with file_system_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
     try:
         with file_system_errors(path):
-            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-                write(fh)
-                fh.flush()
+            create(Path(tmp))
+            with open(tmp, "rb") as fh:  # fsync flushes the file's data whichever descriptor asks
                 os.fsync(fh.fileno())
             try:
                 os.chmod(tmp, os.stat(path).st_mode & 0o7777)
@@ -162,27 +162,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
     return path
 
 
-def atomic_create(path: str | os.PathLike, create: Callable[[Path], None]) -> Path:
-    """For writers that need a file name (memory maps): ``create(tmp)`` makes the file at a unique
-    temporary path beside ``path``; it is then fsync'ed and renamed into place like :func:`atomic_write`."""
-    path = Path(path)
-    with file_system_errors(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    try:
-        with file_system_errors(path):
-            create(Path(tmp))
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.chmod(tmp, _new_file_mode())
-            os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-    return path
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
+    """Call ``write(fh)`` on the temporary file of :func:`atomic_create`; ``mode`` "w" (UTF-8 text) or "wb"."""
+    def create(tmp: Path) -> None:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            write(fh)
+
+    return atomic_create(path, create)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

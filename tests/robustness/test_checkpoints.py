@@ -100,12 +100,18 @@ def test_evaluate_checkpoint_payload_never_runs(tmp_path, trained_run, cli, kind
     assert folder_hash(trained_run) == before
 
 
-def test_planted_best_ckpt_never_runs(tmp_path, trained_run, cli):
+def planted(tmp_path: Path, trained_run: Path, name: str):
+    """A copy of the run folder whose checkpoints/NAME is the payload; returns (folder, marker)."""
     marker = tmp_path / "marker"
     files = write_payloads(tmp_path / "p", marker)
     shared = tmp_path / "shared_run"
     shutil.copytree(trained_run, shared)
-    shutil.copyfile(files["zip"], shared / "checkpoints" / "best.ckpt")
+    shutil.copyfile(files["zip"], shared / "checkpoints" / name)
+    return shared, marker
+
+
+def test_planted_best_ckpt_never_runs(tmp_path, trained_run, cli):
+    shared, marker = planted(tmp_path, trained_run, "best.ckpt")
     before = folder_hash(shared)
     result = cli("evaluate", str(shared), "--no-progress")
     result.assert_one_line_error("best.ckpt holds more than tensors and plain values (it asks for exec)")
@@ -118,11 +124,7 @@ def test_planted_last_ckpt_never_runs_on_resume(tmp_path, trained_run, ml100k_da
     from cva_rec.config import load_config
     from cva_rec.training.run import run_experiment
 
-    marker = tmp_path / "marker"
-    files = write_payloads(tmp_path / "p", marker)
-    shared = tmp_path / "shared_run"
-    shutil.copytree(trained_run, shared)
-    shutil.copyfile(files["zip"], shared / "checkpoints" / "last.ckpt")
+    shared, marker = planted(tmp_path, trained_run, "last.ckpt")
     cfg = load_config(shared / "config.yaml", ["train.resume=true", "train.epochs=2"])
     with pytest.raises(CheckpointError, match="last.ckpt holds more than tensors"):
         run_experiment(cfg, shared, enable_progress_bar=False, data=ml100k_data)
