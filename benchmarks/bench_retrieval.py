@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import cva_rec  # noqa: F401
+from cva_rec.io import atomic_write_json
 from cva_rec.retrieval.beam_search import beam_search
 from cva_rec.retrieval.candidates import recalled_items
 from cva_rec.retrieval.generative_retriever import GenerativeRetriever
@@ -247,10 +248,10 @@ def main(argv=None) -> int:
     results = {"device": args.device, "torch_threads": torch.get_num_threads()}
     if not args.skip_ml1m:
         results["ml1m"] = ml1m_part(args, out)
-        (out / "results.json").write_text(json.dumps(results, indent=2))
+        atomic_write_json(out / "results.json", results)
     if not args.skip_scale:
         results["scale"] = scale_part(args)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_json(out / "results.json", results)
     print(f"wrote {out / 'results.json'}")
     return 0
 

@@ -204,8 +204,9 @@ def plot(results: Dict[str, Any], path: Path) -> None:
     axes[0].legend(fontsize=8)
     fig.suptitle("cva-rec bench scale: SASRec, max_seq_length 50, synthetic MicroLens-shaped logs")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    from cva_rec.io import atomic_write
+
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110), mode="wb")
 
 
 def main(argv=None) -> int:
