@@ -33,6 +33,8 @@ from cva_rec.errors import CheckpointError, CvaRecError, FileSystemError
 
 # errno values that mean "the file system refused", as opposed to a bug or a bad path name
 FILE_SYSTEM_ERRNOS = {_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno.EPERM, _errno.EFBIG}
+# ... and, for the CLI's last line of defence, paths of the wrong kind a user typed
+PATH_ERRNOS = FILE_SYSTEM_ERRNOS | {_errno.ENOENT, _errno.EEXIST, _errno.ENOTDIR, _errno.EISDIR, _errno.ENAMETOOLONG, _errno.ELOOP}
 
 
 # -- file-system errors as one line ---------------------------------------------------------------
@@ -48,6 +50,14 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, actio
         return f"permission denied {action} {where}: needs {'read' if action == 'reading' else 'write'} access"
     if code == _errno.EFBIG:
         return f"file too large while {action} {where} (file-size limit of this process or file system)"
+    if code == _errno.ENOTDIR:
+        return f"{where}: part of this path is a file, not a folder"
+    if code == _errno.EEXIST:
+        return f"{where} already exists and is not a folder cva_rec can use; choose another path"
+    if code == _errno.EISDIR:
+        return f"{where} is a folder; a file was expected"
+    if code == _errno.ENOENT:
+        return f"{where} does not exist"
     return f"{action} {where} failed: {exc.strerror or exc}"
 
 

@@ -183,3 +183,21 @@ def test_commands_writing_into_a_read_only_folder_are_one_line(tmp_path):
     train = run_in_namespace(read_only(ro), ["train", "-c", RECIPE, "--no-progress", "--set", f"output.dir={ro / 'runs'}"])
     train.assert_one_line_error("Read-only file system")
     assert folder_hash(ro) == before
+
+
+def test_a_plain_file_where_a_folder_is_expected_is_one_line(tmp_path, cli):
+    """`--out` of tokenize / prep-frames is a folder; a file there is one line and stays as it was."""
+    import numpy as np
+
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32))
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "a.mp4").write_text("not a video\n")
+    plain = tmp_path / "plain"
+    plain.write_text("mine\n")
+    before = folder_hash(tmp_path)
+    cli("tokenize", str(vectors), "--out", str(plain), "--levels", "2", "--codes", "4").assert_one_line_error(
+        f"{plain} already exists and is not a folder cva_rec can use")
+    cli("prep-frames", "--videos", str(videos), "--out", str(plain)).assert_one_line_error(f"{plain} already exists")
+    assert folder_hash(tmp_path) == before
