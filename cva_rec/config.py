@@ -114,7 +114,8 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "logq_correction": flag(True, "in-batch / sampled softmax: subtract log item popularity from candidate logits"),
         "mask_history": flag(True, "in-batch / sampled softmax: candidates in the user's input history (other than the target) get -inf"),
         "num_negatives": integer(100, "sampled_softmax: negatives per batch, drawn by popularity", min=1),
-        "popularity_alpha": number(1.0, "sampled_softmax: negatives drawn with probability proportional to count ** alpha", ge=0.0),
+        "popularity_alpha": number(1.0, "sampled_softmax: negatives drawn with probability proportional to (count + 1) ** alpha; "
+                                   "its logQ subtracts the log of that same probability (0 = uniform)", ge=0.0),
     },
     "train": {
         "epochs": integer(20, "maximum training epochs (a resumed run may raise it)", min=1, identity=False),
@@ -144,7 +145,10 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "topk": listof([10, 20], "cut-offs", integer(None, "cut-off", min=1), min_items=1),
         "batch_size": integer(4096, "users per evaluation batch", min=1, identity=False),
         "mask_history": flag(True, "give the user's earlier items -inf before ranking (RecBole's sequential evaluator does not)"),
-        "negatives": integer(None, "null = full ranking over all items; N = rank the target among N popularity-sampled negatives", min=1, nullable=True),
+        "negatives": integer(None, "null = full ranking over all items; N = rank the target among N sampled negatives "
+                             "(never the target or the user's history; a function of train.seed and the user)", min=1, nullable=True),
+        "negatives_sampler": choice("popularity", "with eval.negatives: uniform (SASRec / BERT4Rec protocol) | popularity "
+                                    "(training-target counts; the CVA paper's App. A)", ("uniform", "popularity")),
         "valid_metric": text("ndcg@10", "metric for the best checkpoint and early stopping", rule=_metric_at_k),
         "popularity_buckets": integer(10, "break test metrics down by this many target-popularity buckets (0 = off)", min=0),
     },

@@ -1,4 +1,4 @@
-"""Ranking evaluation: full ranking (history masked) or popularity-sampled negatives.
+"""Ranking evaluation: full ranking (history masked) or sampled negatives (uniform or by popularity).
 
 Each evaluated user contributes one ``rank``: how many candidate items score strictly
 higher than the held-out target (0 = top), plus a uniformly random place among the items
@@ -21,6 +21,8 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+
+from cva_rec.errors import DataError
 
 METRICS = ("hr", "ndcg", "mrr", "recall")
 
@@ -96,10 +98,18 @@ def popularity_levels(item_popularity: torch.Tensor, n_levels: int) -> torch.Ten
     return levels
 
 
-def sample_negatives(item_popularity: torch.Tensor, n_rows: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    probs = item_popularity.float().clamp(min=0) + 1e-12
-    probs[0] = 0
-    return torch.multinomial(probs.expand(n_rows, -1), n, replacement=False, generator=generator)
+def negative_weights(item_popularity: torch.Tensor, sampler: str) -> torch.Tensor:
+    """[n_items] sampling weights of evaluation negatives (``eval.negatives_sampler``): ``uniform``
+    (every item alike, the SASRec / BERT4Rec protocol) or ``popularity`` (training-target counts,
+    the CVA paper's App. A). Padding never."""
+    if sampler == "uniform":
+        w = torch.ones(len(item_popularity), dtype=torch.float64)
+    elif sampler == "popularity":
+        w = item_popularity.double().clamp(min=0)
+    else:
+        raise ValueError(f"unknown negatives sampler {sampler!r}")
+    w[0] = 0
+    return w
 
 
 def per_user_uniform(users: torch.Tensor, seed: int) -> torch.Tensor:
@@ -117,20 +127,37 @@ def per_user_uniform(users: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.from_numpy((x >> np.uint64(11)).astype(np.float64) / float(2**53))
 
 
-def sample_negatives_per_user(item_popularity: torch.Tensor, users: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    """[len(users), n] popularity-sampled negatives, a function of (seed, user id) only.
+def sample_negatives_per_user(weights: torch.Tensor, users: torch.Tensor, n: int, seed: int,
+                              targets: Optional[torch.Tensor] = None, history: Optional[tuple] = None) -> torch.Tensor:
+    """[len(users), n] distinct negatives per user, drawn in proportion to ``weights``
+    (:func:`negative_weights`), never padding, the user's target or an item of its history.
 
-    Each user's draw comes from a generator seeded with ``seed`` and the user id, so the
-    candidates do not depend on which batch or which DDP rank evaluates the user: sampled
-    evaluation gives the same ranks with 1 or N processes and any eval batch size.
+    history: (rows, items) pairs, rows ascending (``UserHistory.index_pairs``). Each user's draw
+    comes from a generator seeded with ``seed`` and the user id, and what it excludes is that
+    user's own, so the negatives are a function of (seed, user) only: the same for every model
+    at a given seed, and for 1 or N processes and any eval batch size.
     """
-    probs = item_popularity.float().clamp(min=0) + 1e-12
-    probs[0] = 0
+    weights = weights.double().clone()
+    weights[0] = 0
+    bounds = None
+    if history is not None:
+        h_rows, h_items = (torch.as_tensor(t).cpu() for t in history)
+        bounds = torch.searchsorted(h_rows, torch.arange(len(users) + 1))
     g = torch.Generator()
     out = torch.empty((len(users), n), dtype=torch.long)
     for row, user in enumerate(users.tolist()):
+        w = weights
+        if targets is not None or bounds is not None:
+            w = weights.clone()
+            if targets is not None:
+                w[int(targets[row])] = 0
+            if bounds is not None:
+                w[h_items[bounds[row]:bounds[row + 1]]] = 0
+        if int((w > 0).sum()) < n:
+            raise DataError(f"eval.negatives={n}: user {user} has only {int((w > 0).sum())} items left to sample "
+                            "(outside its history and target, with non-zero weight); lower eval.negatives")
         g.manual_seed(int(seed) * 1_000_003 + int(user))
-        out[row] = torch.multinomial(probs, n, replacement=False, generator=g)
+        out[row] = torch.multinomial(w, n, replacement=False, generator=g)
     return out
 
 

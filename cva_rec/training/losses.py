@@ -7,8 +7,9 @@
   rows), logQ-corrected by training popularity, with the user's input history masked.
 * ``microlens_inbatch``: the MicroLens benchmark's loss (batches of users, every window position
   trained, every item position of the batch a candidate): :mod:`cva_rec.training.microlens_loss`.
-* ``sampled_softmax``: the target plus ``num_negatives`` popularity-sampled negatives
-  shared across the batch, logQ-corrected (Jean et al. 2015; Yi et al. 2019).
+* ``sampled_softmax``: the target plus ``num_negatives`` negatives shared across the batch, drawn
+  with probability ∝ (count + 1) ** ``popularity_alpha`` and logQ-corrected by that same
+  distribution (Jean et al. 2015; Yi et al. 2019).
 
 In-batch and sampled losses encode the batch's unique items (inputs and candidates) once.
 """
@@ -95,9 +96,13 @@ class InBatchSoftmax(_CandidateSoftmax):
 class SampledSoftmax(_CandidateSoftmax):
     def __init__(self, cfg, item_popularity):
         super().__init__(cfg, item_popularity)
-        probs = item_popularity.clamp(min=0).pow(cfg["popularity_alpha"])
+        # q(item) ∝ (count + 1) ** alpha: the distribution negatives are drawn from, and the one logQ
+        # subtracts (alpha = 0: uniform, no correction in effect); +1 keeps unseen targets finite
+        probs = (item_popularity.clamp(min=0) + 1.0).pow(cfg["popularity_alpha"])
         probs[0] = 0.0
-        self.register_buffer("sample_probs", probs / probs.sum(), persistent=False)
+        probs = probs / probs.sum()
+        self.register_buffer("sample_probs", probs, persistent=False)
+        self.log_q = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
 
     def candidates(self, targets):
         negs = torch.multinomial(self.sample_probs, self.cfg["num_negatives"], replacement=True)

@@ -9,7 +9,8 @@ from torch import nn
 
 from cva_rec.backbones import item_encoder_of
 from cva_rec.errors import DivergedError
-from cva_rec.training.evaluation import RankCollector, flat_metrics, per_user_uniform, sample_negatives_per_user, target_ranks
+from cva_rec.training.evaluation import (RankCollector, flat_metrics, negative_weights, per_user_uniform, sample_negatives_per_user,
+                                         target_ranks)
 from cva_rec.training.losses import Loss
 
 
@@ -95,8 +96,10 @@ class SeqRecModule(L.LightningModule):
         negatives = None
         if self.cfg["eval"]["negatives"]:
             # seeded per user: the same candidates whichever rank / batch evaluates the user
+            # never the target or the user's history, whether or not the history is masked
             negatives = sample_negatives_per_user(
-                self.item_popularity.cpu(), users.cpu(), int(self.cfg["eval"]["negatives"]), int(self.cfg["train"]["seed"])
+                negative_weights(self.item_popularity.cpu(), self.cfg["eval"]["negatives_sampler"]), users.cpu(),
+                int(self.cfg["eval"]["negatives"]), int(self.cfg["train"]["seed"]), targets=targets.cpu(), history=(h_rows, h_items),
             ).to(scores.device)
         # the place within a tie group is drawn per user too (not from a stream over batches)
         ranks = target_ranks(scores, targets, history, negatives, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])))

@@ -48,6 +48,32 @@ def test_full_ranking_equals_reference(trained, ml100k_data, tmp_path, mask):
         assert result[key] == pytest.approx(value, abs=1e-12), key
 
 
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+def test_sampled_ranking_equals_reference(trained, ml100k_data, tmp_path, sampler):
+    """Sampled evaluation: the project's ranks equal the reference's over the same negatives,
+    which never hold an item of the user's raw-file history or its target."""
+    import torch
+
+    from cva_rec.training.evaluate import evaluate_run
+    from cva_rec.training.evaluation import negative_weights, sample_negatives_per_user
+
+    cfg, run_dir, _, users, scores = trained
+    result = evaluate_run(run_dir, overrides=["eval.negatives=100", f"eval.negatives_sampler={sampler}"], progress=False,
+                          per_user=tmp_path / "ranks.csv")
+    p_users, p_targets, p_ranks = per_user_ranks(tmp_path / "ranks.csv")
+    r_users, r_targets, r_hists = raw_protocol(cfg, ml100k_data)
+    assert np.array_equal(p_users, r_users) and np.array_equal(p_targets, r_targets)
+    negs = sample_negatives_per_user(negative_weights(ml100k_data.item_popularity, sampler), torch.as_tensor(r_users), 100,
+                                     cfg["train"]["seed"], targets=torch.as_tensor(r_targets),
+                                     history=ml100k_data.test_history.index_pairs(r_users)).numpy()
+    for row in range(len(r_users)):
+        assert not set(negs[row]) & ({int(r_targets[row])} | set(r_hists[row].tolist()))
+    ref_ranks, ref = reference_metrics(scores, r_users, r_targets, cfg["train"]["seed"], TOPK, negatives=negs)
+    assert np.array_equal(p_ranks, ref_ranks)
+    for key, value in ref.items():
+        assert result[key] == pytest.approx(value, abs=1e-12), key
+
+
 def test_masking_changes_ranks(trained, ml100k_data):
     """The masked and unmasked references differ on this checkpoint (the comparison above is not vacuous)."""
     cfg, _, _, users, scores = trained
