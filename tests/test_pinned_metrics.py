@@ -1,0 +1,67 @@
+"""Behaviour guard: for a fixed seed, ID and content-encoder runs give exactly the pinned test metrics.
+
+The values were produced by the code at commit fdb606f (after the per-user history fix), before
+the item-token seam was restructured (issue 11). A refactor of the seam, the encoders, the losses
+or the training loop must not move them. Only the overall full-ranking metrics are pinned
+(hr/ndcg @10/@20): the popularity and inductive breakdowns belong to the evaluation protocol.
+
+When a *deliberate* change of the protocol or of the model moves them, re-pin here and say
+why in the commit message: these numbers are a tripwire, not a quality target.
+
+One CPU thread: a different thread count may change float summation order in matmuls.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cva_rec.config import load_config
+from tests.conftest import small_overrides
+
+PINNED_KEYS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
+
+# name -> (config overrides, pinned test metrics)
+CASES = {
+    "id_inbatch": (["item_encoder.name=id", "loss.name=inbatch_softmax"],
+                   {'hr@10': 0.022269353128313893, 'ndcg@10': 0.010729281155502434, 'hr@20': 0.032873806998939555, 'ndcg@20': 0.013321599476520842}),
+    "id_full_softmax": (["item_encoder.name=id", "loss.name=full_softmax"],
+                   {'hr@10': 0.024390243902439025, 'ndcg@10': 0.011945984872464305, 'hr@20': 0.03817603393425239, 'ndcg@20': 0.01537040746093234}),
+    "pooling": (["item_encoder.name=pooling", "loss.name=inbatch_softmax"],
+                   {'hr@10': 0.018027571580063628, 'ndcg@10': 0.010916889713635879, 'hr@20': 0.03499469777306469, 'ndcg@20': 0.01512072522359377}),
+    "mlp": (["item_encoder.name=mlp", "loss.name=inbatch_softmax"],
+                   {'hr@10': 0.019088016967126194, 'ndcg@10': 0.013334166556175248, 'hr@20': 0.029692470837751856, 'ndcg@20': 0.015940382379502023}),
+    "perceiver_io": (["item_encoder.name=perceiver_io", "loss.name=inbatch_softmax"],
+                   {'hr@10': 0.015906680805938492, 'ndcg@10': 0.006252647012035177, 'hr@20': 0.030752916224814422, 'ndcg@20': 0.010044508134467405}),
+    "cva": (["item_encoder.name=cva", "loss.name=inbatch_softmax"],
+                   {'hr@10': 0.024390243902439025, 'ndcg@10': 0.015117800091198043, 'hr@20': 0.04984093319194061, 'ndcg@20': 0.021379757402295155}),
+}
+CONTENT_FREE = {"id_inbatch", "id_full_softmax"}
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_case(tmp_path, name, data, store=None):
+    # batch size and seed are those ``ml100k_data`` was built with (its loaders own them)
+    from cva_rec.training.run import run_experiment
+
+    overrides, _ = CASES[name]
+    extra = [f"content.store={store}"] if store is not None else []
+    cfg = load_config(None, small_overrides(
+        tmp_path, *overrides, *extra, "train.limit_train_batches=8", "eval.popularity_buckets=0",
+    ))
+    metrics = run_experiment(cfg, tmp_path / name, enable_progress_bar=False, data=data)
+    return {k: metrics["test"][k] for k in PINNED_KEYS}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_metrics_are_pinned(name, tmp_path, ml100k_data, request, one_thread):
+    store = None if name in CONTENT_FREE else request.getfixturevalue("ml100k_text_store")
+    got = run_case(tmp_path, name, ml100k_data, store)
+    pinned = CASES[name][1]
+    assert got == pinned, f"{name}: {got!r} != pinned {pinned!r}"
