@@ -17,7 +17,11 @@ single pass as :func:`data_prep.frames.decode_candidates`:
 Per pixel: ``saliency = |mv| / MOTION_UNIT_PX + residual / RESIDUAL_UNIT``; one unit is a
 4-pixel displacement or a mean luma error of 8 levels (of 255) at the decoded size. The scale
 is absolute, so a static video scores ~0 and the scores of two videos compare. A frame's score
-is the mean over its pixels; a patch's score the mean over the patch (:func:`patch_saliency`).
+is the mean over its pixels; a patch's score the mean over the patch
+(:func:`data_prep.patch_tokens.patch_saliency`). The maps are computed at a short side of at most
+112 pixels (``SALIENCY_SHORT_SIDE``; the luma for the residual is scaled down by swscale, motion is
+still expressed in pixels of the decoded output frame): patch grids need no more detail, and it
+halves the cost of the codec pass.
 
 Candidates are the 100 segment middles (as for every sampler) plus every I-frame, so the
 ``codec`` sampler can always keep the I-frames. Three modes, recorded per item:
@@ -40,6 +44,7 @@ from data_prep.frames import (DEFAULT_SHORT_SIDE, N_SEGMENTS, CandidateFrames, F
 
 MOTION_UNIT_PX = 4.0
 RESIDUAL_UNIT = 8.0
+SALIENCY_SHORT_SIDE = 112  # saliency maps need patch-grid detail only (7x7 .. 16x16): half of 224 is plenty
 MV_CELL = 4  # smallest motion-compensation block of H.264/HEVC, in native pixels
 MODES = ("motion+residual", "residual", "uniform")
 _PICT_I = 1  # AVPictureType I
@@ -53,7 +58,7 @@ class CodecCandidates(CandidateFrames):
     motion: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # mean |mv|, output pixels
     residual: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # mean |luma - prediction|
     saliency: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    maps: np.ndarray | None = None  # per-pixel saliency (float16), kept only when asked for
+    maps: np.ndarray | None = None  # per-pixel saliency (float16, short side <= 112), kept only when asked for
     mode: str = "uniform"
 
 
@@ -157,7 +162,9 @@ def decode_codec_candidates(
             stream.thread_type = "AUTO"
             nw, nh = stream.codec_context.width, stream.codec_context.height
             size = _output_size(nw, nh, short_side) if short_side else (nw, nh)
-            field_ = _MotionField(nw, nh, *size)
+            msize = _output_size(nw, nh, min(min(size), SALIENCY_SHORT_SIDE))  # saliency maps: at most 112 px
+            to_output_px = size[0] / msize[0]  # motion is reported in pixels of the decoded output frame
+            field_ = _MotionField(nw, nh, *msize)
             rows: list[tuple] = []  # (pts, rgb, intra, motion, residual, map)
             prev, any_inter, any_mv = None, False, False
             for frame in container.decode(stream):
@@ -168,13 +175,14 @@ def decode_codec_candidates(
                 if frame.pts is not None and (frame.pts in wanted or intra) and (not rows or rows[-1][0] != frame.pts):
                     rgb = _to_rgb(frame, size if short_side else None)
                     if intra or prev is None:
-                        zeros = np.zeros((size[1], size[0]), np.float32)
+                        zeros = np.zeros((msize[1], msize[0]), np.float32)
                         mag = res = zeros
                     else:
                         mag, dx, dy = field_.paint(mv if mv is not None else np.zeros(0, _MV_DTYPE))
-                        cur_y, prev_y = (f.to_ndarray(format="gray", width=size[0], height=size[1], interpolation="AREA")
+                        cur_y, prev_y = (f.to_ndarray(format="gray", width=msize[0], height=msize[1], interpolation="AREA")
                                          for f in (frame, prev))
                         res = motion_compensated_residual(cur_y, prev_y, dx, dy)
+                        mag = mag * to_output_px
                     smap = saliency_map(mag, res)
                     rows.append((frame.pts, rgb, intra, float(mag.mean()), float(res.mean()),
                                  smap.astype(np.float16) if keep_maps else None))
