@@ -23,9 +23,12 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
     0-based rank) to this CSV, one line per user, sorted by user.
     """
     from cva_rec.training.datamodule import RecBoleDataModule
-    from cva_rec.training.run import _quiet_lightning, build_module, load_checkpoint_into, load_content, make_trainer
+    from cva_rec.training.build import build_module
+    from cva_rec.training.checkpoint_io import load_checkpoint_into
+    from cva_rec.training.content import load_content
+    from cva_rec.training.trainer import make_trainer, quiet_lightning
 
-    _quiet_lightning()
+    quiet_lightning()
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
     cfg = load_config(run_dir / "config.yaml", overrides)

@@ -1,0 +1,54 @@
+"""The Lightning ``Trainer`` of a run: checkpoints (best by eval.valid_metric + last), early stopping,
+TensorBoard, atomic checkpoint IO, and the train.* hardware settings."""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+
+def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_progress_bar: bool = True):
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cva_rec.training.checkpoint_io import AtomicCheckpointIO
+
+    tr, ev = cfg["train"], cfg["eval"]
+    monitor = f"valid/{ev['valid_metric'].lower()}"
+    ckpt = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="max",
+        save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+    )
+    cbs = [ckpt, *callbacks]
+    if tr["early_stopping_patience"]:
+        cbs.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tr["early_stopping_patience"])))
+    return L.Trainer(
+        max_epochs=tr["epochs"],
+        accelerator=tr["accelerator"],
+        devices=tr["devices"],
+        strategy=tr["strategy"],
+        num_nodes=tr["num_nodes"],
+        precision=tr["precision"],
+        deterministic=bool(tr["deterministic"]),
+        gradient_clip_val=tr["grad_clip"],
+        limit_train_batches=tr["limit_train_batches"],
+        callbacks=cbs,
+        logger=TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False),
+        plugins=[AtomicCheckpointIO()],  # checkpoints: atomic writes, weights-only reads (cva_rec.io)
+        default_root_dir=str(run_dir),
+        num_sanity_val_steps=0,
+        enable_progress_bar=enable_progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=10,
+    )
+
+
+def quiet_lightning():
+    """Silence Lightning's advice that does not apply to RecBole loaders (workers, batch counts)."""
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
