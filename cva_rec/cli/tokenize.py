@@ -117,6 +117,32 @@ def _mean_segments(segments, counts: np.ndarray, chunk: int = 8192) -> np.ndarra
     return np.concatenate(parts) if parts else np.zeros((0, segments.shape[2]), np.float32)
 
 
+def refuse_foreign_outputs(out: Path) -> None:
+    """Re-running into the same --out replaces this command's own files; a file of that name that it did
+    not write (another tool's codes.npz, your notes) is refused before any work, and left alone."""
+    import json
+
+    from cva_rec.errors import CvaRecError
+    from cva_rec.semantic_ids.codes import SemanticCodes
+    from cva_rec.semantic_ids.rq_kmeans import RQKMeans
+
+    def diagnostics(path: Path) -> None:
+        try:
+            if "tokenizer" not in json.loads(path.read_text(encoding="utf-8")):
+                raise ValueError
+        except (OSError, ValueError, TypeError):
+            raise ConfigError(f"{path}: not a tokenize diagnostics file") from None
+
+    for name, load in (("tokenizer.pt", RQKMeans.load), ("codes.npz", SemanticCodes.load), ("diagnostics.json", diagnostics)):
+        path = out / name
+        if path.exists() or path.is_symlink():
+            try:
+                load(path)
+            except CvaRecError:
+                raise ConfigError(f"{path} exists and was not written by `cva-rec tokenize`; refusing to replace it: "
+                                  f"choose another --out") from None
+
+
 def run(args) -> int:
     from cva_rec.io import atomic_write_json
     from cva_rec.semantic_ids.codes import SemanticCodes
@@ -124,6 +150,7 @@ def run(args) -> int:
     from cva_rec.semantic_ids.rq_kmeans import RQKMeans, path_errors
 
     out = Path(args.out)
+    refuse_foreign_outputs(out)
     segments, counts, item_ids = load_source(args.source)
     fit_rows, projection, alignment = None, None, None
     if args.align:

@@ -193,3 +193,16 @@ def test_fuzzed_stores_never_escape_as_tracebacks(tmp_path):
             outcomes.setdefault(type(exc).__name__, 0)
             outcomes[type(exc).__name__] += 1
     assert outcomes["FeatureStoreError"] > 150, outcomes
+
+
+def test_tokenize_replaces_only_its_own_outputs(tmp_path, cli):
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32))
+    out = tmp_path / "codes"
+    args = ("tokenize", str(vectors), "--out", str(out), "--levels", "2", "--codes", "4", "--iters", "3")
+    assert cli(*args).code == 0
+    assert cli(*args).code == 0  # its own files: replaced
+    (out / "codes.npz").write_bytes(b"someone else's codes")
+    before = folder_hash(out)
+    cli(*args).assert_one_line_error(f"{out / 'codes.npz'} exists and was not written by `cva-rec tokenize`")
+    assert folder_hash(out) == before
