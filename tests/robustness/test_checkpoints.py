@@ -189,3 +189,15 @@ def test_unreadable_checkpoints_are_one_line(tmp_path, cli, trained_run):
         from cva_rec.training.evaluate import evaluate_run
 
         evaluate_run(trained_run, str(tmp_path / "other.ckpt"), progress=False, out_dir=tmp_path / "out")
+
+
+def test_third_party_weight_loaders_get_torchs_safe_default(tmp_path):
+    """Frame-encoder weights are read by their libraries (efficientnet_lite_pytorch calls a bare
+    torch.load(path)); they are safe because torch's default is weights_only=True, which this pins."""
+    import cva_rec.compat  # noqa: F401  (its scoped exception applies to recbole.trainer callers only)
+
+    marker = tmp_path / "marker"
+    files = write_payloads(tmp_path / "p", marker)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(files["zip"])
+    assert not marker.exists()
