@@ -75,3 +75,41 @@ def reference_metrics(scores: np.ndarray, users: np.ndarray, targets: np.ndarray
                       histories: Optional[List[np.ndarray]] = None, negatives: Optional[np.ndarray] = None) -> Tuple[np.ndarray, Dict[str, float]]:
     r = ranking.ranks(scores, users, targets, seed, histories=histories, negatives=negatives)
     return r, ranking.metrics(r, topk)
+
+
+def history_agreement(cfg: Mapping[str, Any], data) -> Dict[str, Any]:
+    """How far the library's histories and popularity agree with RecBole's rows and the raw file.
+
+    * ``recbole_rows``: users whose test history agrees with RecBole's own test row (equal to its
+      ``item_id_list`` where that window covers the whole history, else ending with it), and
+      whose validation history agrees with RecBole's validation row likewise;
+    * ``raw_file``: users whose whole sequence equals the independent reader's;
+    * ``popularity``: items whose training popularity equals the reader's count.
+    """
+    from cva_rec.reference.raw_sequences import training_targets
+
+    def rows_agree(loader, history):
+        ds = loader._dataset
+        f = ds.inter_feat
+        ok = 0
+        for u, window, n in zip(f[ds.uid_field].numpy(), f[ds.item_id_list_field].numpy(), f[ds.item_list_length_field].numpy()):
+            h = history.of(int(u))
+            covered = n < window.shape[0]  # the window holds the whole history
+            ok += bool(len(h) >= n and np.array_equal(h[len(h) - n:], window[:n]) and (len(h) == n or not covered))
+        return ok, len(f[ds.uid_field])
+
+    ok_t, n_t = rows_agree(data.test, data.test_history)
+    ok_v, n_v = rows_agree(data.valid, data.valid_history)
+    ref = reference_sequences(cfg)
+    tok = data.dataset.field2id_token[data.dataset.iid_field]
+    utok = data.dataset.field2id_token[data.dataset.uid_field]
+    same = sum([tok[i] for i in data.sequences.of(u)] == ref.get(utok[u]) for u in range(1, len(utok)))
+    counts = training_targets(ref)
+    pop = data.item_popularity.numpy()
+    same_pop = sum(float(pop[i]) == counts.get(tok[i], 0) for i in range(1, len(tok)))
+    return {
+        "users": len(utok) - 1,
+        "recbole_rows_test": ok_t / n_t, "recbole_rows_valid": ok_v / n_v,
+        "raw_file_sequences": same / (len(utok) - 1),
+        "popularity": same_pop / (len(tok) - 1),
+    }
