@@ -28,7 +28,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "bench",
         help="run a benchmark (fidelity, extract, encoders, tokenize, retrieval, scale)",
-        description="fidelity: RecBole Trainer vs Lightning loop (metrics + epoch-time ratio); "
+        description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
+        "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
         "encoders: parameters / time / memory / accuracy of every item encoder as ratios to ID; "
         "tokenize: RQ-KMeans vs faiss / scikit-learn; scale: RecBole vs streaming data engine at 0.1M-10M "
