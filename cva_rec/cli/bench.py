@@ -32,7 +32,8 @@ def register(sub) -> None:
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
         "encoders: parameters / time / memory / accuracy of every item encoder as ratios to ID; "
-        "tokenize: RQ-KMeans vs faiss / scikit-learn; scale: RecBole vs streaming data engine at 0.1M-10M "
+        "tokenize: RQ-KMeans vs faiss / scikit-learn; retrieval: generative recall + dense rerank vs full ranking "
+        "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
