@@ -12,7 +12,12 @@ clock starts) with SASRec, max_seq_length 50, the in-batch softmax and batch 512
   warm-up step.
 * eval users/s: ``--eval-batches`` batches of 256 validation users ranked against the whole
   catalogue with their history masked.
-* peak RSS: the child's whole-process high-water mark (VmHWM): data + model + loop.
+* peak RSS: the child's whole-process high-water mark (VmHWM): data + model + loop; "RSS after
+  data": the resident set right after ``build_data`` (imports + the data alone).
+
+The machine this runs on is shared, so wall-clock figures move with other processes' load: the
+CPU seconds of the child (``time.process_time``) are printed beside them (start-up CPU s,
+steps per CPU second); compare ratios within one run.
 
 A child that exceeds ``--rss-limit-gb`` or ``--timeout`` is stopped and reported as such (the
 machine is shared: a 10M RecBole build needs several GB); for those, the RecBole figures at
@@ -80,13 +85,14 @@ def child(args) -> None:
         "dataset.max_seq_length=50", "model.name=SASRec", "loss.name=inbatch_softmax", "train.batch_size=512",
         "eval.batch_size=256", f"output.dir={args.work / 'runs'}", "train.seed=2020",
     ])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     data = build_data(cfg)
+    rss_data = rss_mb(os.getpid())
     module = build_module(cfg, data)
     dm = RecBoleDataModule(data, cfg)
     batches = iter(dm.train_dataloader())
     batch = next(batches)
-    startup = time.perf_counter() - t0
+    startup, startup_cpu = time.perf_counter() - t0, time.process_time() - c0
     model = module.model
     opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-3)
 
@@ -98,10 +104,10 @@ def child(args) -> None:
 
     model.train()
     step(batch)  # warm-up
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
         step(next(batches))
-    steps_per_s = args.steps / (time.perf_counter() - t1)
+    steps_per_s, steps_per_cpu_s = args.steps / (time.perf_counter() - t1), args.steps / (time.process_time() - c1)
 
     model.eval()
     users = 0
@@ -115,7 +121,8 @@ def child(args) -> None:
             users += len(u)
     users_per_s = users / (time.perf_counter() - t2)
     print("RESULT " + json.dumps({
-        "startup_s": startup, "steps_per_s": steps_per_s, "eval_users_per_s": users_per_s,
+        "startup_s": startup, "startup_cpu_s": startup_cpu, "steps_per_s": steps_per_s, "steps_per_cpu_s": steps_per_cpu_s,
+        "eval_users_per_s": users_per_s, "rss_after_data_mb": rss_data,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_rows": int(dm.data.train.sample_size), "n_items": int(data.n_items - 1),
     }), flush=True)
@@ -256,13 +263,13 @@ def main(argv=None) -> int:
     for label, row in results["sizes"].items():
         rb = row.get("recbole", {}).get("first")
         if rb is None or "error" in rb:
-            est = {k: extrapolate(measured, k, order, label) for k in ("peak_rss_mb", "startup_s")}
+            est = {k: extrapolate(measured, k, order, label) for k in ("peak_rss_mb", "startup_s", "startup_cpu_s", "rss_after_data_mb")}
             if all(v is not None for v in est.values()):
                 row.setdefault("recbole", {})["first"] = {**est, "extrapolated": True, "why": (rb or {}).get("error", "not run")}
                 row["recbole"]["second"] = dict(row["recbole"]["first"])
     atomic_write_json(args.out, results)
 
-    print("\nsize  engine     run     start-up s  peak RSS MB  steps/s  eval users/s")
+    print("\nsize  engine     run     start-up s  (CPU s)  RSS after data MB  peak RSS MB  steps/s  (per CPU s)  eval users/s")
     for label, row in results["sizes"].items():
         for engine in ("recbole", "streaming"):
             for run in ("first", "second"):
@@ -273,8 +280,9 @@ def main(argv=None) -> int:
                     print(f"{label:5} {engine:10} {run:7} {r['error']}")
                     continue
                 tag = "  (extrapolated)" if r.get("extrapolated") else ""
-                print(f"{label:5} {engine:10} {run:7} {fmt(r.get('startup_s'), '10.1f')}  {fmt(r.get('peak_rss_mb'), '11.0f')}  "
-                      f"{fmt(r.get('steps_per_s'), '7.2f')}  {fmt(r.get('eval_users_per_s'), '12.0f')}{tag}")
+                print(f"{label:5} {engine:10} {run:7} {fmt(r.get('startup_s'), '10.1f')}  {fmt(r.get('startup_cpu_s'), '7.1f')}  "
+                      f"{fmt(r.get('rss_after_data_mb'), '17.0f')}  {fmt(r.get('peak_rss_mb'), '11.0f')}  "
+                      f"{fmt(r.get('steps_per_s'), '7.2f')}  {fmt(r.get('steps_per_cpu_s'), '11.2f')}  {fmt(r.get('eval_users_per_s'), '12.0f')}{tag}")
     print("\nratios streaming / RecBole (targets at 10M: memory <= 0.1x, second-run start-up >= 10x faster, steps/s >= 1.0x)")
     for label, row in results["sizes"].items():
         rb, st1, st2 = (row.get(e, {}).get(r, {}) for e, r in (("recbole", "first"), ("streaming", "first"), ("streaming", "second")))
@@ -287,8 +295,10 @@ def main(argv=None) -> int:
         tag = " (RecBole extrapolated)" if rb.get("extrapolated") else ""
         print(f"{label:5} memory {fmt(ratio(st1.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x   "
               f"start-up speed-up first {fmt(ratio(rb.get('startup_s'), st1.get('startup_s')), '.1f')}x, "
-              f"second {fmt(ratio(rb.get('startup_s'), st2.get('startup_s')), '.1f')}x   "
-              f"steps/s {fmt(ratio(st1.get('steps_per_s'), rb.get('steps_per_s')), '.2f')}x   "
+              f"second {fmt(ratio(rb.get('startup_s'), st2.get('startup_s')), '.1f')}x "
+              f"(CPU s: {fmt(ratio(rb.get('startup_cpu_s'), st2.get('startup_cpu_s')), '.1f')}x)   "
+              f"steps/s {fmt(ratio(st1.get('steps_per_s'), rb.get('steps_per_s')), '.2f')}x "
+              f"(per CPU s: {fmt(ratio(st1.get('steps_per_cpu_s'), rb.get('steps_per_cpu_s')), '.2f')}x)   "
               f"eval users/s {fmt(ratio(st1.get('eval_users_per_s'), rb.get('eval_users_per_s')), '.2f')}x{tag}")
     plot(results, args.plot)
     print(f"\nwrote {args.out} and {args.plot}")
