@@ -91,8 +91,8 @@ def register_extract_video(subparsers) -> argparse.ArgumentParser:
                    "in the main process (default: %(default)s)")
     g = p.add_argument_group("distributed extraction (shards; join them with cva-rec merge-stores)")
     g.add_argument("--shard-index", default=None,
-                   help="extract only this shard (0-based) of --num-shards contiguous slices of the sorted video "
-                   "list, into <out>.shards/shard-IIIII-of-CCCCC (resumable per shard); 'auto' reads "
+                   help="extract only this shard (0-based) of --num-shards round-robin shares of the sorted video "
+                   "list (videos I, I+C, ...), into <out>.shards/shard-IIIII-of-CCCCC (resumable per shard); 'auto' reads "
                    "SLURM_ARRAY_TASK_ID/COUNT, torchrun's RANK/WORLD_SIZE or srun's SLURM_PROCID/NTASKS")
     g.add_argument("--num-shards", type=int, default=None, help="number of shards (with an integer --shard-index)")
     t = p.add_argument_group("codec patch tokens (OneVision-Encoder sec. 2.1-2.2; needs --sampler codec)")

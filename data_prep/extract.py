@@ -14,7 +14,16 @@ a resumed run is byte-identical to an uninterrupted one.
 Failures (unreadable / zero-length / non-video files, missing titles) do not stop the run:
 their row has ``num_frames = 0`` and the failure is kept in ``<store>.partial/failures.json``
 (written before the row, so a resume never loses one) and merged into ``meta.json`` under
-``"failures"`` when the store is published.
+``"failures"`` when the store is published. The ``codec`` sampler's notes (items that fell back
+to uniform, saliency mode per codec) travel the same way (``codec.json`` -> ``"codec_saliency"``).
+
+Two halves, so any runner can put them on different processes: :meth:`KeyFrameChooser.prepare`
+(decode + choose, CPU/PyAV only: runs in DataLoader workers with ``num_workers``) and
+:class:`StoreSink` (encode one item per forward, write rows). ``shard=(index, count)`` runs one
+round-robin share of the videos into its own store (:mod:`data_prep.shards`); ``merge-stores``
+joins the shards (:mod:`data_prep.merge_stores`). ``patch_tokens`` writes codec patch tokens
+(:mod:`data_prep.patch_tokens`) into a token store; ``encoder`` ``gve``/``qwen2_vl`` writes one
+vector per video or segment (:mod:`data_prep.video_embedders`).
 """
 from __future__ import annotations
 
