@@ -67,3 +67,18 @@ def test_diversity_term_separates_views():
         with torch.no_grad():
             sims[w] = float(view_similarity(model.tokenizer.encode(content[1:])))
     assert sims[5.0] < sims[0.0]
+
+
+def test_fixed_single_view_codes_train_the_retriever_only():
+    """Codes from `cva-rec tokenize` (one view, fixed): the paths stay, the retriever learns to decode them."""
+    content, indptr, items = toy(seed=2)
+    fixed = torch.zeros(81, 1, 2, dtype=torch.long)
+    fixed[1:, 0] = torch.from_numpy(np.random.default_rng(0).integers(0, 8, size=(80, 2)))
+    torch.manual_seed(0)
+    cb = SharedCodebook(2, 8, 16)
+    ret = GenerativeRetriever(81, 16, 2, None, hidden=16, layers=1, heads=2, max_len=10)
+    model = GRDR(cb, ret, fixed_codes=fixed.clone())
+    records = cotrain(model, indptr, items, CotrainSettings(**{**FAST.__dict__, "train_epochs": 4}))
+    assert [r["phase"] for r in records] == ["train"] * 4
+    assert records[-1]["ce"] < records[0]["ce"]  # the decoder learns the fixed paths
+    assert torch.equal(model.item_codes(), fixed)
