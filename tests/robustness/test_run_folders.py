@@ -193,3 +193,13 @@ def test_two_real_processes_on_one_folder(tiny_data, tmp_path):
     run = out / "run"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["config_id"] == config_id(load_config(run / "config.yaml"))
+
+
+def test_a_run_folder_symlinked_out_of_output_dir_is_refused(cli, tiny_data, tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "run").symlink_to(elsewhere, target_is_directory=True)
+    before = folder_hash(tmp_path)
+    cli("train", "--no-progress", *settings(tiny_data, out)).assert_one_line_error("is outside output.dir")
+    assert folder_hash(tmp_path) == before and not any(elsewhere.iterdir())
