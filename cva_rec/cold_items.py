@@ -27,6 +27,7 @@ The removal happens in :class:`ColdItemSequentialDataset` right before RecBole's
 """
 from __future__ import annotations
 
+import logging
 from typing import Optional, Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ import numpy as np
 from cva_rec.errors import ConfigError, DataError
 
 PAD_TOKEN = "[PAD]"
+log = logging.getLogger(__name__)
 
 
 def choose_cold_items(tokens: Sequence[str], fraction: float, seed: int) -> np.ndarray:
@@ -109,6 +111,7 @@ def _sequential_dataset_class():
             items = self.inter_feat[self.iid_field].numpy()
             keep = rows_to_keep(users, items, cold, self.cold_min_user)
             self.cold_report = held_out_report(users, items, cold, keep)
+            log.info("dataset.cold_items=%s (seed %d): %s", self.cold_fraction, self.cold_seed, self.cold_report)
             self.inter_feat = self.inter_feat[torch.from_numpy(np.flatnonzero(keep))]
             self.cold_item_mask = cold
             super().data_augmentation()

@@ -64,3 +64,17 @@ def test_tokenize_distinct_cli_is_deterministic(tmp_path, segments, capsys):
     base = SemanticCodes.load(plain / "codes.npz")
     assert torch.equal(a.room_codes[:, :2], base.room_codes)  # the semantic levels are unchanged
     assert json.loads((plain / "diagnostics.json").read_text())["room"]["unique_fraction"] < 1.0
+
+
+def test_prefix_tables_give_every_item_its_own_vector():
+    from cva_rec.semantic_ids.prefix_ngram import PrefixNgramEmbedding
+
+    gen = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, 4, (300, 3), generator=gen)  # 64 possible codes for 300 items
+    room, extra = distinct_codes(codes, 4)
+    torch.manual_seed(0)
+    for table_codes, n_distinct in ((codes, len(torch.unique(codes, dim=0))), (room, 300)):
+        emb = PrefixNgramEmbedding(table_codes.shape[1], 4, 24, observed=table_codes)
+        with torch.no_grad():
+            vectors = emb.embed_codes(table_codes)
+        assert len(torch.unique(vectors, dim=0)) == n_distinct
