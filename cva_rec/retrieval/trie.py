@@ -6,9 +6,9 @@ lexicographic order, so the children of a node form one contiguous, code-sorted 
 next level (CSR per level, no Python object per node):
 
 * ``node_code[l]``  [n_l] int16/int32: the code of each node at depth ``l + 1``;
-* ``child_ptr[l]``  [n_{l-1} + 1] int64: node ``p`` at depth ``l`` (the root for ``l = 0``) has
+* ``child_ptr[l]``  [n_{l-1} + 1] int32 (int64 beyond 2^31): node ``p`` at depth ``l`` (the root for ``l = 0``) has
   the children ``child_ptr[l][p] : child_ptr[l][p + 1]`` among the depth-``l + 1`` nodes;
-* ``leaf_ptr``      [n_paths + 1] int64 and ``leaf_items`` / ``leaf_views`` [n_items * V]: the
+* ``leaf_ptr``      [n_paths + 1] and ``leaf_items`` [n_items * V] (int32 when they fit), ``leaf_views`` (int8): the
   items (and which of their views) whose path ends at each leaf; several items can share a
   path (code collisions) and one item may reach one leaf by several views.
 
@@ -99,7 +99,9 @@ class CodeTrie:
             parent_of_row, n_parents = node_of_row, len(first_rows)
         leaf_counts = np.bincount(parent_of_row, minlength=n_parents)
         leaf_ptr = np.concatenate([[0], np.cumsum(leaf_counts)]).astype(np.int64)
-        return cls(int(n_codes), node_code, child_ptr, leaf_ptr, path_items, path_views, int(n))
+        # offsets and item ids as int32 whenever they fit: the index is mostly these arrays
+        small = lambda a: a.astype(np.int32) if a.size == 0 or a.max() <= np.iinfo(np.int32).max else a  # noqa: E731
+        return cls(int(n_codes), node_code, [small(p) for p in child_ptr], small(leaf_ptr), small(path_items), path_views, int(n))
 
     # -- queries ----------------------------------------------------------------------------
     def leaf_of(self, paths: np.ndarray) -> np.ndarray:
@@ -154,7 +156,7 @@ class CodeTrie:
         return TorchTrie(
             self.n_codes,
             [torch.from_numpy(self.node_keys(level)).to(device) for level in range(self.levels)],
-            [torch.from_numpy(p).to(device) for p in self.child_ptr],
+            [torch.from_numpy(p.astype(np.int64)).to(device) for p in self.child_ptr],
             self.n_paths,
         )
 
