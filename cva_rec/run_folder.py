@@ -8,15 +8,18 @@ anything into a run folder:
    file. A second writer is refused with one line naming the holder. The kernel releases the
    lock when the holder exits, however it exits, so a killed run never leaves a stale lock.
 2. **Identity.** The folder's ``config.yaml`` says which config it holds; the config's identity
-   is a hash of the resolved config without the keys that do not change what the run computes
-   (``train.resume``, ``train.epochs``, ``output.*``, ...: ``Key(identity=False)`` in
-   :mod:`cva_rec.config`). A folder holding a run is reused only to resume the *same* config
-   (``--set train.resume=true``) or when the caller asked to overwrite it.
+   (:func:`config_id`, also recorded in ``metrics.json``) is a hash of the resolved config without
+   the keys that do not change what the run computes (``train.resume``, ``train.epochs``,
+   ``output.*``, ...: ``Key(identity=False)`` in :mod:`cva_rec.config`). It is recomputed from the
+   folder's ``config.yaml`` through the loader, so keys added to the schema later (with their
+   defaults) do not make an old folder look different. A folder holding a run is reused only to
+   resume the *same* config (``--set train.resume=true``) or when the caller asked to overwrite it.
 3. **Commit.** ``config.yaml`` is written by :meth:`RunClaim.commit_config`, called once every
    check (data, content, model) has passed, right before training. When overwriting, the old
    ``metrics.json`` is removed first, then the old checkpoints and logs, then the new config is
    written: whatever moment a run is killed at, the folder never shows a new config beside an
-   old ``metrics.json`` (which ``sweep`` would take for a finished run).
+   old ``metrics.json`` (which ``sweep`` would take for a finished run). A run that fails before
+   the commit removes what claiming created (the lock file, folders that did not exist).
 
 In a DDP job only the primary process (global rank 0) claims the folder; the other ranks only read it.
 """
@@ -87,6 +90,10 @@ class RunClaim:
     ignore: Tuple[str, ...] = ()
     primary: bool = True
     _fh: Any = field(default=None, repr=False)
+    #: what claiming created (folders, the lock file): removed again when the run fails before
+    #: commit_config, so a run that never started leaves no trace
+    _created: List[Path] = field(default_factory=list, repr=False)
+    _committed: bool = field(default=False, repr=False)
 
     @property
     def config_id(self) -> str:
@@ -102,6 +109,7 @@ class RunClaim:
         from cva_rec.config import dump_config
 
         dump_config(self.cfg, self.run_dir / CONFIG_FILE)
+        self._committed = True
 
     def release(self) -> None:
         if self._fh is not None:
@@ -114,8 +122,18 @@ class RunClaim:
     def __enter__(self) -> "RunClaim":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None and not self._committed:
+            self._undo()
         self.release()
+
+    def _undo(self) -> None:
+        """Remove what the claim created (while still holding the lock): lock file, then empty folders."""
+        for path in self._created:
+            try:
+                path.rmdir() if path.is_dir() else path.unlink()
+            except OSError:
+                pass  # not empty (someone else's files) or already gone: leave it
 
 
 def run_folder_of(cfg: Mapping[str, Any], run_dir: Optional[str | os.PathLike] = None) -> Path:
@@ -144,17 +162,24 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     resume = bool(cfg["train"]["resume"]) if resume is None else resume
     if not is_primary_process():
         return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), primary=False)
+    created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFolderError(f"cannot create run folder {run_dir}: {exc.strerror or exc} (training writes its run folder)") from None
-    fh = _lock(run_dir)
-    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), _fh=fh)
+    if not (run_dir / LOCK_FILE).exists():
+        created.insert(0, run_dir / LOCK_FILE)
+    try:
+        fh = _lock(run_dir)
+    except BaseException:
+        RunClaim(run_dir, cfg, resume, overwrite, _created=created)._undo()
+        raise
+    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), _fh=fh, _created=created)
     try:
         _check_reuse(claim)
         _record_holder(fh)
     except BaseException:
-        claim.release()
+        claim.__exit__(*sys.exc_info())
         raise
     return claim
 

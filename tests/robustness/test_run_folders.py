@@ -203,3 +203,11 @@ def test_a_run_folder_symlinked_out_of_output_dir_is_refused(cli, tiny_data, tmp
     before = folder_hash(tmp_path)
     cli("train", "--no-progress", *settings(tiny_data, out)).assert_one_line_error("is outside output.dir")
     assert folder_hash(tmp_path) == before and not any(elsewhere.iterdir())
+
+
+def test_a_run_that_fails_before_training_leaves_no_run_folder(cli, tiny_data, tmp_path):
+    """The folder is claimed before the data is read; a run that fails there removes what claiming made."""
+    out = tmp_path / "out"
+    result = cli("train", "--no-progress", *settings(tiny_data, out, "dataset.name=missing_dataset"))
+    result.assert_one_line_error("missing_dataset")
+    assert not out.exists()
