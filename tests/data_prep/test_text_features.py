@@ -81,7 +81,7 @@ def test_bad_inputs(tmp_path):
         build_text_store(ML100K_ITEM, tmp_path / "out", fields=["plot"])
     bad = tmp_path / "bad.item"
     bad.write_text("item_id\ttitle\n1\tx\n")
-    with pytest.raises(DataError, match="header must be"):
+    with pytest.raises(DataError, match="is not 'name:type'"):
         build_text_store(bad, tmp_path / "out")
     assert cli_main(["--items", str(tmp_path / "nope.item"), "--out", str(tmp_path / "o")]) == 2
 

@@ -91,16 +91,22 @@ def test_unwritable_folder_is_named_with_what_was_needed(tmp_path, monkeypatch):
 
 
 # -- end to end: a real tiny disk, a real read-only folder --------------------------------------------
-def _namespace_available() -> str:
-    """'' when `unshare -m` + mount work here (root), else the reason to skip."""
+def _namespace() -> tuple:
+    """(unshare command, '') when a private mount namespace with mount works here (as root: `unshare -m`;
+    otherwise a user namespace, `unshare -rm`), else ((), the reason to skip)."""
     if sys.platform != "linux" or shutil.which("unshare") is None:
-        return "needs Linux with unshare(1)"
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt && umount /mnt"],
-                           capture_output=True, text=True)
-    return "" if probe.returncode == 0 else f"cannot create a private mount namespace here: {probe.stderr.strip()[:120]}"
+        return (), "needs Linux with unshare(1)"
+    reason = ""
+    for prefix in (("unshare", "-m"), ("unshare", "-rm")):
+        probe = subprocess.run([*prefix, "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt && umount /mnt"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0:
+            return prefix, ""
+        reason = probe.stderr.strip()[:120]
+    return (), f"cannot create a private mount namespace here: {reason}"
 
 
-NO_NAMESPACE = _namespace_available()
+UNSHARE, NO_NAMESPACE = _namespace()
 needs_namespace = pytest.mark.skipif(bool(NO_NAMESPACE), reason=NO_NAMESPACE or "ok")
 
 
@@ -108,7 +114,7 @@ def run_in_namespace(setup: str, args: list, timeout: int = 600) -> Outcome:
     """``cva-rec ARGS`` after ``setup`` (mount commands) in a private mount namespace."""
     cli = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "cva_rec.cli.main", *args])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", f"{setup} && exec {cli}"], capture_output=True, text=True,
+    proc = subprocess.run([*UNSHARE, "sh", "-c", f"{setup} && exec {cli}"], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=REPO)
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
@@ -140,7 +146,7 @@ def test_training_on_a_disk_that_fills_up_keeps_whole_checkpoints(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     script = (f"mount -t tmpfs -o size=3m tmpfs {disk} && {cli}; rc=$?; cp -r {disk}/. {keep}/; exit $rc")
     keep.mkdir()
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    proc = subprocess.run([*UNSHARE, "sh", "-c", script], capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     Outcome(proc.returncode, proc.stdout, proc.stderr).assert_one_line_error("no space left on the device (or quota) while writing")
     ckpts = list(keep.rglob("*.ckpt"))
     assert ckpts, "best.ckpt fitted on the disk"
