@@ -36,6 +36,7 @@ from cva_rec.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, 
 from cva_rec.config_keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
 from cva_rec.recipe_yaml import load_yaml
+from cva_rec.recbole_keys import recbole_model_keys
 from cva_rec.registry import closest
 
 METRIC_NAMES = ("hr", "ndcg", "mrr", "recall")
@@ -201,21 +202,6 @@ def defaults() -> Dict[str, Dict[str, Any]]:
     return {sec: {k: copy.deepcopy(spec.default) for k, spec in keys.items()} for sec, keys in SCHEMA.items()}
 
 
-def recbole_model_keys(model_name: str) -> set:
-    """Hyper-parameters RecBole itself declares for ``model_name`` (its properties YAML), read from the
-    installed package's files without importing RecBole."""
-    from importlib.metadata import PackageNotFoundError, distribution
-
-    try:
-        path = Path(distribution("recbole").locate_file(f"recbole/properties/model/{model_name}.yaml"))
-    except PackageNotFoundError:
-        return set()
-    if not path.is_file():
-        return set()
-    with open(path) as fh:
-        return set((yaml.safe_load(fh) or {}).keys()) - {"loss_type"}
-
-
 # -- reading ------------------------------------------------------------------------------------------------
 def _merge(base: Dict[str, Any], update: Mapping[str, Any], source: str) -> None:
     for sec, values in update.items():
@@ -349,12 +335,16 @@ def _check_ignored_keys(cfg: Mapping[str, Any], sec: str, catalog: Catalog) -> N
                           f"it is read by {', '.join(readers)} (remove it or choose one of those)")
 
 
-def _check_model_keys(cfg: Mapping[str, Any]) -> None:
+def _check_model_keys(cfg: Dict[str, Any]) -> None:
+    """The open ``model`` section: RecBole's own keys for the chosen model, typed like its defaults."""
     name = cfg["model"]["name"]
-    allowed = recbole_model_keys(name) | set(SCHEMA["model"])
-    for key in cfg["model"]:
+    recbole_keys = recbole_model_keys(name)
+    allowed = set(recbole_keys) | set(SCHEMA["model"])
+    for key in list(cfg["model"]):
         if key not in allowed:
             raise ConfigError(f"unknown config key model.{key} for {name}{closest(str(key), allowed)}; keys: {', '.join(sorted(allowed))}")
+        if key not in SCHEMA["model"]:
+            cfg["model"][key] = recbole_keys[key].check(cfg["model"][key], f"model.{key} ({name})")
 
 
 def _check_encoder_options(cfg: Dict[str, Any]) -> None:

@@ -52,7 +52,7 @@ class Key:
             if len(value) < self.min_items:
                 raise ConfigError(f"{where} must have at least {self.min_items} element(s), got {value!r}")
             if self.items is not None:
-                value = [self.items.check(v, f"{where}[{i}]") for i, v in enumerate(value)]
+                value = [self.items.check(v, _element(where, i)) for i, v in enumerate(value)]
         if self.rule is not None:
             problem = self.rule(value)
             if problem:
@@ -100,6 +100,12 @@ class Key:
     def but(self, **changes) -> "Key":
         """This key with some fields changed (e.g. another default)."""
         return replace(self, **changes)
+
+
+def _element(where: str, i: int) -> str:
+    """``model.dilations (NextItNet)`` -> ``model.dilations[1] (NextItNet)``."""
+    name, sep, rest = where.partition(" (")
+    return f"{name}[{i}]{sep}{rest}"
 
 
 def _num(x: float) -> str:
