@@ -177,7 +177,7 @@ def child_run(spec: Dict[str, Any]) -> Dict[str, Any]:
     def before_fit(_module):
         baseline["rss"] = reset_peak_rss()
 
-    metrics = run_experiment(cfg, Path(spec["run_dir"]), enable_progress_bar=False, data=data, module=module,
+    metrics = run_experiment(cfg, Path(spec["run_dir"]), enable_progress_bar=False, data=data, module=module, overwrite=True,
                              prepare=before_fit)
     peak_fit = metrics["peak_memory_bytes"] if cuda else peak_rss() - baseline["rss"]
 

@@ -111,7 +111,7 @@ def ml1m_part(args, out: Path) -> dict:
         full = json.loads((rerank_dir / "metrics.json").read_text())
         print(f"reranker reused from {rerank_dir}")
     else:
-        full = run_experiment(cfg, rerank_dir, enable_progress_bar=False, data=data, module=module)
+        full = run_experiment(cfg, rerank_dir, enable_progress_bar=False, data=data, module=module, overwrite=True)
     print(f"reranker (SASRec-ID, {args.reranker_epochs} epochs x {args.limit_batches} batches of 2048): "
           f"{time.perf_counter() - t0:.0f} s, full-ranking test NDCG@10 {full['test']['ndcg@10']:.4f}")
     module.eval()
