@@ -140,11 +140,19 @@ def load_run(run_dir: Path) -> RunRecord:
         raise DataError(f"{run_dir / 'metrics.json'} has no 'test' metrics: not a cva_rec run")
     config = None
     if (run_dir / "config.yaml").is_file():
-        with open(run_dir / "config.yaml") as fh:
-            config = yaml.safe_load(fh) or None
+        try:
+            with open(run_dir / "config.yaml", encoding="utf-8") as fh:
+                config = yaml.safe_load(fh) or None
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # binary, not UTF-8, not YAML
+            raise DataError(f"{run_dir / 'config.yaml'} is unreadable ({' '.join(str(exc).split())[:160]})") from None
+        if not isinstance(config, dict):
+            raise DataError(f"{run_dir / 'config.yaml'} is not a cva_rec config (a YAML mapping)")
     stages = None
     if (run_dir / "stages.json").is_file():
-        raw = _read_json(run_dir / "stages.json")
+        try:
+            raw = _read_json(run_dir / "stages.json")
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{run_dir / 'stages.json'} is unreadable ({exc})") from None
         stages = raw.get("stages") if isinstance(raw, dict) else raw
     return RunRecord(run_dir, metrics, config, stages if isinstance(stages, list) else None)
 

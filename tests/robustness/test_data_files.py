@@ -170,3 +170,28 @@ def test_fuzzed_inter_files_never_escape_as_tracebacks(tmp_path):
             build_data(cfg)
         except CvaRecError:
             pass
+
+
+# -- run folders handed to `cva-rec report` --------------------------------------------------------
+DAMAGED_RUN_FILES = [
+    pytest.param("metrics.json", b'{"test": ', id="truncated-metrics"),
+    pytest.param("metrics.json", b"[1, 2]", id="metrics-not-an-object"),
+    pytest.param("config.yaml", b"\x00\x01binary\xff", id="binary-config"),
+    pytest.param("config.yaml", b"- just\n- a list\n", id="config-not-a-mapping"),
+    pytest.param("stages.json", b"{nope", id="broken-stages"),
+]
+
+
+@pytest.mark.parametrize("name,content", DAMAGED_RUN_FILES)
+def test_report_skips_a_damaged_run_with_one_warning(tmp_path, cli, caplog, name, content):
+    runs = tmp_path / "runs"
+    run = runs / "r1"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"test": {"ndcg@10": 0.1}}')
+    (run / "config.yaml").write_text("model: {name: SASRec}\n")
+    (run / name).write_bytes(content)
+    before = folder_hash(runs)
+    result = cli("report", str(runs), "--out", str(tmp_path / "report"))
+    result.assert_one_line_error("no finished runs")
+    assert f"skipping {run / name}" in caplog.text
+    assert folder_hash(runs) == before
