@@ -127,21 +127,27 @@ def ml1m_part(args, out: Path) -> dict:
             f"retriever.device={args.device}"])
         rdir = out / f"grdr-v{views}"
         t0 = time.perf_counter()
-        trained = train_retriever(rc, rdir, data=data)
-        train_s = time.perf_counter() - t0
+        if (rdir / "metrics.json").is_file() and (rdir / "retriever.pt").is_file():
+            trained = json.loads((rdir / "metrics.json").read_text())  # a finished retriever is reused
+            train_s = trained["total_seconds"]
+        else:
+            trained = train_retriever(rc, rdir, data=data)
+            train_s = time.perf_counter() - t0
         grdr, _, codes = load_retriever(rdir, data)
         for beam in args.beams:
             res = two_stage_eval(module, data, cfg, grdr, codes, beam, args.candidates, "test", args.device, max_batches)
             rows.append({"views": views, "beam": beam, "train_seconds": round(train_s, 1),
                          "same_path_across_views": trained["codes"]["same_path_across_views"],
                          "n_users": res["n_users"], "cand_recall": res["candidates"][f"recall@{args.candidates}"],
-                         "cand_recall@50": res["candidates"].get("recall@50"), "mean_candidates": res["candidates"]["mean_candidates"],
+                         "candidates": res["candidates"], "mean_candidates": res["candidates"]["mean_candidates"],
+                         "codes": trained["codes"],
                          "hr@10": res["hr@10"], "ndcg@10": res["ndcg@10"],
                          "hr@10_ratio": res["hr@10"] / max(sub["hr@10"], 1e-12), "ndcg@10_ratio": res["ndcg@10"] / max(sub["ndcg@10"], 1e-12),
                          "recall_ms": res["timings"]["recall_ms_per_user"], "map_ms": res["timings"]["map_ms_per_user"],
                          "rerank_ms": res["timings"]["rerank_ms_per_user"], "bytes_per_item": res["index"]["bytes_per_item"]})
             r = rows[-1]
-            print(f"  N_v={views} B={beam:3d}: cand recall@{args.candidates} {r['cand_recall']:.4f} | HR@10 {r['hr@10']:.4f} "
+            print(f"  N_v={views} B={beam:3d}: cand recall@10 {res['candidates']['recall@10']:.4f} "
+                  f"@{args.candidates} {r['cand_recall']:.4f} ({r['mean_candidates']:.0f} recalled) | HR@10 {r['hr@10']:.4f} "
                   f"({r['hr@10_ratio']:.3f}x full) NDCG@10 {r['ndcg@10']:.4f} ({r['ndcg@10_ratio']:.3f}x full) | ms/user: recall "
                   f"{r['recall_ms']:.3f} map {r['map_ms']:.3f} rerank {r['rerank_ms']:.3f} (full ranking {full_ms:.3f}) | "
                   f"{r['bytes_per_item']:.1f} B/item", flush=True)
@@ -225,6 +231,9 @@ def scale_part(args) -> dict:
 
 
 def main(argv=None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # retriever training progress
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--skip-ml1m", action="store_true")
     p.add_argument("--skip-scale", action="store_true")
