@@ -80,7 +80,7 @@ SCHEDULER_CATALOG.declare("linear", reads=("warmup_steps",))
 
 # -- backbones (model.name); their other keys are RecBole's own (its properties/model/<name>.yaml) ----------
 BACKBONE_CATALOG = Catalog("model", "model.name")
-for _name in ("SASRec", "GRU4Rec", "NextItNet"):
+for _name in ("SASRec", "GRU4Rec", "NextItNet", "NARM", "STAMP"):
     BACKBONE_CATALOG.declare(_name)
 
 
@@ -140,6 +140,7 @@ ENCODER_CATALOG.declare("lucid", options={
     "gate_input": text("id", "what the gate reads"),
     "shared_tables": flag(False, "slice and room share tables"),
     "id_scale": number(1.0, "weight of the ID token", ge=0.0, le=1.0),
+    "candidate_id": flag(True, "the candidate vector includes the item ID (false: retired on the candidate side, FLUID Eq. 8)"),
 })
 
 #: keyword arguments an encoder's ``__init__`` takes that are given by the framework, not the config

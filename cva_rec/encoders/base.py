@@ -1,9 +1,15 @@
-"""The item-encoder interface: item index -> vector, in place of an ``nn.Embedding``.
+"""The item-encoder interface: what a backbone reads from an item encoder, in two explicit calls.
 
-Modelled on the small ``EmbeddingModule`` interface of Meta's generative-recommenders:
-subclasses implement :meth:`encode` for a flat tensor of *unique* item ids; the base
-class handles arbitrary shapes, de-duplication, the padding index (0 -> zero vector)
-and the cached all-items table used for full ranking.
+* :meth:`ItemEncoder.candidates`: item ids (any shape) -> vectors, the items being scored
+  (``all_items()`` is every item's, for full ranking);
+* :meth:`ItemEncoder.history`: an item sequence + lengths -> a :class:`TokenLayout` (embeddings,
+  positions, kinds, padding mask, lengths), one token per item unless the encoder says otherwise.
+
+Subclasses implement :meth:`encode` for a flat tensor of *unique* item ids; the base class handles
+arbitrary shapes, de-duplication, the padding index (0 -> zero vector) and the cached all-items
+table. A training step that scores a few candidates encodes the distinct items of its histories
+and candidates once (:meth:`encode_items` -> :class:`EncodedItems`) and hands that value to both
+calls. Modelled on the small ``EmbeddingModule`` interface of Meta's generative-recommenders.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from cva_rec.encoders.tokens import EncodedItems, TokenLayout
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 
@@ -37,14 +44,41 @@ class ItemEncoder(nn.Module):
         """Flat, unique item ids [n] (may include 0) -> vectors [n, output_dim]."""
         raise NotImplementedError
 
-    # -- provided ---------------------------------------------------------------------
-    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
-        """Any-shaped item ids -> [..., output_dim]; each distinct id is encoded once."""
+    # -- provided: the two calls a backbone makes -----------------------------------------------
+    #: content encoders give the padding item 0 the zero vector (the ID table keeps RecBole's row 0)
+    zero_padding: bool = True
+
+    @property
+    def tokens_per_item(self) -> int:
+        """Tokens per interaction in :meth:`history` (1 unless the encoder lays out several)."""
+        return 1
+
+    def candidates(self, item_ids: torch.Tensor, items: Optional[EncodedItems] = None) -> torch.Tensor:
+        """Any-shaped item ids -> [..., output_dim], the vectors the backbone scores against.
+
+        With ``items`` (this step's :meth:`encode_items`) the vectors are looked up there;
+        otherwise each distinct id is encoded once."""
+        if items is not None:
+            return items.lookup(item_ids)
         flat = item_ids.reshape(-1)
         unique, inverse = torch.unique(flat, return_inverse=True)
+        return self._encode_distinct(unique).index_select(0, inverse).reshape(*item_ids.shape, self.output_dim)
+
+    def history(self, item_seq: torch.Tensor, item_seq_len: Optional[torch.Tensor] = None,
+                items: Optional[EncodedItems] = None) -> TokenLayout:
+        """Right-padded histories [B, T] (+ lengths [B]) -> their token layout (one token per item here)."""
+        return TokenLayout.one_per_item(self.candidates(item_seq, items), item_seq, item_seq_len)
+
+    def encode_items(self, item_ids: torch.Tensor) -> EncodedItems:
+        """Encode the distinct ids among ``item_ids`` once, for one step's ``history`` and ``candidates``."""
+        return EncodedItems.of(item_ids, self._encode_distinct)
+
+    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
+        return self.candidates(item_ids)
+
+    def _encode_distinct(self, unique: torch.Tensor) -> torch.Tensor:
         vectors = self.encode(unique)
-        vectors = vectors.masked_fill((unique == 0)[:, None], 0.0)
-        return vectors.index_select(0, inverse).reshape(*item_ids.shape, self.output_dim)
+        return vectors.masked_fill((unique == 0)[:, None], 0.0) if self.zero_padding else vectors
 
     def _weights_version(self):
         # every optimiser step updates parameters in place, which bumps ``_version``

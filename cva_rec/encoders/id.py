@@ -21,6 +21,7 @@ class IdEncoder(ItemEncoder):
     """
 
     needs_content = False
+    zero_padding = False  # RecBole's row 0 as it is (see above)
 
     def __init__(self, n_items: int, output_dim: int, content=None):
         super().__init__(n_items, output_dim, None)
@@ -41,8 +42,10 @@ class IdEncoder(ItemEncoder):
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
         return self.table(item_ids)
 
-    def forward(self, item_ids: torch.Tensor) -> torch.Tensor:
-        # fast path: a lookup is cheaper than the base class's unique/inverse de-duplication
+    def candidates(self, item_ids: torch.Tensor, items=None) -> torch.Tensor:
+        if items is not None:
+            return items.lookup(item_ids)
+        # a lookup is cheaper than the base class's unique/inverse de-duplication
         return self.table(item_ids)
 
     def all_items(self, chunk_size: int = 4096) -> torch.Tensor:

@@ -4,27 +4,30 @@ Three *kinds* of item-side signal, any subset chosen by ``tokens``:
 
 * ``id``: the item-ID table g (named ``table`` like the ``id`` encoder, so a converged ID
   checkpoint loads into it by name: staged warmup stage 1);
-* ``slice``: the prefix n-gram embedding s of the slice code the interaction carries
-  (a random segment in training, a fixed one in evaluation: ``slice_rule_*``);
+* ``slice``: the prefix n-gram embedding s of the slice code an interaction carries
+  (``slice_rule_train``, drawn afresh for every occurrence of an item in a history; a fixed
+  segment in evaluation: ``slice_rule_eval``);
 * ``room``: the prefix n-gram embedding r of the item's room code (majority vote).
 
-``fusion="early"`` maps them to one vector per item (Eqs. 3-6): with c = s + r (the content
+``fusion="early"`` maps them to one vector per interaction (Eqs. 3-6): with c = s + r (the content
 tokens present), ``early="replace"`` h = c (no ID table at all), ``"sum"`` h = g + c,
 ``"concat"`` h = W[g || c], ``"gate"`` h = a g + (1 - a) c with a = sigmoid(f(u)), u the ID
 embedding itself (``gate_input="id"``, LARM learnable) or its norm (``"norm"``, side information).
 
-``fusion="late"`` (Eq. 7-8) keeps every kind its own token: an interaction at history position t
-becomes K consecutive tokens (one per kind, in the order id, slice, room) that share position t
-and carry a learned kind embedding, so the backbone's attention / recurrence learns how they
-interact. The backbone sees "virtual" ids ``(kind + 1) * n_items + item`` for these tokens
-(``input_ids``); ids below ``n_items`` are candidates. **Candidate side**: a dot-product
-ranker scores a candidate by one vector, so a candidate is the *sum of its token vectors*,
-i.e. score = sum_k <q, e_k>: each token contributes its own dot product with the user state.
+``fusion="late"`` (Eq. 7-8) keeps every kind its own token in the history's :class:`TokenLayout`:
+interaction t becomes K consecutive tokens (one per kind, in the order id, slice, room) that share
+position t and carry a learned kind embedding. **Candidate side**: a dot-product ranker scores a
+candidate by one vector, so a candidate is the *sum of its kind vectors*: score = sum_k <q, e_k>.
 
-``id_scale`` (0..1) multiplies the ID signal everywhere: the staged warmup's phase-out schedule
-lowers it; at 0 the ID tokens leave the input (K drops by one), so the model is then exactly the
-ID-free model, and :meth:`drop_id` deletes the table from the module (and its checkpoints). Early
-``concat`` / ``gate`` without an ID keep their content half as ``content_proj`` (the same function).
+**Retiring the ID** (the staged warm-up's protocol, :mod:`cva_rec.encoders.id_retirement`):
+``set_id_scale(s, where)`` weights g by s on the candidate side (``where="candidate"``, FLUID's
+Eq. 8: the candidate-side ID is retired, histories keep their ID tokens) or on both sides
+(``"everywhere"``); in a late-fusion history the ID token is then also *present* with weight s
+(``TokenLayout.presence``), which attention backbones apply to its attention weight, so scores move
+continuously to those of the ID-free model as s -> 0. ``drop_id(where)`` ends it: ``candidate``
+sets ``candidate_id`` off (g leaves the candidate vector; the table stays for the histories),
+``everywhere`` deletes the table. Early ``concat`` / ``gate`` without any ID keep their content half
+as ``content_proj`` (the same function).
 """
 from __future__ import annotations
 
@@ -35,9 +38,11 @@ import torch
 from torch import nn
 
 from cva_rec.encoders.base import ItemEncoder
+from cva_rec.encoders.id_retirement import RETIRE_WHERE
 from cva_rec.encoders.layers import check_choice
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.encoders.semantic_id import SemanticIdEncoder
+from cva_rec.encoders.tokens import EncodedItems, TokenLayout
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 from cva_rec.semantic_ids.codes import SemanticCodes
@@ -57,7 +62,7 @@ class LucidEncoder(ItemEncoder):
                  codes_path: Optional[str] = None, tokens: Sequence[str] = ("id", "slice"), fusion: str = "late",
                  early: str = "concat", gate_input: str = "id", shared_tables: bool = False, mode: str = "remap",
                  decoding: str = "prefix", hash_size: int = 1 << 16, slice_rule_train: str = "random",
-                 slice_rule_eval: str = "first", id_scale: float = 1.0,
+                 slice_rule_eval: str = "first", id_scale: float = 1.0, candidate_id: bool = True,
                  codes: Optional[SemanticCodes] = None, item_tokens: Optional[Sequence[str]] = None):
         super().__init__(n_items, output_dim, None)
         tokens = [str(t) for t in ([tokens] if isinstance(tokens, str) else tokens)]
@@ -75,7 +80,10 @@ class LucidEncoder(ItemEncoder):
             if self.early != "replace" and not content_kinds:
                 raise ConfigError(f"lucid early={self.early!r} fuses the ID with slice/room codes: tokens needs slice and/or room")
         self.kinds = [k for k in KINDS if k in tokens]  # canonical order: id, slice, room
+        # weight of g in the histories and in the candidates (the phase-out lowers them)
         self.register_buffer("id_scale", torch.tensor(float(id_scale)), persistent=False)
+        self.register_buffer("candidate_id_scale", torch.tensor(float(id_scale)), persistent=False)
+        self.candidate_id = bool(candidate_id) and "id" in self.kinds
 
         if "id" in self.kinds:
             self.table = nn.Embedding(n_items, output_dim, padding_idx=0)
@@ -118,24 +126,35 @@ class LucidEncoder(ItemEncoder):
     # -- which tokens are live ------------------------------------------------------------
     @property
     def has_id(self) -> bool:
+        """The ID table exists (in the histories at least)."""
         return "id" in self.kinds
 
-    def active_kinds(self) -> list[str]:
-        """Kinds that enter the input; an ID scaled to exactly 0 has left the model's function."""
+    def history_kinds(self) -> list[str]:
+        """Kinds that are tokens of a late-fusion history; an ID at weight exactly 0 is absent."""
         return [k for k in self.kinds if k != "id" or float(self.id_scale) > 0.0]
 
     @property
     def tokens_per_item(self) -> int:
-        return len(self.active_kinds()) if self.fusion == "late" else 1
+        return len(self.history_kinds()) if self.fusion == "late" else 1
 
-    def set_id_scale(self, value: float) -> None:
-        self.id_scale.fill_(float(value))
+    # -- the ID-retirement protocol (cva_rec.encoders.id_retirement) -------------------------
+    def id_parameter_names(self) -> list[str]:
+        return ["table.weight"] if self.has_id else []
+
+    def set_id_scale(self, value: float, where: str = "everywhere") -> None:
+        check_choice("retire", where, RETIRE_WHERE)
+        self.candidate_id_scale.fill_(float(value))
+        if where == "everywhere":
+            self.id_scale.fill_(float(value))
         self.invalidate_cache()
 
     @torch.no_grad()
-    def drop_id(self) -> None:
-        """Retire the item ID: delete the table (and the early-fusion layers that read it)."""
-        if not self.has_id:
+    def drop_id(self, where: str = "everywhere") -> None:
+        """Retire the item ID: from the candidate vector, or delete the table (and fold the early layers)."""
+        check_choice("retire", where, RETIRE_WHERE)
+        self.candidate_id = False
+        if where == "candidate" or not self.has_id:
+            self.invalidate_cache()
             return
         del self.table
         self.kinds = [k for k in self.kinds if k != "id"]
@@ -155,25 +174,37 @@ class LucidEncoder(ItemEncoder):
                 del self.gate
         self.invalidate_cache()
 
+    def init_room_from_slice(self) -> None:
+        """FLUID stage 3: the room tables start from the warm slice tables, by prefix (not when shared)."""
+        if "room" in self.kinds and "slice" in self.kinds and not self.shared_tables:
+            self.room_enc.init_from(self.slice_enc)
+        self.invalidate_cache()
+
     def _weights_version(self):
-        return super()._weights_version() + (float(self.id_scale), tuple(self.kinds))
+        return super()._weights_version() + (float(self.id_scale), float(self.candidate_id_scale),
+                                             self.candidate_id, tuple(self.kinds))
 
     # -- vectors ----------------------------------------------------------------------------
     def kind_vectors(self, kind: str, items: torch.Tensor) -> torch.Tensor:
+        """The unscaled vector of one kind for each entry of ``items`` (any shape); a slice is drawn
+        per entry by the rule of the current mode (so per occurrence in a history)."""
         if kind == "id":
-            return self.table(items) * self.id_scale
+            return self.table(items)
         if kind == "slice":
             return self.slice_enc.embed_codes(self.slice_enc.slice_codes(items, training=self.training))
         return self.room_enc.encode(items)
 
-    def candidate_vectors(self, items: torch.Tensor) -> torch.Tensor:
+    def _content(self, items: torch.Tensor) -> Optional[torch.Tensor]:
         content = [self.kind_vectors(k, items) for k in self.kinds if k != "id"]
-        c = torch.stack(content).sum(0) if content else None
+        return torch.stack(content).sum(0) if content else None
+
+    def _fuse(self, g: Optional[torch.Tensor], c: Optional[torch.Tensor]) -> torch.Tensor:
+        """One vector from the (scaled) ID vector g and the content c; g None = no ID on this side."""
         if self.fusion == "late" or not self.has_id:
-            parts = ([self.kind_vectors("id", items)] if self.has_id else []) + ([c] if c is not None else [])
-            out = torch.stack(parts).sum(0)
+            out = torch.stack([v for v in (g, c) if v is not None]).sum(0)
             return self.content_proj(out) if hasattr(self, "content_proj") else out
-        g = self.kind_vectors("id", items)
+        if g is None:
+            g = torch.zeros_like(c)  # the candidate-side ID retired: the function at scale 0
         if self.early == "sum":
             return g + c
         if self.early == "concat":
@@ -181,6 +212,10 @@ class LucidEncoder(ItemEncoder):
         u = g if self.gate_input == "id" else g.norm(dim=-1, keepdim=True)
         alpha = torch.sigmoid(self.gate(u))
         return alpha * g + (1 - alpha) * c
+
+    def candidate_vectors(self, items: torch.Tensor) -> torch.Tensor:
+        g = self.kind_vectors("id", items) * self.candidate_id_scale if self.candidate_id else None
+        return self._fuse(g, self._content(items))
 
     def gate_values(self, items: torch.Tensor) -> Optional[torch.Tensor]:
         """a = sigmoid(f(u)) per item (early gate fusion only): how much weight the ID gets."""
@@ -190,30 +225,27 @@ class LucidEncoder(ItemEncoder):
         return torch.sigmoid(self.gate(g if self.gate_input == "id" else g.norm(dim=-1, keepdim=True))).squeeze(-1)
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
-        out = torch.empty(len(item_ids), self.output_dim, device=item_ids.device)
-        cand = item_ids < self.n_items
-        if cand.any():
-            out[cand] = self.candidate_vectors(item_ids[cand]).to(out.dtype)
-        if (~cand).any():
-            virt = item_ids[~cand]
-            kind_idx, items = virt // self.n_items - 1, virt % self.n_items
-            vecs = torch.zeros(len(virt), self.output_dim, device=item_ids.device)
-            for k, kind in enumerate(KINDS):
-                sel = kind_idx == k
-                if sel.any():
-                    vecs[sel] = (self.kind_vectors(kind, items[sel]) + self.kind_embedding.weight[k]).to(vecs.dtype)
-            out[~cand] = vecs
-        return out
+        return self.candidate_vectors(item_ids)
 
-    def input_ids(self, item_seq: torch.Tensor) -> torch.Tensor:
-        """Ids the backbone reads for a history [B, T]: itself (early) or [B, T*K] token ids (late)."""
+    def history(self, item_seq: torch.Tensor, item_seq_len: Optional[torch.Tensor] = None,
+                items: Optional[EncodedItems] = None) -> TokenLayout:
+        """Every occurrence is encoded on its own (its own slice draw): ``items`` is not used."""
+        pad = (item_seq == 0).unsqueeze(-1)
         if self.fusion == "early":
-            return item_seq
-        kinds = self.active_kinds()
-        virt = torch.stack([(KINDS.index(k) + 1) * self.n_items + item_seq for k in kinds], -1)
-        virt = torch.where(item_seq[..., None] > 0, virt, torch.zeros_like(virt))
-        return virt.reshape(*item_seq.shape[:-1], item_seq.shape[-1] * len(kinds))
+            g = self.kind_vectors("id", item_seq) * self.id_scale if self.has_id else None
+            h = self._fuse(g, self._content(item_seq)).masked_fill(pad, 0.0)
+            return TokenLayout.one_per_item(h, item_seq, item_seq_len)
+        kinds = self.history_kinds()
+        per_kind = []
+        for kind in kinds:
+            v = self.kind_vectors(kind, item_seq)
+            if kind == "id":
+                v = v * self.id_scale
+            per_kind.append((v + self.kind_embedding.weight[KINDS.index(kind)]).masked_fill(pad, 0.0))
+        presence = [float(self.id_scale) if k == "id" else None for k in kinds]
+        return TokenLayout.interleave(per_kind, [KINDS.index(k) for k in kinds], item_seq, item_seq_len, presence)
 
     def extra_repr(self) -> str:
         extra = f", early={self.early}" if self.fusion == "early" else ""
-        return f"{super().extra_repr()}, tokens={self.kinds}, fusion={self.fusion}{extra}, shared_tables={self.shared_tables}"
+        return (f"{super().extra_repr()}, tokens={self.kinds}, candidate_id={self.candidate_id}, fusion={self.fusion}{extra}, "
+                f"shared_tables={self.shared_tables}")

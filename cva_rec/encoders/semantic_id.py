@@ -6,10 +6,9 @@ dataset's internal item ids (``SemanticCodes.align(dataset.field2id_token[iid_fi
 unless they already have ``n_items`` rows in that order.
 
 * ``which="room"``: the item-level (majority-vote) code; ``encode`` is a pure lookup.
-* ``which="slice"``: the code of one segment. What an *interaction* carries depends on the
-  interaction (random segment in training, or the data's segment field), so the training loop
-  calls :meth:`slice_codes` + :meth:`embed_codes` itself; ``encode(item_ids)`` (the candidate
-  side, ``all_items``) uses the fixed evaluation segment of ``slice_rule_eval``.
+* ``which="slice"``: the code of one segment, chosen by ``slice_rule_train`` in training and
+  ``slice_rule_eval`` in evaluation. In a history (:meth:`history`) every occurrence of an item
+  draws its own segment; a candidate (``encode``) draws one per distinct item and step.
 
 Tables are built for the prefixes present in the codes of this ``which`` (``mode="remap"``) or
 hashed (``mode="hash"``); ``decoding="level_wise"`` is the ablation. For FLUID stage 3 the
@@ -23,6 +22,7 @@ import torch
 
 from cva_rec.encoders.base import ItemEncoder
 from cva_rec.encoders.registry import register_encoder
+from cva_rec.encoders.tokens import EncodedItems, TokenLayout
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 from cva_rec.semantic_ids.codes import SemanticCodes, SliceRule
@@ -65,10 +65,10 @@ class SemanticIdEncoder(ItemEncoder):
         return self.slice_table[item_ids, seg]
 
     def item_codes(self, item_ids: torch.Tensor) -> torch.Tensor:
-        """The code ``encode`` embeds: room code, or the fixed evaluation slice."""
+        """The code ``encode`` embeds: room code, or a slice by the rule of the current mode."""
         if self.which == "room":
             return self.room_table[item_ids]
-        return self.slice_codes(item_ids, training=False)
+        return self.slice_codes(item_ids, training=self.training)
 
     def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [..., L] -> [..., output_dim] (for per-interaction slice tokens)."""
@@ -76,6 +76,14 @@ class SemanticIdEncoder(ItemEncoder):
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
         return self.embed_codes(self.item_codes(item_ids))
+
+    def history(self, item_seq: torch.Tensor, item_seq_len: Optional[torch.Tensor] = None,
+                items: Optional[EncodedItems] = None) -> TokenLayout:
+        """One token per interaction; a slice is drawn for every occurrence (``items`` is not used)."""
+        if self.which == "room":
+            return super().history(item_seq, item_seq_len, items)
+        vectors = self.encode(item_seq.reshape(-1)).reshape(*item_seq.shape, self.output_dim)
+        return TokenLayout.one_per_item(vectors.masked_fill((item_seq == 0).unsqueeze(-1), 0.0), item_seq, item_seq_len)
 
     def init_from(self, other: "SemanticIdEncoder") -> "SemanticIdEncoder":
         """Copy ``other``'s tables by prefix (FLUID stage 3: room tables from warm slice tables)."""

@@ -11,7 +11,8 @@
   with probability ∝ (count + 1) ** ``popularity_alpha`` and logQ-corrected by that same
   distribution (Jean et al. 2015; Yi et al. 2019).
 
-In-batch and sampled losses encode the batch's unique items (inputs and candidates) once.
+In-batch and sampled losses encode the batch's unique items (inputs and candidates) once
+(``ItemEncoder.encode_items``) and hand them to the backbone's ``forward`` and the candidates.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cva_rec.backbones import seq_output
+from cva_rec.backbones import item_encoder_of, seq_output
 from cva_rec.components import declare_loss_class
 from cva_rec.registry import Registry
 
@@ -62,13 +63,10 @@ class _CandidateSoftmax(Loss):
         seq = interaction[model.ITEM_SEQ]
         targets = interaction[model.POS_ITEM_ID]
         cands = self.candidates(targets)
-        adapter = model.item_embedding
-        adapter.prime(torch.cat([adapter.input_ids(seq).reshape(-1), cands]))
-        try:
-            user = seq_output(model, interaction)
-            cand_vecs = adapter.primed(cands)
-        finally:
-            adapter.clear()
+        encoder = item_encoder_of(model)
+        items = encoder.encode_items(torch.cat([seq.reshape(-1), cands]))  # this step's items, encoded once
+        user = seq_output(model, interaction, items)
+        cand_vecs = encoder.candidates(cands, items)
         logits = user @ cand_vecs.T / self.cfg["temperature"]
         if self.cfg["logq_correction"]:
             logits = logits - self.log_q[cands][None, :]

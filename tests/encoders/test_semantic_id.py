@@ -34,7 +34,11 @@ def test_room_encoder_through_build_encoder(codes_file):
 def test_slice_encoder_per_interaction_codes_and_init_from(codes_file):
     sl = build_encoder({"name": "semantic_id", "codes_path": str(codes_file), "which": "slice",
                         "slice_rule_eval": "last"}, 4, 8)
-    assert sl.item_codes(torch.tensor([2])).tolist() == [[1, 0]]
+    assert sl.eval().item_codes(torch.tensor([2])).tolist() == [[1, 0]]
+    # training: every occurrence in a history draws its own segment (item 2 has two)
+    torch.manual_seed(0)
+    layout = sl.train().history(torch.full((1, 50), 2))
+    assert len(torch.unique(layout.embeddings[0], dim=0)) == 2
     seg = sl.slice_codes(torch.tensor([1, 2]), training=False, segment=torch.tensor([1, 0]))
     assert seg.tolist() == [[0, 1], [3, 2]]
     g = torch.Generator().manual_seed(0)

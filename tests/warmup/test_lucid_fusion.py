@@ -35,13 +35,10 @@ def first_batch(data, cfg):
 def test_late_tokens_interleave_and_share_positions(tmp_path, ml100k_data, ml100k_codes):
     cfg, module = lucid_module(tmp_path, ml100k_data, ml100k_codes, "item_encoder.tokens=[id,slice,room]")
     enc = item_encoder_of(module.model)
-    n = enc.n_items
     seq = torch.tensor([[5, 7, 0, 0]])
-    ids = enc.input_ids(seq)
-    assert ids.tolist() == [[n + 5, 2 * n + 5, 3 * n + 5, n + 7, 2 * n + 7, 3 * n + 7, 0, 0, 0, 0, 0, 0]]
-    pos = module.model.position_embedding
-    pos.slots = 3
-    assert torch.equal(pos(torch.arange(6)), pos.weight[torch.tensor([0, 0, 0, 1, 1, 1])])
+    layout = enc.history(seq, torch.tensor([2]))
+    assert layout.kinds.tolist() == [[0, 1, 2] * 4] and layout.positions.tolist() == [[0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]]
+    assert layout.mask.tolist() == [[True] * 6 + [False] * 6] and layout.lengths.tolist() == [6]
     # the backbone output reads the last token of the last interaction (length x K)
     out = module.model.forward(seq, torch.tensor([2]))
     assert out.shape == (1, enc.output_dim) and torch.isfinite(out).all()

@@ -1,0 +1,78 @@
+"""RecBole sequential models whose items come from an item encoder, found by ``model.name``.
+
+Each built-in backbone is a thin subclass of RecBole's model (one file each) that reads the
+encoder's token layout in ``forward`` and inherits RecBole's ``calculate_loss``, ``predict`` and
+``full_sort_predict`` unchanged; ``seam.py`` holds the ``nn.Embedding`` look-alike they read
+items through. The names are declared for config validation in ``cva_rec/components.py``
+(``BACKBONE_CATALOG``); register your own with ``BACKBONES.register(name, Backbone(name, cls))``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import nn
+
+import cva_rec  # noqa: F401  (RecBole shims before RecBole is imported)
+from cva_rec.backbones.gru4rec import TokenGRU4Rec
+from cva_rec.backbones.narm import TokenNARM
+from cva_rec.backbones.nextitnet import TokenNextItNet
+from cva_rec.backbones.sasrec import TokenSASRec
+from cva_rec.backbones.seam import ItemEmbeddingAdapter
+from cva_rec.backbones.stamp import TokenSTAMP
+from cva_rec.components import BACKBONE_CATALOG, declare_backbone
+from cva_rec.encoders import ItemEncoder, build_encoder
+from cva_rec.encoders.tokens import EncodedItems
+from cva_rec.features.content import ItemContent
+from cva_rec.registry import Registry
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str  # RecBole's model name (its Config reads properties/model/<name>.yaml)
+    model_class: type  # (recbole_config, dataset) -> model whose forward(item_seq, item_seq_len, items=None) reads tokens
+
+
+BACKBONES: Registry[Backbone] = Registry("model", on_register=declare_backbone)
+_CLASSES = {cls.__mro__[1].__name__: cls for cls in (TokenSASRec, TokenGRU4Rec, TokenNextItNet, TokenNARM, TokenSTAMP)}
+for _component in map(BACKBONE_CATALOG.get, BACKBONE_CATALOG.names()):  # the one list of built-in names
+    if _component.builtin:
+        BACKBONES.register(_component.name, Backbone(_component.name, _CLASSES[_component.name]))
+
+
+def build_backbone(cfg: Mapping[str, Any], recbole_config, dataset, content: Optional[ItemContent] = None,
+                   encoder: Optional[ItemEncoder] = None) -> nn.Module:
+    """A RecBole model for ``cfg`` whose item table is the configured item encoder."""
+    model = BACKBONES.get(cfg["model"]["name"]).model_class(recbole_config, dataset)
+    tokens = list(dataset.field2id_token[dataset.iid_field])
+    return attach_encoder(model, cfg, content, encoder, item_tokens=tokens)
+
+
+def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None,
+                   encoder: Optional[ItemEncoder] = None, item_tokens=None) -> nn.Module:
+    """Put ``encoder`` (or the configured one) where RecBole built its item table."""
+    if encoder is None:
+        enc_cfg = dict(cfg["item_encoder"])
+        if enc_cfg.get("name") == "id":
+            from cva_rec.encoders.id import IdEncoder
+
+            encoder = IdEncoder.adopt(model.item_embedding)  # keep RecBole's own initialised table
+        else:
+            encoder = build_encoder(enc_cfg, model.n_items, model.item_embedding.embedding_dim, content,
+                                    item_tokens=item_tokens)
+    model.item_embedding = ItemEmbeddingAdapter(encoder)
+    return model
+
+
+def item_encoder_of(model: nn.Module) -> ItemEncoder:
+    return model.item_embedding.encoder
+
+
+def seq_output(model: nn.Module, interaction, items: Optional[EncodedItems] = None) -> torch.Tensor:
+    """The user state [B, d] for a batch, optionally reading this step's encoded items."""
+    return model.forward(interaction[model.ITEM_SEQ], interaction[model.ITEM_SEQ_LEN], items=items)
+
+
+__all__ = ["BACKBONES", "Backbone", "ItemEmbeddingAdapter", "build_backbone", "attach_encoder", "item_encoder_of",
+           "seq_output", "TokenSASRec", "TokenGRU4Rec", "TokenNextItNet", "TokenNARM", "TokenSTAMP"]

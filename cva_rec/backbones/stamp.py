@@ -1,0 +1,22 @@
+"""RecBole's STAMP (attention over a short-term memory, no recurrence) reading an item encoder's token layout."""
+from __future__ import annotations
+
+import torch
+from recbole.model.sequential_recommender import STAMP
+
+
+class TokenSTAMP(STAMP):
+    """Only ``forward`` differs from RecBole: the memory is the layout's tokens, the last click is the
+    last real token and the memory mean divides by the token count. As in RecBole, padding tokens
+    are part of the sum. ``layout.presence`` is not used."""
+
+    def forward(self, item_seq, item_seq_len, items=None):
+        layout = self.item_embedding.history(item_seq, item_seq_len, items)
+        memory = layout.embeddings
+        last_inputs = self.gather_indexes(memory, layout.lengths - 1)
+        ms = torch.div(torch.sum(memory, dim=1), layout.lengths.unsqueeze(1).float())
+        alpha = self.count_alpha(memory, last_inputs, ms)
+        ma = torch.matmul(alpha.unsqueeze(1), memory).squeeze(1) + ms
+        hs = self.tanh(self.mlp_a(ma))
+        ht = self.tanh(self.mlp_b(last_inputs))
+        return hs * ht
