@@ -61,8 +61,12 @@ def write_dataset(df: pd.DataFrame, titles: dict[str, str] | None, out: Path, na
     """Sort by (user, timestamp, input order), write ``<out>/<name>/<name>.inter`` (+ ``.item``)."""
     from cva_rec.errors import DataError
 
-    if df.empty:
-        raise DataError(f"no interactions left for {name} after filtering; see the summary above:\n{report.summary()}")
+    if df.empty:  # one line: how many rows were read, why they are gone, the first malformed line
+        why = [f"{report.n_rows_read} of {report.n_lines} lines read as interactions"]
+        why += [f"{n} dropped: {reason}" for reason, n in report.dropped.items()]
+        if report.problems:
+            why.append(f"{len(report.problems)} malformed, first {report.problems[0]}")
+        raise DataError(f"no interactions left for {name}, nothing written ({'; '.join(why)})")
     df = df.reset_index(drop=True)
     df["_order"] = range(len(df))
     df = df.sort_values(["user", "timestamp", "_order"], kind="stable")

@@ -195,3 +195,21 @@ def test_report_skips_a_damaged_run_with_one_warning(tmp_path, cli, caplog, name
     result.assert_one_line_error("no finished runs")
     assert f"skipping {run / name}" in caplog.text
     assert folder_hash(runs) == before
+
+
+# -- raw interaction logs handed to the converters ------------------------------------------------
+BAD_PAIRS = [
+    pytest.param("pairs.csv", b"userID,videoID,timestamp\n1,2,nan\n1,3,abc\n", "2 malformed, first pairs.csv:line 2: timestamp 'nan' is not finite", id="nan-and-text-times"),
+    pytest.param("pairs.tsv", b"\x00\x01\x02\xff\n", "1 malformed, first pairs.tsv:line 1", id="binary-tsv"),
+    pytest.param("pairs.csv", b"", "0 of 0 lines read as interactions", id="empty"),
+]
+
+
+@pytest.mark.parametrize("name,content,fragment", BAD_PAIRS)
+def test_converter_with_nothing_usable_is_one_line_and_writes_nothing(tmp_path, cli, name, content, fragment):
+    pairs = tmp_path / name
+    pairs.write_bytes(content)
+    result = cli("prep-microlens", "--pairs", str(pairs), "--out", str(tmp_path / "out"))
+    result.assert_one_line_error("no interactions left for microlens, nothing written (")
+    assert fragment in result.err
+    assert not (tmp_path / "out").exists()
