@@ -37,6 +37,8 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
         raise CheckpointError(f"checkpoint not found: {ckpt}")
     load_torch_file(ckpt, "checkpoint")  # unreadable / not weights-only: fail before minutes of data loading
     out = ensure_writable(Path(out_dir) if out_dir else run_dir, "evaluate writes its results there: pass --out DIR to write them elsewhere")
+    if per_user is not None:
+        ensure_writable(Path(per_user).parent, "--per-user writes its CSV there")
     data = build_data(cfg)
     module = build_module(cfg, data, load_content(cfg, data))
     load_checkpoint_into(module, ckpt)
