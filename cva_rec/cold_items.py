@@ -20,7 +20,8 @@ inductively. The test metrics are broken down into ``warm`` and ``cold`` targets
 interactions are removed like all other interactions with held-out items, so they are neither
 model input nor mask. Masking them would use the very interactions the split claims to hold
 out (the mask removes candidates, which is information about the user); not masking costs at
-most one non-target candidate per removed interaction, and ``held_out_report`` counts them.
+most one non-target candidate per removed interaction, and ``held_out_report`` counts them
+(``SequentialData.dataset.cold_report``).
 
 The removal happens in :class:`ColdItemSequentialDataset` right before RecBole's augmentation
 (after filtering and id remapping), so RecBole still builds every window and split itself.
