@@ -63,6 +63,22 @@ def _batches(value: Any) -> Optional[str]:
     return None if 0.0 < value <= 1.0 else "must be in (0, 1] when a fraction"
 
 
+def _devices(value: Any) -> Optional[str]:
+    """Lightning's ``devices``: a count >= 1 (or -1 = all), auto, a list of device ids, or "0,1"."""
+    ok = (isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)) or value == "auto"
+    if isinstance(value, str) and value != "auto":
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        ok = value.strip() == "-1" or (bool(parts) and all(p.isdigit() for p in parts))
+    if isinstance(value, list):
+        ok = bool(value) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    return None if ok else "must be a device count >= 1 (or -1 = all), auto, or a list of device ids"
+
+
+#: Lightning's precision names (lightning.fabric's _PRECISION_INPUT), spelled here so loading a recipe needs no Lightning
+PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "transformer-engine", "transformer-engine-float16", "16-true",
+              "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true")
+
+
 def _inside_output_dir(value: str) -> Optional[str]:
     p = PurePath(value)
     if p.is_absolute() or ".." in p.parts or not p.parts or str(value).strip() in ("", "."):
@@ -130,11 +146,11 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "seed": integer(2020, "seed for model init, shuffling and sampling", min=0, max=2**32 - 1),
         "deterministic": flag(False, "torch deterministic algorithms (slower; exact repeatability)"),
         "early_stopping_patience": integer(10, "stop after this many validations without a better eval.valid_metric (0 = off)", min=0),
-        "accelerator": text("cpu", "Lightning accelerator: cpu | gpu | auto"),
-        "devices": anything(1, "Lightning devices per node (an integer, a list of device ids or auto)"),
+        "accelerator": choice("cpu", "Lightning accelerator: cpu | gpu | auto (also cuda, mps, tpu)", ("cpu", "gpu", "cuda", "mps", "tpu", "auto")),
+        "devices": anything(1, "Lightning devices per node (an integer, a list of device ids or auto)", rule=_devices),
         "strategy": text("auto", "Lightning strategy, e.g. ddp"),
         "num_nodes": integer(1, "Lightning number of nodes", min=1),
-        "precision": anything("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed"),
+        "precision": choice("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed", PRECISIONS),
         "num_workers": integer(0, "DataLoader workers", min=0),
         "limit_train_batches": anything(None, "train on at most this many batches (int) or fraction (float) per epoch (debugging)",
                                         rule=_batches),

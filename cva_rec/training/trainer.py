@@ -7,13 +7,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+from cva_rec.errors import ConfigError
+
 
 def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_progress_bar: bool = True):
     import lightning as L
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from cva_rec.training.checkpoint_io import AtomicCheckpointIO
 
     tr, ev = cfg["train"], cfg["eval"]
     monitor = f"valid/{ev['valid_metric'].lower()}"
@@ -24,6 +24,21 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
     cbs = [ckpt, *callbacks]
     if tr["early_stopping_patience"]:
         cbs.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tr["early_stopping_patience"])))
+    try:
+        return _trainer(L, tr, run_dir, cbs, enable_progress_bar)
+    # Lightning checks accelerator / devices / strategy / precision when the Trainer is built
+    # (a gpu on a machine without one, a strategy it does not know, tpu without torch_xla): one line
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"Lightning refused the train.* settings (accelerator={tr['accelerator']!r}, "
+                          f"devices={tr['devices']!r}, strategy={tr['strategy']!r}, precision={tr['precision']!r}): {first}") from None
+
+
+def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool):
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cva_rec.training.checkpoint_io import AtomicCheckpointIO
+
     return L.Trainer(
         max_epochs=tr["epochs"],
         accelerator=tr["accelerator"],

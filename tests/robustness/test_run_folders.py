@@ -211,3 +211,10 @@ def test_a_run_that_fails_before_training_leaves_no_run_folder(cli, tiny_data, t
     result = cli("train", "--no-progress", *settings(tiny_data, out, "dataset.name=missing_dataset"))
     result.assert_one_line_error("missing_dataset")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("setting", ["train.strategy=nonsense", "train.accelerator=tpu"])
+def test_hardware_settings_lightning_refuses_are_one_line_and_leave_no_folder(cli, tiny_data, tmp_path, setting):
+    out = tmp_path / "out"
+    cli("train", "--no-progress", *settings(tiny_data, out, setting)).assert_one_line_error("Lightning refused the train.* settings")
+    assert not out.exists()
