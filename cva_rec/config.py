@@ -75,8 +75,8 @@ def _devices(value: Any) -> Optional[str]:
 
 
 #: Lightning's precision names (lightning.fabric's _PRECISION_INPUT), spelled here so loading a recipe needs no Lightning
-PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", "transformer-engine", "transformer-engine-float16", "16-true",
-              "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true")
+PRECISIONS = (64, 32, 16, "bf16", "transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true",
+              "bf16-mixed", "32-true", "64-true")
 
 
 def _inside_output_dir(value: str) -> Optional[str]:
@@ -412,7 +412,8 @@ def config_reference_markdown() -> str:
         lines += [f"## `{sec}`", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
         for key, spec in keys.items():
             default = yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
-            lines.append(f"| `{sec}.{key}` | `{default}` | {_allowed(sec, key, spec)} | {spec.meaning} |")
+            meaning = spec.meaning.replace("|", "\\|")  # a | inside a table cell would split it
+            lines.append(f"| `{sec}.{key}` | `{default}` | {_allowed(sec, key, spec)} | {meaning} |")
         lines.append("")
     return "\n".join(lines)
 
