@@ -21,7 +21,8 @@ steps per CPU second); compare ratios within one run.
 
 A child that exceeds ``--rss-limit-gb`` or ``--timeout`` is stopped and reported as such (the
 machine is shared: a 10M RecBole build needs several GB); for those, the RecBole figures at
-10M are extrapolated on the log-log line through 0.1M and 1M and marked "extrapolated".
+10M are extrapolated on the straight line (fixed cost + cost per interaction) through 0.1M and 1M and
+marked "extrapolated".
 Prints the table and the streaming / RecBole ratios; writes ``--out`` (JSON) and a log-log plot
 of peak memory and start-up against interactions (``--plot``).
 
@@ -167,13 +168,15 @@ def run_child(args, engine: str, name: str) -> Dict[str, Any]:
 
 
 def extrapolate(rows: Dict[str, Dict[str, Any]], key: str, labels: List[str], target: str) -> Optional[float]:
-    """The log-log line through the two smallest measured sizes, evaluated at ``target``."""
-    pts = [(SIZES[l], rows[l][key]) for l in labels if l in rows and isinstance(rows[l].get(key), (int, float)) and rows[l][key] > 0][:2]
+    """The straight line (fixed part + cost per interaction) through the two smallest measured sizes,
+    evaluated at ``target``. Memory and start-up are a fixed cost (imports, model) plus a cost per
+    interaction; a log-log line through totals would bend that fixed part into the slope and
+    under-estimate the large size."""
+    pts = [(SIZES[l], rows[l][key]) for l in labels if l in rows and isinstance(rows[l].get(key), (int, float))][:2]
     if len(pts) < 2:
         return None
     (x0, y0), (x1, y1) = pts
-    slope = math.log(y1 / y0) / math.log(x1 / x0)
-    return y1 * (SIZES[target] / x1) ** slope
+    return y0 + (y1 - y0) / (x1 - x0) * (SIZES[target] - x0)
 
 
 def fmt(v, spec=".2f"):
@@ -228,6 +231,7 @@ def main(argv=None) -> int:
     p.add_argument("--recbole-max", default="10M", choices=list(SIZES), help="largest size RecBole is tried at (default: %(default)s)")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "scale_bench.json")
     p.add_argument("--plot", type=Path, default=REPO / "docs" / "scale_curves.png")
+    p.add_argument("--report-only", action="store_true", help="re-print and re-plot --out without measuring")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--engine", help=argparse.SUPPRESS)
     p.add_argument("--name", help=argparse.SUPPRESS)
@@ -235,6 +239,8 @@ def main(argv=None) -> int:
     if args.child:
         child(args)
         return 0
+    if args.report_only:
+        return finish(json.loads(args.out.read_text()), args)
 
     import shutil
 
@@ -258,7 +264,18 @@ def main(argv=None) -> int:
         results["sizes"][label] = row
         print(json.dumps(row, indent=1), flush=True)
         atomic_write_json(args.out, results)
-    # RecBole where it did not run or did not fit: the 0.1M -> 1M log-log slope, marked as such
+    return finish(results, args)
+
+
+def finish(results: Dict[str, Any], args) -> int:
+    """Extrapolate RecBole where it did not run or fit (marked), print the table and ratios, plot."""
+    from cva_rec.io import atomic_write_json
+
+    order = list(SIZES)
+    for row in results["sizes"].values():  # --report-only: extrapolate again from the measured rows
+        rb = row.get("recbole", {}).get("first")
+        if rb and rb.get("extrapolated"):
+            row["recbole"] = {"first": {"error": rb.get("why", "not run")}}
     measured = {l: r["recbole"]["first"] for l, r in results["sizes"].items() if "error" not in r.get("recbole", {}).get("first", {"error": 1})}
     for label, row in results["sizes"].items():
         rb = row.get("recbole", {}).get("first")
@@ -293,7 +310,8 @@ def main(argv=None) -> int:
             return None if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b else a / b
 
         tag = " (RecBole extrapolated)" if rb.get("extrapolated") else ""
-        print(f"{label:5} memory {fmt(ratio(st1.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x   "
+        print(f"{label:5} peak memory {fmt(ratio(st1.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x "
+              f"(after data {fmt(ratio(st1.get('rss_after_data_mb'), rb.get('rss_after_data_mb')), '.3f')}x)   "
               f"start-up speed-up first {fmt(ratio(rb.get('startup_s'), st1.get('startup_s')), '.1f')}x, "
               f"second {fmt(ratio(rb.get('startup_s'), st2.get('startup_s')), '.1f')}x "
               f"(CPU s: {fmt(ratio(rb.get('startup_cpu_s'), st2.get('startup_cpu_s')), '.1f')}x)   "
