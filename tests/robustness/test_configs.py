@@ -216,3 +216,25 @@ def test_fuzzed_recipes_never_escape_as_tracebacks(tmp_path):
         validate(copy.deepcopy(cfg))  # a loaded config stays valid when checked again
         loaded += 1
     assert loaded > 20 and refused > 100  # the mutations exercise both sides
+
+
+def test_fuzzed_set_overrides_never_escape_as_tracebacks():
+    """--set section.key=value with every schema key (and some that do not exist) and nasty YAML values."""
+    rng = random.Random(1123)
+    keys = [f"{sec}.{k}" for sec, ks in SCHEMA.items() for k in ks] + [
+        "model.n_layers", "model.dilations", "item_encoder.depth", "item_encoder.tokens", "bogus.key", "train", "a.b.c.d"]
+    raw_values = ["", "-1", "0", "1e-4", "3E-4", ".nan", "-.inf", "[", "]", "{a: 1}", "[0, -1]", "~", "null", "yes", "'x'",
+                  "\"\"", "1_000", "0x1F", "2e308", "!!python/object:os.system", "&a [*a]", "|", "- a", "@", "\t"]
+    refused = 0
+    for case in range(300):
+        overrides = [f"{rng.choice(keys)}={rng.choice(raw_values)}" for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.2:
+            overrides.insert(0, f"item_encoder.name={rng.choice(['cva', 'mlp', 'lucid', 'perceiver_io'])}")
+        try:
+            load_config(None, overrides)
+        except ConfigError as exc:
+            assert "\n" not in str(exc), f"case {case}: multi-line error {exc!r}"
+            refused += 1
+        except Exception as exc:  # noqa: BLE001 - the point of the test
+            raise AssertionError(f"case {case} {overrides} escaped as {type(exc).__name__}: {exc}") from exc
+    assert refused > 150
