@@ -218,3 +218,11 @@ def test_hardware_settings_lightning_refuses_are_one_line_and_leave_no_folder(cl
     out = tmp_path / "out"
     cli("train", "--no-progress", *settings(tiny_data, out, setting)).assert_one_line_error("Lightning refused the train.* settings")
     assert not out.exists()
+
+
+def test_a_plain_file_as_run_dir_is_one_line_and_unchanged(cli, tiny_data, tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("my data")
+    cli("train", "--no-progress", *settings(tiny_data, tmp_path / "out"), "--run-dir", str(target)).assert_one_line_error(
+        f"cannot create run folder {target}")
+    assert target.read_text() == "my data"
