@@ -17,6 +17,7 @@ BENCHMARKS = {
     "tokenize": "bench_tokenize.py",
     "retrieval": "bench_retrieval.py",
     "scale": "bench_scale.py",
+    "codes": "bench_codes.py",
 }
 
 
@@ -27,12 +28,13 @@ def benchmarks_dir() -> Path:
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, retrieval, scale)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, retrieval, scale)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
         "encoders: parameters / time / memory / accuracy of every item encoder as ratios to ID; "
-        "tokenize: RQ-KMeans vs faiss / scikit-learn; retrieval: generative recall + dense rerank vs full ranking "
+        "tokenize: RQ-KMeans vs faiss / scikit-learn; codes: several tokenize outputs side by side (identity, and how "
+        "much the codes follow behaviour on a recipe's training and held-out pairs); retrieval: generative recall + dense rerank vs full ranking "
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",

@@ -84,3 +84,39 @@ def format_table(diag: dict, title: str = "") -> str:
         lines.append(f"{row['level']:>5}  {row['utilisation']:>11.2%}  {row['perplexity']:>10.2f}  "
                      f"{row['distinct_prefixes']:>8}  {err:>12}")
     return "\n".join(lines)
+
+
+def behaviour_agreement(codes: torch.Tensor, pairs, n_codes: int, depths: Sequence[int] = (1, 2)) -> dict:
+    """How much codes follow behaviour, over item pairs (a, b) (e.g. consecutive training items).
+
+    ``codes`` [n, L] (rows = item ids of ``pairs``); pairs with an uncoded item are left out.
+    ``mi_level1_bits``: mutual information between a's and b's level-1 codewords (plug-in estimate;
+    its bias, about N^2 / (2 P ln 2) bits, is negligible for P >> N^2). ``lift@l``: P(a and b share the
+    level-1..l prefix) / the same with b uniform over the coded items (exact expectation).
+    """
+    from cva_rec.semantic_ids.prefix_ngram import composite_index
+
+    codes = torch.as_tensor(codes, dtype=torch.long)
+    pairs = torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
+    coded = (codes >= 0).all(1)
+    pairs = pairs[coded[pairs].all(1)]
+    out: dict = {"pairs": int(len(pairs))}
+    if not len(pairs):
+        return out
+    a, b, catalogue = codes[pairs[:, 0]], codes[pairs[:, 1]], codes[coded]
+    for depth in depths:
+        ka, kb, kc = (composite_index(x[:, :depth], n_codes)[:, -1].contiguous() for x in (a, b, catalogue))
+        keys, counts = torch.unique(kc, return_counts=True)
+        p_cat = counts.double() / counts.sum()
+        pos = torch.searchsorted(keys, ka).clamp_max(len(keys) - 1)
+        chance = torch.where(keys[pos] == ka, p_cat[pos], torch.zeros_like(p_cat[pos])).mean()
+        share = (ka == kb).double().mean()
+        out[f"share@{depth}"] = float(share)
+        out[f"lift@{depth}"] = float(share / chance) if chance > 0 else None
+    joint = torch.zeros(n_codes, n_codes, dtype=torch.float64)
+    joint.index_put_((a[:, 0], b[:, 0]), torch.ones(len(a), dtype=torch.float64), accumulate=True)
+    joint /= joint.sum()
+    indep = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
+    nz = joint > 0
+    out["mi_level1_bits"] = float((joint[nz] * torch.log2(joint[nz] / indep[nz])).sum())
+    return out
