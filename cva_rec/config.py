@@ -89,7 +89,7 @@ def _inside_output_dir(value: str) -> Optional[str]:
 # section -> key -> typed Key (default, meaning, type, range)
 SCHEMA: Dict[str, Dict[str, Key]] = {
     "model": {
-        "name": text("SASRec", "RecBole sequential backbone: SASRec, GRU4Rec or NextItNet"),
+        "name": text("SASRec", "RecBole sequential backbone read through the item encoder (cva_rec/backbones/)"),
         "hidden_size": integer(64, "SASRec hidden size (item vectors have this width); GRU4Rec's GRU state size", min=1),
         "embedding_size": integer(64, "GRU4Rec / NextItNet item-vector width", min=1),
     },
@@ -157,7 +157,7 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "resume": flag(False, "continue from <run_dir>/checkpoints/last.ckpt when it exists (same config only)", identity=False),
     },
     "eval": {
-        "metrics": listof(["hr", "ndcg", "mrr", "recall"], "metrics: hr, ndcg, mrr, recall",
+        "metrics": listof(list(METRIC_NAMES), "metrics: " + ", ".join(METRIC_NAMES),
                           text(None, "metric", rule=_known_metric), min_items=1),
         "topk": listof([10, 20], "cut-offs", integer(None, "cut-off", min=1), min_items=1),
         "batch_size": integer(4096, "users per evaluation batch", min=1, identity=False),
@@ -179,6 +179,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "phase_out_span": integer(3, "epochs over which the ID's weight goes from 1 to 0 (<= phase_out_epochs)", min=1),
         "phase_out_schedule": choice("linear", "ID weight schedule over the span: linear | cosine | step", ("linear", "cosine", "step")),
         "phase_out_steps": integer(4, "number of stairs of the step schedule", min=1),
+        "retire": choice("candidate", "where the phase-out retires the item ID: candidate (FLUID Eq. 8: the scored item's "
+                         "vector; histories keep their ID token) | everywhere (histories too; the ID table is deleted)",
+                         ("candidate", "everywhere")),
         "room_epochs": integer(10, "stage 3 (+ room token) maximum epochs", min=1),
         "room_init": choice("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random", ("slice", "random")),
         "add_id_back_epochs": integer(5, "the add-the-ID-back check: maximum epochs", min=1),

@@ -22,16 +22,20 @@ BUILTIN = [
     "cva_rec.cli.demo",
     "cva_rec.cli.bench",
     "cva_rec.cli.synth",
+    "cva_rec.cli.tokenize",
+    "cva_rec.cli.warmup",
+    "cva_rec.cli.sweep",
+    "cva_rec.cli.report",
+    "cva_rec.cli.train_retriever",
+    "cva_rec.cli.retrieve",
 ]
-OPTIONAL_BUILTIN = ["cva_rec.cli.tokenize", "cva_rec.cli.warmup", "cva_rec.cli.sweep", "cva_rec.cli.report",
-                    "cva_rec.cli.train_retriever", "cva_rec.cli.retrieve"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cva-rec",
         description="Content-based item encoders (CVA, Perceiver IO, LUCID semantic IDs) for RecBole's "
-        "SASRec / GRU4Rec / NextItNet, trained with PyTorch Lightning.",
+        "SASRec / GRU4Rec / NextItNet / NARM / STAMP, trained with PyTorch Lightning.",
         epilog="Run `cva-rec <command> --help` for a command's options. Docs: docs/quickstart.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -42,14 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for mod in BUILTIN:
         importlib.import_module(mod).register(sub)
-    for mod in OPTIONAL_BUILTIN:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
-            continue
-        module.register(sub)
     for ep in entry_points(group="cva_rec.commands"):
         try:
             ep.load()(sub)

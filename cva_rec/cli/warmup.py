@@ -27,9 +27,11 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from cva_rec.config import load_config
-    from cva_rec.warmup import run_warmup, stage_table
+    from cva_rec.report.stages import stage_table, write_stages_md
+    from cva_rec.warmup import run_warmup
 
     cfg = load_config(args.config, args.overrides)
     result = run_warmup(cfg, progress=not args.no_progress)
+    write_stages_md(result["out"])
     print("\n" + stage_table(result["stages"]) + f"\n\nstages: {result['out']}/stages.md")
     return 0

@@ -35,13 +35,6 @@ class IdContentEncoder(ItemEncoder):
         self.content_encoder = build_encoder(content_encoder, n_items, output_dim, content)
         self.proj = nn.Linear(2 * output_dim, output_dim) if self.combine == "concat" else None
 
-    def use_id_table(self, embedding: nn.Embedding) -> None:
-        """Share an existing (RecBole-initialised) table as the ID part."""
-        if embedding.weight.shape != self.id_table.weight.shape:
-            raise ConfigError(f"id table shape {tuple(embedding.weight.shape)} != {tuple(self.id_table.weight.shape)}")
-        self.id_table = embedding
-        self.invalidate_cache()
-
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
         ids, vectors = self.id_table(item_ids), self.content_encoder.encode(item_ids)
         if self.proj is None:

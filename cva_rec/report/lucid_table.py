@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from cva_rec.report.collect import RunRecord
+from cva_rec.report.stages import stage_row
 from cva_rec.report.table import markdown_table
 
 COLUMNS = ("variant", "stage", "item side", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "inductive hr@10",
@@ -20,33 +21,34 @@ COLUMNS = ("variant", "stage", "item side", "hr@10", "ndcg@10", "hr@20", "ndcg@2
 LUCID_ENCODERS = ("lucid", "semantic_id")
 
 
-def _item_side(enc: Mapping[str, Any], stage: Optional[str]) -> str:
-    if enc.get("name") != "lucid" or stage == "id":
-        return "ID" if (enc.get("name") == "id" or stage == "id") else str(enc.get("name"))
-    tokens = list(enc.get("tokens") or [])
-    if stage is not None:
-        from cva_rec.warmup.stages import STAGES
-
-        tokens = list(STAGES[stage].tokens or ())
-        if stage == "phase_out":
-            tokens = [t for t in tokens if t != "id"]  # the stage ends ID-free
-    if enc.get("fusion") == "early" and enc.get("early") == "replace":
+def _item_side(enc: Mapping[str, Any], stage: Optional[str], record: Optional[Mapping[str, Any]] = None) -> str:
+    """How the item side was built, from the run's config or (a warmup stage) what ``stages.json`` recorded."""
+    record = record or {}
+    if stage == "id" or enc.get("name") == "id":
+        return "ID"
+    if enc.get("name") != "lucid":
+        return str(enc.get("name"))
+    stage_enc = {**enc, **(record.get("item_encoder") or {})}
+    tokens = list(stage_enc.get("tokens") or [])
+    retired = record.get("id_retired")
+    if retired == "everywhere" or (stage_enc.get("fusion") == "early" and stage_enc.get("early") == "replace"):
         tokens = [t for t in tokens if t != "id"]
-    parts = ["+".join(tokens) or "-", str(enc.get("fusion", "late"))]
-    if enc.get("fusion") == "early":
-        parts.append(str(enc.get("early")) + (f"({enc.get('gate_input')})" if enc.get("early") == "gate" else ""))
-    if enc.get("decoding") == "level_wise":
+    if retired == "candidate" or stage_enc.get("candidate_id") is False:
+        tokens = ["id(history)" if t == "id" else t for t in tokens]  # FLUID: the candidate-side ID is retired
+    parts = ["+".join(tokens) or "-", str(stage_enc.get("fusion", "late"))]
+    if stage_enc.get("fusion") == "early":
+        parts.append(str(stage_enc.get("early")) + (f"({stage_enc.get('gate_input')})" if stage_enc.get("early") == "gate" else ""))
+    if stage_enc.get("decoding") == "level_wise":
         parts.append("level-wise")
-    if enc.get("shared_tables"):
+    if stage_enc.get("shared_tables"):
         parts.append("shared tables")
     return ", ".join(parts)
 
 
-def _row(variant: str, stage: Optional[str], enc: Mapping[str, Any], test: Mapping[str, Any], params) -> Dict[str, Any]:
-    from cva_rec.warmup.runner import stage_row
-
+def _row(variant: str, stage: Optional[str], enc: Mapping[str, Any], test: Mapping[str, Any], params,
+         record: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     row = stage_row({"stage": stage, "test": test, "parameters": params})
-    row.update(variant=variant, stage=stage or "train", **{"item side": _item_side(enc, stage)})
+    row.update(variant=variant, stage=stage or "train", **{"item side": _item_side(enc, stage, record)})
     return row
 
 
@@ -59,7 +61,7 @@ def lucid_rows(records: Sequence[RunRecord], root: Path) -> List[Dict[str, Any]]
             extra = (r.config or {}).get("warmup", {})
             for st in r.stages:
                 stage = st.get("stage")
-                row = _row(variant, stage, enc, st.get("test") or {}, st.get("parameters"))
+                row = _row(variant, stage, enc, st.get("test") or {}, st.get("parameters"), st)
                 if stage == "room" and extra.get("room_init") == "random":
                     row["item side"] += ", room tables random"
                 rows.append(row)

@@ -18,7 +18,7 @@
 * Items with no segments get code -1 at every level (embedders map them to the zero vector).
 
 Which slice an interaction carries: from the data when it has a segment field
-(``SemanticCodes.slice_for(ids, segment=...)``); otherwise ``SliceRule``: in training a
+(``SemanticIdEncoder.slice_codes(ids, segment=...)``); otherwise ``SliceRule``: in training a
 random valid segment (seeded generator), in evaluation a fixed one (``first`` / ``middle`` /
 ``last``), both configurable.
 """
@@ -216,15 +216,6 @@ class SemanticCodes:
                 f"semantic codes have {codes.n_items} rows but the dataset has {n_items} items: align them first "
                 f"(SemanticCodes.align(dataset.field2id_token[item_id_field]))")
         return codes
-
-    def slice_for(self, item_ids: torch.Tensor, *, segment: Optional[torch.Tensor] = None, rule: SliceRule = SliceRule(),
-                  training: bool = False, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Slice codes [..., L] for item ids [...]: segment from the data when given, else from ``rule``."""
-        ids = item_ids.long().cpu()
-        counts = self.num_segments[ids]
-        seg = rule.segment(counts, training, generator) if segment is None else torch.minimum(
-            segment.long().cpu().clamp_min(0), (counts - 1).clamp_min(0))
-        return self.slice_codes[ids, seg].to(item_ids.device)
 
     # -- persistence (.npz, atomic) ---------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

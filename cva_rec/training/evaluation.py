@@ -22,9 +22,8 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
+from cva_rec.config import METRIC_NAMES as METRICS  # one list of metric names, declared with the config keys
 from cva_rec.errors import DataError
-
-METRICS = ("hr", "ndcg", "mrr", "recall")
 
 
 def target_ranks(

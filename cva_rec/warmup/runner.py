@@ -6,7 +6,7 @@ Layout of the output folder (``output.dir/output.name``)::
     0-id/ 1-slice/ ...     one ordinary run directory per stage (config, tb/, checkpoints/, metrics.json)
     <stage>/seed.pt        the weights handed to the next stage (written atomically, last)
     stages.json            per-stage overall + cold-start metrics (what `cva-rec report` plots)
-    stages.md              the same as a table
+    stages.md              the same as a table (written by ``cva-rec warmup`` through cva_rec.report.stages)
     metrics.json           the last stage's metrics (so the folder is also a run for reports)
 
 **Resuming**: a stage is finished when its ``seed.pt`` exists; finished stages are skipped, an
@@ -25,7 +25,7 @@ import torch
 
 from cva_rec.backbones import item_encoder_of
 from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_torch_file
+from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
 from cva_rec.run_folder import claim_run_folder
 from cva_rec.warmup.schedule import IdPhaseOut
 from cva_rec.warmup.stages import Stage, check_warmup
@@ -40,10 +40,11 @@ def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) ->
     if stage.tokens is None:
         c["item_encoder"] = {"name": "id"}
     else:
-        tokens = list(stage.tokens)
-        enc = c["item_encoder"]
+        tokens, enc = list(stage.tokens), dict(c["item_encoder"])
         if enc.get("fusion") == "early" and enc.get("early") == "replace":
             tokens = [t for t in tokens if t != "id"]  # "replace" puts the codes where the ID was
+        elif stage.after_phase_out and cfg["warmup"]["retire"] == "candidate" and "id" not in tokens:
+            tokens, enc["candidate_id"] = ["id", *tokens], False  # FLUID: the histories keep their ID
         c["item_encoder"] = {**enc, "tokens": tokens}
     c["train"] = {**c["train"], "epochs": int(cfg["warmup"][stage.epochs_key]), "resume": True}
     if stage.name != "id" and cfg["warmup"]["finetune_lr"] is not None:
@@ -84,6 +85,13 @@ def init_from_seed(module, seed: Mapping[str, torch.Tensor], allow_unused: tuple
     return [k for k in own if k not in seed]
 
 
+def id_parameter_keys(module) -> tuple:
+    """The state-dict keys the item encoder's ID parameters have (or would have) in ``module``."""
+    encoder = item_encoder_of(module.model)
+    prefix = next(name for name, sub in module.named_modules() if sub is encoder)
+    return tuple(f"{prefix}.{n}" for n in encoder.id_parameter_names())
+
+
 # -- one stage ------------------------------------------------------------------------------------
 def _prepare(stage: Stage, cfg, prev_seed: Optional[Path]):
     def prepare(module):
@@ -91,12 +99,11 @@ def _prepare(stage: Stage, cfg, prev_seed: Optional[Path]):
         if prev_seed is None:
             return
         # a stage without the ID (early 'replace') leaves the previous stage's ID table behind on purpose
-        fresh = init_from_seed(module, load_seed(prev_seed), allow_unused=() if encoder.has_id else (".encoder.table.",))
+        fresh = init_from_seed(module, load_seed(prev_seed), allow_unused=() if encoder.has_id else id_parameter_keys(module))
         log.info("stage %s: initialised from %s; new parameters: %s", stage.name, prev_seed,
                  sorted({k.rsplit(".", 1)[0] for k in fresh}) or "none")
-        if stage.name == "room" and cfg["warmup"]["room_init"] == "slice" and not encoder.shared_tables:
-            encoder.room_enc.init_from(encoder.slice_enc)  # warm room tables from the warm slice tables
-            encoder.invalidate_cache()
+        if stage.name == "room" and cfg["warmup"]["room_init"] == "slice":
+            encoder.init_room_from_slice()  # warm room tables from the warm slice tables
 
     return prepare
 
@@ -109,20 +116,23 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     module = build_module(scfg, data, load_content(scfg, data))
     callbacks, test_on = [], "best"
     encoder = item_encoder_of(module.model)
+    retire = cfg["warmup"]["retire"]
     if stage.name == "phase_out":
         callbacks.append(IdPhaseOut(encoder, int(cfg["warmup"]["phase_out_span"]), cfg["warmup"]["phase_out_schedule"],
-                                    int(cfg["warmup"]["phase_out_steps"])))
+                                    int(cfg["warmup"]["phase_out_steps"]), where=retire))
         test_on = "last"  # the ID-free end of the schedule, not an earlier epoch that still had the ID
     metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed),
                              callbacks=callbacks, test_on=test_on, module=module)
     if stage.name == "phase_out":
-        encoder.set_id_scale(0.0)
-        encoder.drop_id()
-        left = [k for k in module.state_dict() if ".encoder.table." in k]
-        if left:
+        encoder.set_id_scale(0.0, retire)
+        encoder.drop_id(retire)
+        left = [k for k in module.state_dict() if k in id_parameter_keys(module)]
+        if retire == "everywhere" and left:
             raise CheckpointError(f"ID parameters still present after phase-out: {left}")
     metrics["stage"] = stage.name
     metrics["stage_what"] = stage.what
+    metrics["item_encoder"] = {k: v for k, v in scfg["item_encoder"].items() if k != "codes_path"}  # the item side trained
+    metrics["id_retired"] = retire if stage.name == "phase_out" else None  # ... and where it ended ID-free
     metrics["parameters"] = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
     atomic_write_json(run_dir / "metrics.json", metrics)
     save_seed(module, run_dir / SEED_FILE)
@@ -176,39 +186,8 @@ def _reused_stage(stage_dir: Path):
     return stage_dir / SEED_FILE, {**metrics, "reused_from": str(stage_dir)}
 
 
-# -- the per-stage table ------------------------------------------------------------------------------
-STAGE_COLUMNS = ("stage", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "inductive hr@10", "pop 1-3 ndcg@10", "pop 8-10 ndcg@10", "parameters", "epochs")
-
-
-def stage_row(m: Mapping[str, Any]) -> Dict[str, Any]:
-    test = m.get("test", {})
-    levels = test.get("popularity_levels", {}) or {}
-
-    def level_mean(keys, metric="ndcg@10"):
-        vals = [(levels[k]["n_users"], levels[k].get(metric, 0.0)) for k in keys if k in levels and levels[k]["n_users"]]
-        n = sum(v[0] for v in vals)
-        return sum(a * b for a, b in vals) / n if n else None
-
-    return {
-        "stage": m.get("stage"),
-        **{k: test.get(k) for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20")},
-        "inductive hr@10": (test.get("inductive") or {}).get("hr@10") if (test.get("inductive") or {}).get("n_users") else None,
-        "pop 1-3 ndcg@10": level_mean(["1", "2", "3"]),
-        "pop 8-10 ndcg@10": level_mean(["8", "9", "10"]),
-        "parameters": m.get("parameters"),
-        "epochs": m.get("epochs_trained"),
-    }
-
-
-def stage_table(results) -> str:
-    from cva_rec.report.table import markdown_table
-
-    return markdown_table([stage_row(m) for m in results], STAGE_COLUMNS)
-
-
 def _write_summary(out: Path, results) -> None:
-    stages = [{"stage": m.get("stage"), "what": m.get("stage_what"), "test": m.get("test"), "valid": m.get("valid"),
-               "parameters": m.get("parameters"), "run": m.get("run")} for m in results]
+    """``stages.json``: what each stage was and what it scored (``cva-rec report`` / ``report.stages`` read it)."""
+    keys = ("stage", "stage_what", "item_encoder", "id_retired", "test", "valid", "parameters", "epochs_trained", "run")
+    stages = [{("what" if k == "stage_what" else k): m.get(k) for k in keys} for m in results]
     atomic_write_json(out / "stages.json", {"stages": stages})
-    atomic_write_text(out / "stages.md", "# warmup stages (test metrics; pop = target-popularity bucket, 1 = least popular)\n\n"
-                      + stage_table(results) + "\n")

@@ -27,8 +27,9 @@ def id_scale(progress: float, schedule: str = "linear", steps: int = 4) -> float
     return 1.0 - math.floor(p * steps) / steps
 
 
-def IdPhaseOut(encoder, span_epochs: float, schedule: str = "linear", steps: int = 4):
-    """Lightning callback: before each training batch, set ``encoder.id_scale`` from the global step,
+def IdPhaseOut(encoder, span_epochs: float, schedule: str = "linear", steps: int = 4, where: str = "candidate"):
+    """Lightning callback: before each training batch, set the ID's weight on the ``where`` side
+    (``encoder.set_id_scale``, :mod:`cva_rec.encoders.id_retirement`) from the global step,
     the schedule spanning ``span_epochs`` epochs of the trainer's own batches per epoch (which already
     reflect ``limit_train_batches`` and DDP sharding).
 
@@ -38,12 +39,14 @@ def IdPhaseOut(encoder, span_epochs: float, schedule: str = "linear", steps: int
 
     class _IdPhaseOut(L.Callback):
         span = 1
+        scale = 1.0
 
         def on_train_start(self, trainer, pl_module):
             self.span = max(1, int(span_epochs * trainer.num_training_batches))
 
         def _apply(self, trainer):
-            encoder.set_id_scale(id_scale(trainer.global_step / self.span, schedule, steps))
+            self.scale = id_scale(trainer.global_step / self.span, schedule, steps)
+            encoder.set_id_scale(self.scale, where)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             self._apply(trainer)
@@ -52,6 +55,6 @@ def IdPhaseOut(encoder, span_epochs: float, schedule: str = "linear", steps: int
             self._apply(trainer)  # evaluate with the scale the next step would use
 
         def on_train_epoch_end(self, trainer, pl_module):
-            pl_module.log("warmup/id_scale", float(encoder.id_scale), on_epoch=True)
+            pl_module.log("warmup/id_scale", self.scale, on_epoch=True)
 
     return _IdPhaseOut()

@@ -8,7 +8,9 @@ stage          item-side tokens            starts from
 ``id``         item ID (plain ``id``)      scratch: the converged ID model (stage 0)
 ``slice``      ID + slice                  ``id``: all weights; slice tables new (stage 1)
 ``phase_out``  ID + slice -> slice         ``slice``; the ID's weight decays to 0 (schedule), then
-                                           the ID table is deleted from model and seed (stage 2)
+                                           the ID is removed (stage 2): from the candidate side
+                                           (``warmup.retire: candidate``, FLUID Eq. 8; histories
+                                           keep their ID token) or everywhere (table deleted)
 ``room``       slice + room                ``phase_out``; room tables copied from the warm slice
                                            tables, by prefix (stage 3, FLUID)
 ``add_id_back``ID + slice + room           ``room`` + a fresh ID table (Table 7's check)
@@ -31,13 +33,14 @@ class Stage:
     tokens: Optional[Tuple[str, ...]]  # None = the plain ``id`` encoder
     epochs_key: str
     what: str
+    after_phase_out: bool = False  # with warmup.retire: candidate its histories keep the ID token
 
 
 STAGES = {
     "id": Stage("id", None, "id_epochs", "stage 0: ID model to convergence"),
     "slice": Stage("slice", ("id", "slice"), "slice_epochs", "stage 1: + slice LUCID"),
     "phase_out": Stage("phase_out", ("id", "slice"), "phase_out_epochs", "stage 2: item ID phased out and removed"),
-    "room": Stage("room", ("slice", "room"), "room_epochs", "stage 3: + room LUCID (FLUID)"),
+    "room": Stage("room", ("slice", "room"), "room_epochs", "stage 3: + room LUCID (FLUID)", after_phase_out=True),
     "add_id_back": Stage("add_id_back", ("id", "slice", "room"), "add_id_back_epochs", "check: item ID added back"),
 }
 FLUID = ["id", "slice", "phase_out", "room"]  # the default schedule; keep in sync with config.SCHEMA["warmup"]

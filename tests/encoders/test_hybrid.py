@@ -19,13 +19,10 @@ def test_sum_is_id_plus_content(content):
     assert torch.allclose(enc(ids), expected, atol=1e-6)
 
 
-def test_concat_projects_and_shares_recbole_table(content):
+def test_concat_projects(content):
     enc = build_encoder({"name": "id_content", "combine": "concat", "content_encoder": {"name": "cva", "depth": 1}},
                         N, 64, content)
     assert enc.proj.in_features == 128 and enc(torch.tensor([1, 2])).shape == (2, 64)
-    table = torch.nn.Embedding(N, 64, padding_idx=0)
-    enc.use_id_table(table)
-    assert enc.id_table is table
 
 
 @pytest.mark.parametrize("bad", [{}, {"content_encoder": {"name": "id"}}, {"content_encoder": {"name": "cav"}},

@@ -70,7 +70,7 @@ def test_slice_rules():
         SliceRule(eval="random")
 
 
-def test_save_load_align_and_slice_for(tmp_path, segments):
+def test_save_load_align(tmp_path, segments):
     features, counts, tokens = segments
     tok = RQKMeans(levels=2, codes=8, seed=0, iters=5).fit(features[np.arange(6)[None] < counts[:, None]])
     codes = SemanticCodes.from_features(tok, features, counts, tokens)
@@ -82,12 +82,6 @@ def test_save_load_align_and_slice_for(tmp_path, segments):
     aligned = codes.align(["[PAD]", tokens[1], tokens[0], "not-an-item"])
     assert aligned.room_codes[0].tolist() == [-1, -1] and aligned.room_codes[3].tolist() == [-1, -1]
     assert torch.equal(aligned.room_codes[1], codes.room_codes[1]) and torch.equal(aligned.slice_codes[2], codes.slice_codes[0])
-    ids = torch.tensor([1, 2])
-    first = aligned.slice_for(ids, rule=SliceRule(eval="first"))
-    assert torch.equal(first, torch.stack([codes.slice_codes[1, 0], codes.slice_codes[0, 0]]))
-    from_data = aligned.slice_for(ids, segment=torch.tensor([1, 99]))  # clamped to the last valid segment
-    assert torch.equal(from_data[0], codes.slice_codes[1, min(1, int(counts[1]) - 1)])
-    assert torch.equal(from_data[1], codes.slice_codes[0, int(counts[0]) - 1])
 
 
 def test_corrupt_codes_file_is_a_checkpoint_error(tmp_path):

@@ -46,6 +46,15 @@ def test_stage_configs(tmp_path, ml100k_codes):
     assert s1["train"]["lr"] == 0.0005 and s1["item_encoder"]["tokens"] == ["slice"]  # replace: no ID token
     assert s2["train"]["early_stopping_patience"] == 0 and s2["train"]["epochs"] == cfg["warmup"]["phase_out_epochs"]
     assert all(s["train"]["resume"] for s in (s0, s1, s2)) and s1["output"]["name"] == "1-slice"
+    # FLUID (retire: candidate): after the phase-out the histories keep their ID token, the candidates lose it
+    late = warmup_cfg(tmp_path, ml100k_codes)
+    assert late["warmup"]["retire"] == "candidate"
+    room = stage_config(late, STAGES["room"], tmp_path, 3)["item_encoder"]
+    assert room["tokens"] == ["id", "slice", "room"] and room["candidate_id"] is False
+    back = stage_config(late, STAGES["add_id_back"], tmp_path, 4)["item_encoder"]
+    assert back["tokens"] == ["id", "slice", "room"] and back.get("candidate_id", True) is True
+    everywhere = warmup_cfg(tmp_path, ml100k_codes, "warmup.retire=everywhere")
+    assert stage_config(everywhere, STAGES["room"], tmp_path, 3)["item_encoder"]["tokens"] == ["slice", "room"]
 
 
 def test_bad_warmup_configs(tmp_path, ml100k_codes):
@@ -64,7 +73,7 @@ def test_bad_warmup_configs(tmp_path, ml100k_codes):
 
 
 def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
-    cfg = warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slice,phase_out,room,add_id_back]")
+    cfg = warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slice,phase_out,room,add_id_back]", "warmup.retire=everywhere")
     result = run_warmup(cfg, progress=False)
     out = Path(result["out"])
     names = [m["stage"] for m in result["stages"]]
@@ -83,11 +92,14 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
     stages = json.loads((out / "stages.json").read_text())["stages"]
     assert [s["stage"] for s in stages] == names
     assert all("popularity_levels" in s["test"] and "inductive" in s["test"] for s in stages)
-    assert "pop 1-3 ndcg@10" in (out / "stages.md").read_text()
+    assert stages[2]["id_retired"] == "everywhere" and stages[3]["item_encoder"]["tokens"] == ["slice", "room"]
+    from cva_rec.report.stages import write_stages_md  # the report reads what the warmup wrote
+
+    assert "pop 1-3 ndcg@10" in write_stages_md(out).read_text()
     assert json.loads((out / "metrics.json").read_text())["stage"] == "add_id_back"
 
     # an ablation sharing the chain's beginning trains only what differs (here: shared room tables)
-    ablation = warmup_cfg(tmp_path, ml100k_codes, "output.name=shared", "item_encoder.shared_tables=true",
+    ablation = warmup_cfg(tmp_path, ml100k_codes, "output.name=shared", "item_encoder.shared_tables=true", "warmup.retire=everywhere",
                           f"warmup.reuse_run={out}", "warmup.reuse_stages=[id,slice,phase_out]")
     again = run_warmup(ablation, progress=False)
     shared_out = Path(again["out"])
