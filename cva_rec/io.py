@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno as _errno
+import hashlib
 import json
 import os
 import re
@@ -269,6 +270,43 @@ def publish_dir(tmp: str | os.PathLike, path: str | os.PathLike, *, replace: boo
 
 def _one_line(exc: BaseException, limit: int = 160) -> str:
     return " ".join(str(exc).split())[:limit]
+
+
+# -- checksums: caches that detect their own damage ----------------------------------------------
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 8 << 20) -> str:
+    """sha256 of a file (source hashes in store metadata, cache manifests)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: str | os.PathLike, names, *, checksum: bool = True) -> None:
+    """Record each file's size (and sha256) in ``folder/manifest.json``; call before publishing the folder."""
+    folder = Path(folder)
+    manifest = {n: {"bytes": (folder / n).stat().st_size, **({"sha256": file_sha256(folder / n)} if checksum else {})}
+                for n in names}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def manifest_problem(folder: str | os.PathLike, names) -> str | None:
+    """Why the files in ``folder`` no longer match their manifest (None: intact)."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        for n in names:
+            size = (folder / n).stat().st_size
+            if size != manifest[n]["bytes"]:
+                return f"{n} has {size} bytes, {manifest[n]['bytes']} were written"
+            if "sha256" in manifest[n] and file_sha256(folder / n) != manifest[n]["sha256"]:
+                return f"{n} does not match its checksum"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"no valid {MANIFEST} ({type(exc).__name__})"
+    return None
 
 
 # -- safe loading -------------------------------------------------------------------------------

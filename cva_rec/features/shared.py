@@ -37,12 +37,11 @@ from cva_rec.features.align import align_to_items
 from cva_rec.features.content import ItemContent
 from cva_rec.errors import FileSystemError
 from cva_rec.features.store import FeatureStore
-from cva_rec.io import file_system_errors, load_numpy, make_temp_dir, publish_dir
+from cva_rec.io import file_system_errors, load_numpy, make_temp_dir, manifest_problem, publish_dir, write_manifest
 
 log = logging.getLogger(__name__)
 
 _FILES = ("features.npy", "num_frames.npy", "timestamps.npy")
-_MANIFEST = "manifest.json"  # size and sha256 of each file: a damaged cache is detected and rebuilt
 # numpy has no bfloat16: such features are stored as their int16 bit patterns
 _STORE_AS = {torch.float16: torch.float16, torch.float32: torch.float32, torch.bfloat16: torch.int16}
 
@@ -58,35 +57,11 @@ def cache_key(store: FeatureStore, item_tokens: Sequence[str], missing: str, dty
     return h.hexdigest()[:24]
 
 
-def _sha256(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write(folder: Path, content: ItemContent, dtype: torch.dtype) -> None:
     arrays = (content.features.view(_STORE_AS[dtype]).numpy(), content.num_frames.numpy(), content.timestamps.numpy())
     for name, arr in zip(_FILES, arrays):
         np.save(folder / name, arr, allow_pickle=False)
-    manifest = {name: {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)} for name in _FILES}
-    (folder / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def cache_problem(folder: Path) -> str | None:
-    """Why the cache in ``folder`` cannot be used (None: intact)."""
-    try:
-        manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
-        for name in _FILES:
-            size = (folder / name).stat().st_size
-            if size != manifest[name]["bytes"]:
-                return f"{name} has {size} bytes, {manifest[name]['bytes']} were written"
-            if _sha256(folder / name) != manifest[name]["sha256"]:
-                return f"{name} does not match its checksum"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return f"no valid {_MANIFEST} ({type(exc).__name__})"
-    return None
+    write_manifest(folder, _FILES)
 
 
 def _mapped(folder: Path, dtype: torch.dtype) -> ItemContent:
@@ -125,7 +100,7 @@ def _cached_alignment(store: FeatureStore, item_tokens: Sequence[str], cache_dir
         raise ValueError(f"unsupported content dtype {dtype}")
     cache_dir = Path(cache_dir)
     folder = cache_dir / cache_key(store, item_tokens, missing, dtype, max_frames)
-    problem = cache_problem(folder) if folder.exists() else "absent"
+    problem = manifest_problem(folder, _FILES) if folder.exists() else "absent"
     if problem is None:
         return _mapped(folder, dtype)
     if folder.exists():

@@ -36,6 +36,7 @@ import numpy as np
 from cva_rec.errors import FeatureStoreError
 from cva_rec.io import (atomic_write_bytes, check_free_space, file_system_errors, load_numpy, make_temp_dir,
                         publish_dir)
+from cva_rec.io import file_sha256  # noqa: F401  (re-exported: source hashes in store metadata)
 
 FORMAT_NAME = "cva_rec.feature_store"
 FORMAT_VERSION = 1
@@ -68,15 +69,6 @@ def partial_path(path: str | os.PathLike) -> Path:
 
 def item_ids_sha256(item_ids: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(item_ids), ensure_ascii=False).encode("utf-8")).hexdigest()
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 of a source file, for ``metadata={"source_hashes": {...}}``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:

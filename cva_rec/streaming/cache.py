@@ -6,12 +6,15 @@ that changes the arrays (fields, separator, filters, duplicate policy, this form
 a changed file or filter is another key, so a stale cache is never read. A cache folder is
 written under a temporary name and renamed into place in one step (``cva_rec.io.publish_dir``), so a
 reader sees a complete folder or none; when two processes build the same key at once, the first
-rename wins.
+rename wins. ``manifest.json`` records each array file's size; a cache whose files no longer match
+(truncated, replaced, from an older version) is rebuilt with a warning (sizes only: a cache of a
+100M-row log is not re-hashed on every start).
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -19,12 +22,13 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from cva_rec.errors import DataError
-from cva_rec.features.store import file_sha256
-from cva_rec.io import check_free_space, load_numpy, make_temp_dir, publish_dir
+from cva_rec.io import check_free_space, file_sha256, load_numpy, make_temp_dir, manifest_problem, publish_dir, write_manifest
 from cva_rec.streaming.sequences import CsrSequences
 
 FORMAT_VERSION = 1
 ARRAYS = ("indptr", "items", "times", "time_key", "user_tokens", "item_tokens")
+FILES = tuple(f"{name}.npy" for name in ARRAYS)
+log = logging.getLogger(__name__)
 
 
 def cache_key(inter_path: Path, params: Mapping[str, Any]) -> str:
@@ -38,16 +42,15 @@ def _load(folder: Path) -> CsrSequences:
     return CsrSequences(**arrays)
 
 
-def _complete(folder: Path) -> bool:
-    return all((folder / f"{name}.npy").is_file() for name in ARRAYS) and (folder / "meta.json").is_file()
-
-
 def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[str, Any],
                      build: Callable[[], CsrSequences]) -> tuple[CsrSequences, bool]:
     """(memory-mapped sequences, whether they came from the cache); builds and stores them on a miss."""
     folder = Path(root) / f"{name}-{cache_key(inter_path, params)}"
-    if _complete(folder):
-        return _load(folder), True
+    if folder.exists():
+        problem = manifest_problem(folder, FILES)
+        if problem is None:
+            return _load(folder), True
+        log.warning("sequence cache %s is damaged (%s): rebuilding it", folder, problem)
     seqs = build()
     arrays = {key: np.ascontiguousarray(getattr(seqs, key)) for key in ARRAYS}
     check_free_space(folder.parent, sum(a.nbytes for a in arrays.values()), f"the sequence cache {folder}")
@@ -58,8 +61,9 @@ def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[st
         meta = {"format_version": FORMAT_VERSION, "inter_file": str(inter_path), **params,
                 "n_users": seqs.n_users - 1, "n_items": seqs.n_items - 1, "n_interactions": int(len(seqs.items))}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        write_manifest(tmp, FILES, checksum=False)
         try:
-            publish_dir(tmp, folder)  # fsyncs the files, then one rename
+            publish_dir(tmp, folder, replace=folder.exists())  # fsyncs the files, then one rename
         except FileExistsError:  # another process published the same key first: theirs is identical
             pass
     finally:

@@ -206,3 +206,36 @@ def test_tokenize_replaces_only_its_own_outputs(tmp_path, cli):
     before = folder_hash(out)
     cli(*args).assert_one_line_error(f"{out / 'codes.npz'} exists and was not written by `cva-rec tokenize`")
     assert folder_hash(out) == before
+
+
+@pytest.mark.parametrize("how", ["truncate", "missing", "manifest"])
+def test_damaged_sequence_cache_is_detected_and_rebuilt(tmp_path, how, caplog):
+    from cva_rec.streaming.cache import cached_sequences
+    from cva_rec.streaming.inter_file import read_inter
+    from cva_rec.streaming.sequences import build_sequences
+
+    inter = bundled_data_path() / "ml-100k" / "ml-100k.inter"
+    builds = []
+
+    def load():
+        def build():
+            builds.append(1)
+            return build_sequences(read_inter(inter, "user_id", "item_id", "timestamp"), 5, 0)
+        return cached_sequences(tmp_path / "cache", "ml-100k", inter, {"min_user": 5, "min_item": 0}, build)
+
+    first, _ = load()
+    items = np.array(first.items)
+    (folder,) = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    del first
+    if how == "truncate":
+        data = (folder / "items.npy").read_bytes()
+        (folder / "items.npy").write_bytes(data[: len(data) // 2])
+    elif how == "missing":
+        (folder / "indptr.npy").unlink()
+    else:
+        (folder / "manifest.json").write_text("{")
+    with caplog.at_level(logging.WARNING, logger="cva_rec.streaming.cache"):
+        again, hit = load()
+    assert not hit and len(builds) == 2 and "is damaged" in caplog.text
+    assert np.array_equal(np.asarray(again.items), items)
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]
