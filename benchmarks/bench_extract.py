@@ -172,6 +172,14 @@ def bench_codec(rows: list, clip_checkpoint: str | None, n: int = 5, token_frame
                          f"uniform {np.mean(acc['ovl_uniform']):.0%}, with mid5 {np.mean(acc['ovl_mid5']):.0%}"))
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of finished child processes: the work, whatever else runs on the machine."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _run(args: list[str], env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -192,22 +200,24 @@ def bench_processes(tmp: Path, rows: list) -> None:
     n = len(list(videos.iterdir()))
     env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     base = ["data_prep.cli_video", "extract-video", "--videos", str(videos), "--sampler", "mid5", "--quiet"]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _children_cpu()
     _wait([_run([*base, "--out", str(tmp / "one")], env)])
-    one = time.perf_counter() - t
-    t = time.perf_counter()
+    one, cpu_one = time.perf_counter() - t, _children_cpu() - c
+    t, c = time.perf_counter(), _children_cpu()
     _wait([_run([*base, "--out", str(tmp / "two"), "--shard-index", str(i), "--num-shards", "2"], env) for i in (0, 1)])
-    two = time.perf_counter() - t
+    two, cpu_two = time.perf_counter() - t, _children_cpu() - c
     t = time.perf_counter()
     _wait([_run(["data_prep.cli_merge", "merge-stores", str(tmp / "two.shards"), "--out", str(tmp / "two")], env)])
     merge = time.perf_counter() - t
     names = sorted(p.name for p in (tmp / "one").iterdir())
     same = names == sorted(p.name for p in (tmp / "two").iterdir()) and all(
         (tmp / "one" / f).read_bytes() == (tmp / "two" / f).read_bytes() for f in names)
+    load = os.getloadavg()[0]
     rows.append((f"extract-video mid5, 1 process ({n} real clips, incl. model load)", f"{n / one:.2f}", "videos/s",
-                 f"{one:.1f} s"))
+                 f"{one:.1f} s wall, {cpu_one:.1f} CPU s"))
     rows.append(("extract-video mid5, 2 shard processes at once (same clips)", f"{n / two:.2f}", "videos/s",
-                 f"{two:.1f} s; 2 / 1 process = {one / two:.2f}x on {os.cpu_count()} cores"))
+                 f"{two:.1f} s wall, {cpu_two:.1f} CPU s; 2 / 1 process = {one / two:.2f}x on {os.cpu_count()} cores, "
+                 f"load average {load:.1f}"))
     rows.append(("merge-stores of the 2 shards == 1-process store, byte for byte", "yes" if same else "NO", "",
                  f"{len(names)} files compared; merge {merge:.1f} s"))
 
