@@ -1,8 +1,8 @@
 """Each user's sequence read straight from the .inter file, in the order RecBole 1.2.1 uses.
 
 RecBole loads the file in row order, min-max normalises every float field (``normalize_all``,
-on by default), stores it as a float32 tensor, and orders each user's rows by a *stable* sort on
-that float32 time. So two interactions of one user whose normalised times round to the same
+which cva_rec turns on for every dataset), stores it as a float32 tensor, and orders each user's
+rows by a *stable* sort on that float32 time. So two interactions of one user whose normalised times round to the same
 float32 (about 1 s apart on ml-100k, whose times span 7 months; any tie in the raw times too)
 keep their file order, whatever their true times. This reader reproduces that rule with pandas
 and numpy only, so it is an independent check of the histories and popularity the library
