@@ -128,3 +128,45 @@ def test_merge_stores_cli(tmp_path, videos, monkeypatch, capsys):
     extract_video_features(videos, tmp_path / "s", cfg, progress=False, shard=(1, 2))
     assert main(["merge-stores", str(shards_dir(tmp_path / "s")), "--out", str(tmp_path / "m")]) == 0
     assert "5 items" in capsys.readouterr().out
+
+
+def test_sigkilled_shard_process_resumes_and_merges_to_the_single_run(tmp_path, clips_dir, monkeypatch):
+    """The real thing: `extract-video --shard-index 0 --num-shards 2` SIGKILLed mid-way, rerun, merged."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from video_test_data import REPO
+    from cva_rec.features.store import PROGRESS_FILE
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("bikes", "carphone_pristine", "carphone_distorted", "bigbuckbunny"):
+        for copy in ("a", "b"):
+            (videos / f"{name}_{copy}.mp4").symlink_to(clips_dir / f"{name}.mp4")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    out = tmp_path / "sharded"
+    proc = subprocess.Popen([sys.executable, "-m", "data_prep.cli_video", "extract-video", "--videos", str(videos),
+                             "--sampler", "uniform", "--n-frames", "3", "--batch-items", "1", "--quiet", "--out", str(out),
+                             "--shard-index", "0", "--num-shards", "2"],
+                            cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = partial_path(shard_store_path(out, 0, 2)) / PROGRESS_FILE
+    deadline, done = time.time() + 60, 0
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists():
+            done = int(np.unpackbits(np.frombuffer(progress.read_bytes(), dtype=np.uint8), count=4).sum())
+            if done >= 1:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the shard finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 1 <= done < 4 and not shard_store_path(out, 0, 2).exists()
+    cfg = VideoExtractConfig(sampler="uniform", n_frames=3)
+    resumed = extract_video_features(videos, out, cfg, batch_items=1, progress=False, shard=(0, 2))
+    assert resumed.n_done_before >= 1
+    extract_video_features(videos, out, cfg, batch_items=3, progress=False, shard=(1, 2))
+    single = extract_video_features(videos, tmp_path / "single", cfg, progress=False).path
+    _same_bytes(merge_stores([shards_dir(out)], out), single)
