@@ -123,11 +123,6 @@ def saliency_map(motion: np.ndarray, residual: np.ndarray) -> np.ndarray:
     return motion / MOTION_UNIT_PX + residual / RESIDUAL_UNIT
 
 
-def _motion_vectors(frame) -> np.ndarray | None:
-    side = frame.side_data.get("MOTION_VECTORS")
-    return None if side is None else side.to_ndarray()
-
-
 def _is_intra(frame) -> bool:
     return bool(frame.key_frame) or int(frame.pict_type) == _PICT_I
 
@@ -170,15 +165,15 @@ def decode_codec_candidates(
             for frame in container.decode(stream):
                 intra = _is_intra(frame)
                 any_inter |= not intra
-                mv = None if intra else _motion_vectors(frame)
-                any_mv |= mv is not None and len(mv) > 0
+                side = None if intra else frame.side_data.get("MOTION_VECTORS")  # absent: no vectors exported
+                any_mv |= side is not None
                 if frame.pts is not None and (frame.pts in wanted or intra) and (not rows or rows[-1][0] != frame.pts):
                     rgb = _to_rgb(frame, size if short_side else None)
                     if intra or prev is None:
                         zeros = np.zeros((msize[1], msize[0]), np.float32)
                         mag = res = zeros
                     else:
-                        mag, dx, dy = field_.paint(mv if mv is not None else np.zeros(0, _MV_DTYPE))
+                        mag, dx, dy = field_.paint(side.to_ndarray() if side is not None else np.zeros(0, _MV_DTYPE))
                         cur_y, prev_y = (f.to_ndarray(format="gray", width=msize[0], height=msize[1], interpolation="AREA")
                                          for f in (frame, prev))
                         res = motion_compensated_residual(cur_y, prev_y, dx, dy)
