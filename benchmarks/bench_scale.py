@@ -164,7 +164,9 @@ def run_child(args, engine: str, name: str) -> Dict[str, Any]:
     for line in out:
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    return {"error": stopped or "failed: " + "".join(out[-5:]).strip()[-400:]}
+    if stopped:
+        return {"error": stopped, "stopped_rss_mb": worst, "stopped_after_s": time.perf_counter() - t0}
+    return {"error": "failed: " + "".join(out[-5:]).strip()[-400:]}
 
 
 def extrapolate(rows: Dict[str, Dict[str, Any]], key: str, labels: List[str], target: str) -> Optional[float]:
@@ -206,12 +208,18 @@ def plot(results: Dict[str, Any], path: Path) -> None:
             if ex:
                 ax.plot([xs[-1], *ex] if xs else ex, [ys[-1], *ey] if ys else ey, "o--", color=colour, mfc="none",
                         label=f"{label} (extrapolated)")
+            stop_key = {"peak_rss_mb": "stopped_rss_mb", "startup_s": "stopped_after_s"}[key]
+            stops = [(SIZES[lab], row[engine][run][stop_key]) for lab, row in results["sizes"].items()
+                     if run == "first" and stop_key in row.get(engine, {}).get(run, {})]
+            if stops:
+                ax.plot(*zip(*stops), "^", color=colour, ms=9, label=f"{label}: stopped here (a lower bound)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("interactions")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.legend(fontsize=7)
     fig.suptitle("cva-rec bench scale: SASRec, max_seq_length 50, synthetic MicroLens-shaped logs")
     fig.tight_layout()
     from cva_rec.io import atomic_write
@@ -275,14 +283,16 @@ def finish(results: Dict[str, Any], args) -> int:
     for row in results["sizes"].values():  # --report-only: extrapolate again from the measured rows
         rb = row.get("recbole", {}).get("first")
         if rb and rb.get("extrapolated"):
-            row["recbole"] = {"first": {"error": rb.get("why", "not run")}}
+            row["recbole"] = {"first": {"error": rb.get("why", "not run"),
+                                        **{k: rb[k] for k in ("stopped_rss_mb", "stopped_after_s") if k in rb}}}
     measured = {l: r["recbole"]["first"] for l, r in results["sizes"].items() if "error" not in r.get("recbole", {}).get("first", {"error": 1})}
     for label, row in results["sizes"].items():
         rb = row.get("recbole", {}).get("first")
         if rb is None or "error" in rb:
             est = {k: extrapolate(measured, k, order, label) for k in ("peak_rss_mb", "startup_s", "startup_cpu_s", "rss_after_data_mb")}
             if all(v is not None for v in est.values()):
-                row.setdefault("recbole", {})["first"] = {**est, "extrapolated": True, "why": (rb or {}).get("error", "not run")}
+                row.setdefault("recbole", {})["first"] = {**est, "extrapolated": True, "why": (rb or {}).get("error", "not run"),
+                                                          **{k: rb[k] for k in ("stopped_rss_mb", "stopped_after_s") if rb and k in rb}}
                 row["recbole"]["second"] = dict(row["recbole"]["first"])
     atomic_write_json(args.out, results)
 
