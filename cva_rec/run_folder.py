@@ -88,6 +88,9 @@ class RunClaim:
     resume: bool
     overwrite: bool
     ignore: Tuple[str, ...] = ()
+    #: how the refusal messages name the way out, in the calling command's own words
+    elsewhere: str = "another output.name / --run-dir"
+    replace_flag: Optional[str] = "--overwrite"  # None: the command cannot replace a run
     primary: bool = True
     _fh: Any = field(default=None, repr=False)
     #: what claiming created (folders, the lock file): removed again when the run fails before
@@ -151,17 +154,19 @@ def run_folder_of(cfg: Mapping[str, Any], run_dir: Optional[str | os.PathLike] =
 
 
 def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, overwrite: bool = False,
-                     resume: Optional[bool] = None, ignore: Iterable[str] = ()) -> RunClaim:
+                     resume: Optional[bool] = None, ignore: Iterable[str] = (),
+                     elsewhere: str = "another output.name / --run-dir", replace_flag: Optional[str] = "--overwrite") -> RunClaim:
     """Lock ``run_dir`` and check that ``cfg`` may write it (see the module docstring).
 
     ``resume`` defaults to ``cfg['train']['resume']``; ``ignore``: more ``section.key`` left out of
-    the identity (e.g. ``warmup.stages``: a warmup may be continued with more stages). Raises :class:`RunFolderError` (a folder in
-    use, or holding another config / a run that would be lost) before anything is written.
+    the identity (e.g. ``warmup.stages``: a warmup may be continued with more stages); ``elsewhere`` and
+    ``replace_flag`` name the calling command's way out in its refusals. Raises :class:`RunFolderError`
+    (a folder in use, or holding another config / a run that would be lost) before anything is written.
     """
     run_dir = Path(run_dir)
     resume = bool(cfg["train"]["resume"]) if resume is None else resume
     if not is_primary_process():
-        return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), primary=False)
+        return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, primary=False)
     created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -170,11 +175,11 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     if not (run_dir / LOCK_FILE).exists():
         created.insert(0, run_dir / LOCK_FILE)
     try:
-        fh = _lock(run_dir)
+        fh = _lock(run_dir, elsewhere)
     except BaseException:
         RunClaim(run_dir, cfg, resume, overwrite, _created=created)._undo()
         raise
-    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), _fh=fh, _created=created)
+    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, _fh=fh, _created=created)
     try:
         _check_reuse(claim)
         _record_holder(fh)
@@ -184,7 +189,7 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     return claim
 
 
-def _lock(run_dir: Path):
+def _lock(run_dir: Path, elsewhere: str):
     path = run_dir / LOCK_FILE
     try:
         fh = open(path, "a+")
@@ -197,7 +202,7 @@ def _lock(run_dir: Path):
         fh.close()
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise RunFolderError(f"run folder {run_dir} is in use by {_holder(path)}; wait for it to finish "
-                                 "or choose another output.name / --run-dir") from None
+                                 f"or choose {elsewhere}") from None
         raise RunFolderError(f"cannot lock run folder {run_dir}: {exc.strerror or exc} (the file system "
                              "must support flock)") from None
     return fh
@@ -225,12 +230,14 @@ def _check_reuse(claim: RunClaim) -> None:
     run_dir, cfg = claim.run_dir, claim.cfg
     if claim.overwrite:
         return  # the old run is removed by commit_config, once the new one is ready to start
+    flag = claim.replace_flag
+    replace = f"pass {flag} to replace it" if flag else "delete the folder to start again"
     has_outputs = (run_dir / "metrics.json").exists() or any((run_dir / "checkpoints").glob("*.ckpt"))
     prior = run_dir / CONFIG_FILE
     if not prior.is_file():
         if has_outputs:
             raise RunFolderError(f"run folder {run_dir} holds run files (metrics.json / checkpoints) but no {CONFIG_FILE}; "
-                                 "pass --overwrite to replace them or choose another output.name / --run-dir")
+                                 f"choose {claim.elsewhere} or {replace}")
         return
     old, problem = _read_prior(prior)
     same = old is not None and config_id(old, claim.ignore) == claim.config_id
@@ -239,11 +246,11 @@ def _check_reuse(claim: RunClaim) -> None:
         if claim.resume or not has_outputs:
             return
         raise RunFolderError(f"run folder {run_dir} already holds {what} of this config; --set train.resume=true "
-                             "continues it, --overwrite starts it again")
+                             f"continues it, {f'{flag} starts it again' if flag else 'deleting the folder starts it again'}")
     why = problem or "config differs: " + "; ".join(differences(old, cfg, claim.ignore))
     raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
                          + ("resume needs the same config; " if claim.resume else "")
-                         + "choose another output.name / --run-dir or pass --overwrite to replace it")
+                         + f"choose {claim.elsewhere} or {replace}")
 
 
 def _read_prior(path: Path):

@@ -147,7 +147,8 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
     out = Path(cfg["output"]["dir"]) / (cfg["output"]["name"] or f"{cfg['dataset']['name']}-{cfg['model']['name']}-warmup")
     # one writer per warmup folder; re-running resumes, so only the same config may (warmup.stages may
     # grow: each stage folder checks its own config)
-    with claim_run_folder(out, cfg, resume=True, ignore=("warmup.stages",)) as claim:
+    with claim_run_folder(out, cfg, resume=True, ignore=("warmup.stages",), elsewhere="another output.name",
+                          replace_flag=None) as claim:
         data = build_data(cfg)
         claim.commit_config()
         return _run_stages(cfg, stages, out, data, progress)

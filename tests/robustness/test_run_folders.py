@@ -226,3 +226,20 @@ def test_a_plain_file_as_run_dir_is_one_line_and_unchanged(cli, tiny_data, tmp_p
     cli("train", "--no-progress", *settings(tiny_data, tmp_path / "out"), "--run-dir", str(target)).assert_one_line_error(
         f"cannot create run folder {target}")
     assert target.read_text() == "my data"
+
+
+def test_refusals_name_the_calling_commands_way_out(tmp_path):
+    """`cva-rec warmup` has neither --run-dir nor --overwrite: its refusals say what it can do."""
+    from cva_rec.config import dump_config, load_config
+    from cva_rec.errors import RunFolderError
+    from cva_rec.run_folder import claim_run_folder
+
+    run = tmp_path / "warmup"
+    run.mkdir()
+    dump_config(load_config(None, ["train.lr=0.01"]), run / "config.yaml")
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(RunFolderError) as err:
+        claim_run_folder(run, load_config(None), resume=True, elsewhere="another output.name", replace_flag=None)
+    message = str(err.value)
+    assert "train.lr 0.01 -> 0.001" in message and "choose another output.name or delete the folder to start again" in message
+    assert "--overwrite" not in message and "--run-dir" not in message
