@@ -91,7 +91,9 @@ class QwenVLVideoEmbedder(FrameEncoder):
         if segments < 1:
             raise ConfigError(f"{self.name}: segments must be >= 1, got {segments}")
         self.segments, self.instruction = int(segments), instruction
-        self._wants_token_types = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
+        accepted = inspect.signature(self.model.forward).parameters
+        self._wants_token_types = "mm_token_type_ids" in accepted
+        self._wants_seconds = "second_per_grid_ts" in accepted  # Qwen2.5-VL
 
     def _checked(self, checkpoint: str | None) -> Path:
         if not checkpoint:
@@ -131,7 +133,7 @@ class QwenVLVideoEmbedder(FrameEncoder):
         return ids
 
     @torch.inference_mode()
-    def embed(self, frames: np.ndarray) -> np.ndarray:
+    def embed(self, frames: np.ndarray, timestamps: np.ndarray | None = None) -> np.ndarray:
         """One video (or segment) -> [dim] float32, L2-normalised last-token hidden state."""
         pixel_values, grid = self.pixels(frames)
         ids = self.prompt_ids(int(grid.prod()) // (self.merge * self.merge))
@@ -139,6 +141,10 @@ class QwenVLVideoEmbedder(FrameEncoder):
                       pixel_values_videos=pixel_values.to(self.model.dtype))
         if self._wants_token_types:  # transformers >= 5 computes M-RoPE from modality ids (2 = video token)
             inputs["mm_token_type_ids"] = (ids == self.config.video_token_id).long() * 2
+        if self._wants_seconds and timestamps is not None and len(timestamps) > 1:
+            # Qwen2.5-VL aligns temporal positions to seconds: time spanned by one temporal patch of these frames
+            spacing = float(timestamps[-1] - timestamps[0]) / (len(timestamps) - 1)
+            inputs["second_per_grid_ts"] = torch.tensor([max(spacing, 1e-3) * self.temporal])
         out = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
         last = out.last_hidden_state[0, -1].float()
         return torch.nn.functional.normalize(last, dim=-1).cpu().numpy()
@@ -147,7 +153,7 @@ class QwenVLVideoEmbedder(FrameEncoder):
         """An item's chosen frames (time order) -> ([segments', dim], segment start times); fewer frames than
         segments give one segment per frame."""
         parts = np.array_split(np.arange(len(frames)), min(self.segments, len(frames)))
-        vectors = np.stack([self.embed(frames[p]) for p in parts])
+        vectors = np.stack([self.embed(frames[p], timestamps[p]) for p in parts])
         return vectors, np.asarray([timestamps[p[0]] for p in parts], dtype=np.float32)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
