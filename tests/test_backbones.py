@@ -133,10 +133,14 @@ def scores_at(model, batch):
 
 @pytest.mark.parametrize("model_name,fusion,where", [
     ("SASRec", "late", "everywhere"),  # the ID token's attention weight fades with it
+    ("GRU4Rec", "late", "everywhere"),  # ... its step of the recurrence
+    ("NARM", "late", "everywhere"),
+    ("STAMP", "late", "everywhere"),  # ... its share of the memory
     ("SASRec", "late", "candidate"),
     ("GRU4Rec", "late", "candidate"),
     ("NARM", "early", "everywhere"),
     ("NextItNet", "early", "candidate"),
+    ("NextItNet", "late", "candidate"),
 ])
 def test_phase_out_is_continuous(tmp_path, ml100k_data, ml100k_codes, batch, model_name, fusion, where):
     """|scores(s) - scores(ID retired)| -> 0 as s -> 0, and = 0 at s = 0 (the ID-free model)."""

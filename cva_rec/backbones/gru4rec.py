@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from recbole.model.sequential_recommender import GRU4Rec
 
+from cva_rec.backbones.fading import run_gru
+
 
 class TokenGRU4Rec(GRU4Rec):
     """Only ``forward`` differs from RecBole: the GRU runs over the layout's tokens and is read at the
-    last real one. A recurrence reads every token fully: ``layout.presence`` is not used."""
+    last real one. A token fading out (``layout.presence``) moves the state by its presence times its
+    step (``fading.py``): at 0 it is skipped exactly."""
 
     def forward(self, item_seq, item_seq_len, items=None):
         layout = self.item_embedding.history(item_seq, item_seq_len, items)
@@ -14,5 +17,4 @@ class TokenGRU4Rec(GRU4Rec):
 
     def every_token(self, layout):
         """The output at every token [B, N, H] (causal)."""
-        gru_output, _ = self.gru_layers(self.emb_dropout(layout.embeddings))
-        return self.dense(gru_output)
+        return self.dense(run_gru(self.gru_layers, self.emb_dropout(layout.embeddings), layout.presence))
