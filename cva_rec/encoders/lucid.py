@@ -23,8 +23,9 @@ candidate by one vector, so a candidate is the *sum of its kind vectors*: score 
 ``set_id_scale(s, where)`` weights g by s on the candidate side (``where="candidate"``, FLUID's
 Eq. 8: the candidate-side ID is retired, histories keep their ID tokens) or on both sides
 (``"everywhere"``); in a late-fusion history the ID token is then also *present* with weight s
-(``TokenLayout.presence``), which attention backbones apply to its attention weight, so scores move
-continuously to those of the ID-free model as s -> 0. ``drop_id(where)`` ends it: ``candidate``
+(``TokenLayout.presence``), which the backbones apply (SASRec to its attention weight, GRU4Rec /
+NARM to its recurrent step, STAMP to its memory share; not NextItNet), so scores move continuously
+to those of the ID-free model as s -> 0. ``drop_id(where)`` ends it: ``candidate``
 sets ``candidate_id`` off (g leaves the candidate vector; the table stays for the histories),
 ``everywhere`` deletes the table. Early ``concat`` / ``gate`` without any ID keep their content half
 as ``content_proj`` (the same function).
