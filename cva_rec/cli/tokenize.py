@@ -144,13 +144,14 @@ def refuse_foreign_outputs(out: Path) -> None:
 
 
 def run(args) -> int:
-    from cva_rec.io import atomic_write_json
+    from cva_rec.io import atomic_write_json, ensure_writable
     from cva_rec.semantic_ids.codes import SemanticCodes
     from cva_rec.semantic_ids.diagnostics import code_diagnostics, format_table
     from cva_rec.semantic_ids.rq_kmeans import RQKMeans, path_errors
 
     out = Path(args.out)
     refuse_foreign_outputs(out)
+    ensure_writable(out, "tokenize writes tokenizer.pt, codes.npz and diagnostics.json there")  # before the fit, not after
     segments, counts, item_ids = load_source(args.source)
     fit_rows, projection, alignment = None, None, None
     if args.align:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,13 +189,15 @@ def test_commands_writing_into_a_read_only_folder_are_one_line(tmp_path):
     text.assert_one_line_error("read-only file system")
     train = run_in_namespace(read_only(ro), ["train", "-c", RECIPE, "--no-progress", "--set", f"output.dir={ro / 'runs'}"])
     train.assert_one_line_error("Read-only file system")
+    vectors = tmp_path / "v.npy"
+    np.save(vectors, np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32))
+    tokens = run_in_namespace(read_only(ro), ["tokenize", str(vectors), "--out", str(ro / "codes"), "--levels", "2", "--codes", "4"])
+    tokens.assert_one_line_error(f"{ro / 'codes'} is not writable (read-only file system)")
     assert folder_hash(ro) == before
 
 
 def test_a_plain_file_where_a_folder_is_expected_is_one_line(tmp_path, cli):
     """`--out` of tokenize / prep-frames is a folder; a file there is one line and stays as it was."""
-    import numpy as np
-
     vectors = tmp_path / "v.npy"
     np.save(vectors, np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32))
     videos = tmp_path / "videos"
