@@ -151,8 +151,8 @@ def run(args) -> int:
 
     out = Path(args.out)
     refuse_foreign_outputs(out)
-    ensure_writable(out, "tokenize writes tokenizer.pt, codes.npz and diagnostics.json there")  # before the fit, not after
     segments, counts, item_ids = load_source(args.source)
+    ensure_writable(out, "tokenize writes tokenizer.pt, codes.npz and diagnostics.json there")  # before the fit, not after
     fit_rows, projection, alignment = None, None, None
     if args.align:
         segments, fit_rows, projection, alignment = _align(args, segments, counts, item_ids)
