@@ -138,7 +138,10 @@ def _shard(args) -> tuple[int, int] | None:
             raise ConfigError("--num-shards needs --shard-index (an integer, or auto)")
         return None
     if args.shard_index == "auto":
-        return shard_from_env()
+        index, count = shard_from_env()
+        if args.num_shards is not None and args.num_shards != count:
+            raise ConfigError(f"--num-shards {args.num_shards} but the launcher says {count} shards")
+        return index, count
     if args.num_shards is None or not args.shard_index.isdigit():
         raise ConfigError("--shard-index takes an integer with --num-shards, or 'auto'")
     return int(args.shard_index), args.num_shards

@@ -158,3 +158,18 @@ def test_sigkilled_shard_process_resumes_and_merges_to_the_single_run(tmp_path, 
     extract_video_features(videos, out, cfg, batch_items=3, progress=False, shard=(1, 2))
     single = extract_video_features(videos, tmp_path / "single", cfg, progress=False).path
     _same_bytes(merge_stores([shards_dir(out)], out), single)
+
+
+def test_shard_options_on_the_command_line(tmp_path, videos, monkeypatch, capsys):
+    from data_prep.cli_video import main
+
+    base = ["extract-video", "--videos", str(videos), "--sampler", "uniform", "--n-frames", "2", "--quiet",
+            "--out", str(tmp_path / "s")]
+    assert main([*base, "--num-shards", "2"]) == 2 and "needs --shard-index" in capsys.readouterr().err
+    assert main([*base, "--shard-index", "x", "--num-shards", "2"]) == 2
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main([*base, "--shard-index", "auto", "--num-shards", "3"]) == 2
+    assert "launcher says 2 shards" in capsys.readouterr().err
+    assert main([*base, "--shard-index", "auto"]) == 0
+    assert shard_store_path(tmp_path / "s", 1, 2).is_dir()
