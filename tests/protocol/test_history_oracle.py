@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cva_rec.reference.raw_sequences import filter_by_counts, read_inter, training_items, training_targets, user_sequences
-from tests.conftest import small_overrides
+from tests.conftest import SHARED_DATA, needs_shared_data, small_overrides
 from tests.protocol.tied_data import write_tied_dataset
 
 
@@ -100,3 +100,19 @@ def test_tied_timestamps_histories(tmp_path):
     # and the raw file's own per-user order is the truth here (no two rows of a user tie)
     df = read_inter(root / "tied" / "tied.inter")
     assert ref == {u: g["item"].tolist() for u, g in df.groupby("user", sort=False)}
+
+
+@needs_shared_data()
+def test_ml1m_sequences_and_popularity_agree(tmp_path):
+    """ml-1m has no RecBole dataset yaml (ml-100k's turns on normalize_all): the order rule must
+    not depend on that (it once did: 2% of ml-1m users agreed with the raw-file reader)."""
+    from cva_rec.config import load_config
+    from cva_rec.data import build_data
+    from cva_rec.reference.harness import history_agreement
+
+    cfg = load_config(None, small_overrides(tmp_path, "dataset.name=ml-1m", f"dataset.data_path={SHARED_DATA}",
+                                            "dataset.max_seq_length=5"))
+    agreement = history_agreement(cfg, build_data(cfg))
+    assert agreement["users"] == 6040
+    assert agreement["recbole_rows_test"] == agreement["recbole_rows_valid"] == 1.0
+    assert agreement["raw_file_sequences"] == agreement["popularity"] == 1.0
