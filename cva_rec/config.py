@@ -152,6 +152,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "num_nodes": integer(1, "Lightning number of nodes", min=1),
         "precision": choice("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed", PRECISIONS),
         "num_workers": integer(0, "DataLoader workers", min=0),
+        "fast": flag(False, "opt-in fast path: SASRec attention through fused scaled_dot_product_attention and, on GPU, "
+                     "bf16-mixed precision when train.precision is left at 32-true (metrics within seed noise of the exact, "
+                     "default path)"),
         "limit_train_batches": anything(None, "train on at most this many batches (int) or fraction (float) per epoch (debugging)",
                                         rule=_batches),
         "resume": flag(False, "continue from <run_dir>/checkpoints/last.ckpt when it exists (same config only)", identity=False),

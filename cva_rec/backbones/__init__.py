@@ -44,9 +44,21 @@ for _component in map(BACKBONE_CATALOG.get, BACKBONE_CATALOG.names()):  # the on
 def build_backbone(cfg: Mapping[str, Any], recbole_config, dataset, content: Optional[ItemContent] = None,
                    encoder: Optional[ItemEncoder] = None) -> nn.Module:
     """A RecBole model for ``cfg`` whose item table is the configured item encoder."""
-    model = BACKBONES.get(cfg["model"]["name"]).model_class(recbole_config, dataset)
+    model_class = BACKBONES.get(cfg["model"]["name"]).model_class
+    if cfg["train"].get("fast"):  # the opt-in fast path's variant, where there is one
+        model_class = fast_variant(model_class)
+    model = model_class(recbole_config, dataset)
     tokens = list(dataset.field2id_token[dataset.iid_field])
     return attach_encoder(model, cfg, content, encoder, item_tokens=tokens)
+
+
+def fast_variant(model_class: type) -> type:
+    """``train.fast``: SASRec attends through fused SDPA (cva_rec/backbones/fast_sasrec.py); others are unchanged."""
+    if model_class is TokenSASRec:
+        from cva_rec.backbones.fast_sasrec import FastSASRec
+
+        return FastSASRec
+    return model_class
 
 
 def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None,

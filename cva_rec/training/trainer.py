@@ -34,6 +34,17 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
                           f"devices={tr['devices']!r}, strategy={tr['strategy']!r}, precision={tr['precision']!r}): {first}") from None
 
 
+def precision_of(tr: Mapping[str, Any]):
+    """``train.fast`` on a GPU turns the default full precision into bf16-mixed (autocast); an explicit
+    ``train.precision`` is kept."""
+    if tr.get("fast") and tr["precision"] == "32-true" and str(tr["accelerator"]) in ("gpu", "cuda", "auto"):
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16-mixed"
+    return tr["precision"]
+
+
 def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool):
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -45,7 +56,7 @@ def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool):
         devices=tr["devices"],
         strategy=tr["strategy"],
         num_nodes=tr["num_nodes"],
-        precision=tr["precision"],
+        precision=precision_of(tr),
         deterministic=bool(tr["deterministic"]),
         gradient_clip_val=tr["grad_clip"],
         limit_train_batches=tr["limit_train_batches"],

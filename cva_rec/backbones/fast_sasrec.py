@@ -1,0 +1,47 @@
+"""The opt-in fast path's SASRec (``train.fast: true``): RecBole's attention on fused SDPA.
+
+:class:`SdpaMultiHeadAttention` computes what RecBole's ``MultiHeadAttention`` computes
+(softmax(QK^T / sqrt(d) + mask) V, dropout on the probabilities, dense, dropout, residual,
+LayerNorm) with ``torch.nn.functional.scaled_dot_product_attention``, which dispatches to fused
+kernels (flash / memory-efficient on CUDA, bf16 included). Same submodules and parameter names,
+so checkpoints load either way. Results equal the exact path up to float rounding in eval mode;
+in training the attention-dropout masks are drawn differently (SDPA's own RNG use), so a run is
+another draw of the same model: metrics agree within seed noise, not bit for bit. The exact path
+(:class:`~cva_rec.backbones.sasrec.TokenSASRec`) stays the default.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from recbole.model.layers import MultiHeadAttention
+
+from cva_rec.backbones.sasrec import TokenSASRec
+
+
+class SdpaMultiHeadAttention(MultiHeadAttention):
+    def forward(self, input_tensor, attention_mask):
+        b, n, _ = input_tensor.shape
+
+        def heads(x):  # [B, N, H*d] -> [B, H, N, d]
+            return x.view(b, n, self.num_attention_heads, self.attention_head_size).transpose(1, 2)
+
+        q, k, v = heads(self.query(input_tensor)), heads(self.key(input_tensor)), heads(self.value(input_tensor))
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask.to(q.dtype),
+                                                 dropout_p=self.attn_dropout.p if self.training else 0.0)
+        hidden = self.out_dropout(self.dense(context.transpose(1, 2).reshape(b, n, self.all_head_size)))
+        return self.LayerNorm(hidden + input_tensor)
+
+
+class FastSASRec(TokenSASRec):
+    """TokenSASRec whose transformer layers attend through :class:`SdpaMultiHeadAttention`."""
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        rng = torch.get_rng_state()  # building the new modules must not shift the seeded stream
+        for layer in self.trm_encoder.layer:
+            old = layer.multi_head_attention
+            new = SdpaMultiHeadAttention(config["n_heads"], config["hidden_size"], config["hidden_dropout_prob"],
+                                         config["attn_dropout_prob"], config["layer_norm_eps"])
+            new.load_state_dict(old.state_dict())  # RecBole's initialised weights, unchanged
+            layer.multi_head_attention = new
+        torch.set_rng_state(rng)
