@@ -1,6 +1,6 @@
 """Every file cva_rec writes, and every file a user can hand it, goes through this module.
 
-Writing (:func:`atomic_write` and its wrappers): the bytes go to a temporary file with a unique
+Writing (:func:`atomic_create`, :func:`atomic_write` and its wrappers): the bytes go to a temporary file with a unique
 name in the target's own folder, the file is fsync'ed, ``os.replace`` puts it in place and the
 folder is fsync'ed. A reader sees the old file or the new one, never half of one; a crash or a
 full disk leaves the old file and no temporary behind. Folders are published the same way
@@ -15,6 +15,8 @@ package for any other ``torch.load`` / ``np.load``.
 
 File-system failures (disk full, read-only folder, missing permission) become
 :class:`~cva_rec.errors.FileSystemError`: one line naming the path and what was needed.
+Caches that must detect their own damage record their files in a manifest
+(:func:`write_manifest` / :func:`manifest_problem`). See docs/reliability.md.
 """
 from __future__ import annotations
 
