@@ -171,6 +171,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
                                     "(training-target counts; the CVA paper's App. A)", ("uniform", "popularity")),
         "valid_metric": text("ndcg@10", "metric for the best checkpoint and early stopping", rule=_metric_at_k),
         "popularity_buckets": integer(10, "break test metrics down by this many target-popularity buckets (0 = off)", min=0),
+        "catalogue_chunk": integer(0, "full ranking against the catalogue in chunks of this many items (0 = all at once): memory "
+                                   "eval.batch_size x chunk instead of x n_items, twice the scoring work; for very large catalogues", min=0,
+                                   identity=False),
     },
     # FLUID staged warmup (`cva-rec warmup`, cva_rec/warmup/): ignored by `cva-rec train`
     "warmup": {

@@ -17,7 +17,7 @@ up to RecBole's arbitrary ordering of exactly tied scores.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -62,6 +62,50 @@ def target_ranks(
         if generator is None:
             generator = torch.Generator().manual_seed(0)
         u = torch.rand(len(ties), generator=generator).to(ties.device)
+    return higher + (u * (ties + 1).to(u.dtype)).long().clamp_max(ties)
+
+
+def chunked_target_ranks(
+    score_chunk: Callable[[int, int], torch.Tensor],
+    n_items: int,
+    targets: torch.Tensor,
+    chunk: int,
+    history: Optional[tuple] = None,
+    tie_uniform: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """:func:`target_ranks` of full ranking without the ``[B, n_items]`` matrix.
+
+    ``score_chunk(lo, hi)`` returns the scores ``[B, hi - lo]`` of items ``lo .. hi-1``. Two passes:
+    the first reads each target's score from the chunk that holds it, the second counts the
+    higher and tied items chunk by chunk, so a target is compared with the very numbers the
+    unchunked path compares it with (exact ties stay ties). Memory ``B x chunk``; scoring work 2x.
+    Raises ``FloatingPointError`` on a non-finite score (as the caller's check of the full matrix).
+    """
+    rows = torch.arange(len(targets), device=targets.device)
+    target_scores = torch.empty(len(targets), dtype=torch.float32, device=targets.device)
+    bounds = [(lo, min(lo + chunk, n_items)) for lo in range(0, n_items, chunk)]
+    for lo, hi in bounds:
+        inside = (targets >= lo) & (targets < hi)
+        if inside.any():
+            target_scores[inside] = score_chunk(lo, hi).float()[rows[inside], targets[inside] - lo]
+    higher = torch.zeros(len(targets), dtype=torch.long, device=targets.device)
+    ties = torch.zeros_like(higher)
+    for lo, hi in bounds:
+        scores = score_chunk(lo, hi).float()
+        if not torch.isfinite(scores[:, 1:] if lo == 0 else scores).all():
+            raise FloatingPointError(f"non-finite scores among items {lo}..{hi - 1}")
+        if lo == 0:
+            scores[:, 0] = float("-inf")  # padding
+        if history is not None:
+            h_rows, h_items = history
+            sel = (h_items >= lo) & (h_items < hi)
+            scores[h_rows[sel], h_items[sel] - lo] = float("-inf")
+        inside = (targets >= lo) & (targets < hi)
+        scores[rows[inside], targets[inside] - lo] = float("nan")  # the target itself: neither higher nor tied
+        higher += (scores > target_scores[:, None]).sum(1)
+        ties += (scores == target_scores[:, None]).sum(1)
+    u = tie_uniform.to(device=ties.device, dtype=torch.float64) if tie_uniform is not None else \
+        torch.rand(len(ties), generator=torch.Generator().manual_seed(0)).to(ties.device)
     return higher + (u * (ties + 1).to(u.dtype)).long().clamp_max(ties)
 
 

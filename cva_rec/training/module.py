@@ -7,10 +7,10 @@ import lightning as L
 import torch
 from torch import nn
 
-from cva_rec.backbones import item_encoder_of
+from cva_rec.backbones import item_encoder_of, seq_output
 from cva_rec.errors import DivergedError
-from cva_rec.training.evaluation import (RankCollector, flat_metrics, negative_weights, per_user_uniform, sample_negatives_per_user,
-                                         target_ranks)
+from cva_rec.training.evaluation import (RankCollector, chunked_target_ranks, flat_metrics, negative_weights, per_user_uniform,
+                                         sample_negatives_per_user, target_ranks)
 from cva_rec.training.losses import Loss
 
 
@@ -82,17 +82,32 @@ class SeqRecModule(L.LightningModule):
         self.collector = RankCollector()
         item_encoder_of(self.model).invalidate_cache()  # weights changed since the last evaluation
 
+    def _diverged(self, batch_idx: int) -> DivergedError:
+        # NaN compares false with everything: every target would rank first (HR = NDCG = 1)
+        stage = "validation" if self.trainer.validating or self.trainer.sanity_checking else "test"
+        return DivergedError(
+            f"non-finite scores in {stage} batch {batch_idx} after training step {self.global_step} (epoch {self.current_epoch}): "
+            "the model diverged; refusing to compute metrics"
+        )
+
     def _eval_step(self, batch, batch_idx: int = 0):
         interaction, users, targets, h_rows, h_items = batch
+        history = (h_rows, h_items) if self.cfg["eval"]["mask_history"] else None
+        chunk = int(self.cfg["eval"].get("catalogue_chunk") or 0)
+        weight = self.model.item_embedding.weight
+        if chunk and not self.cfg["eval"]["negatives"] and weight.shape[0] > chunk:
+            # full_sort_predict's scores (user state x item vectors), a chunk of the catalogue at a time
+            user = seq_output(self.model, interaction)
+            try:
+                ranks = chunked_target_ranks(lambda lo, hi: torch.matmul(user, weight[lo:hi].transpose(0, 1)), weight.shape[0],
+                                             targets, chunk, history, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])))
+            except FloatingPointError:
+                raise self._diverged(batch_idx) from None
+            self.collector.add(users, targets, ranks)
+            return
         scores = self.model.full_sort_predict(interaction).view(len(users), -1).float()
         if not torch.isfinite(scores[:, 1:]).all():
-            # NaN compares false with everything: every target would rank first (HR = NDCG = 1)
-            stage = "validation" if self.trainer.validating or self.trainer.sanity_checking else "test"
-            raise DivergedError(
-                f"non-finite scores in {stage} batch {batch_idx} after training step {self.global_step} (epoch {self.current_epoch}): "
-                "the model diverged; refusing to compute metrics"
-            )
-        history = (h_rows, h_items) if self.cfg["eval"]["mask_history"] else None
+            raise self._diverged(batch_idx)
         negatives = None
         if self.cfg["eval"]["negatives"]:
             # seeded per user: the same candidates whichever rank / batch evaluates the user
