@@ -11,6 +11,8 @@ class TokenGRU4Rec(GRU4Rec):
     last real one. A token fading out (``layout.presence``) moves the state by its presence times its
     step (``fading.py``): at 0 it is skipped exactly."""
 
+    fades_tokens = True  # applies TokenLayout.presence (a token fading out of the input)
+
     def forward(self, item_seq, item_seq_len, items=None):
         layout = self.item_embedding.history(item_seq, item_seq_len, items)
         return self.gather_indexes(self.every_token(layout), layout.lengths - 1)

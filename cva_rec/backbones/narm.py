@@ -12,6 +12,8 @@ class TokenNARM(NARM):
     mask from the layout. A token fading out (``layout.presence``) moves the GRU state by its
     presence times its step (``fading.py``) and its attention weight is scaled by it."""
 
+    fades_tokens = True  # applies TokenLayout.presence (a token fading out of the input)
+
     def forward(self, item_seq, item_seq_len, items=None):
         layout = self.item_embedding.history(item_seq, item_seq_len, items)
         gru_out = run_gru(self.gru, self.emb_dropout(layout.embeddings), layout.presence)

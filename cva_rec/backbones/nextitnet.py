@@ -9,6 +9,8 @@ class TokenNextItNet(NextItNet):
     As in RecBole, the output is read at the last slot (``[:, -1]``), padding or not; RecBole calls
     ``forward(item_seq)`` without lengths. ``layout.presence`` is not used."""
 
+    fades_tokens = False  # applies TokenLayout.presence (a token fading out of the input)
+
     def forward(self, item_seq, item_seq_len=None, items=None):
         layout = self.item_embedding.history(item_seq, item_seq_len, items)
         hidden = self.residual_blocks(layout.embeddings)[:, -1, :].view(-1, self.residual_channels)

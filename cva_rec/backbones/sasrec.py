@@ -11,6 +11,8 @@ class TokenSASRec(SASRec):
     fading out (``layout.presence``) is weighted by its presence in every attention, so at presence
     0 it is exactly absent. ``calculate_loss``, ``predict`` and ``full_sort_predict`` are RecBole's."""
 
+    fades_tokens = True  # applies TokenLayout.presence (a token fading out of the input)
+
     def forward(self, item_seq, item_seq_len, items=None):
         layout = self.item_embedding.history(item_seq, item_seq_len, items)
         return self.gather_indexes(self.every_token(layout), layout.lengths - 1)  # [B, H]

@@ -11,6 +11,8 @@ class TokenSTAMP(STAMP):
     are part of the sum. A token fading out (``layout.presence``) enters the memory, its mean and
     the attention scaled by its presence (at 0: as if absent)."""
 
+    fades_tokens = True  # applies TokenLayout.presence (a token fading out of the input)
+
     def forward(self, item_seq, item_seq_len, items=None):
         layout = self.item_embedding.history(item_seq, item_seq_len, items)
         memory, count = layout.embeddings, layout.lengths.float()

@@ -118,6 +118,10 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     encoder = item_encoder_of(module.model)
     retire = cfg["warmup"]["retire"]
     if stage.name == "phase_out":
+        if retire == "everywhere" and encoder.tokens_per_item > 1 and not getattr(module.model, "fades_tokens", False):
+            log.warning("%s reads a token fully or not at all: with warmup.retire everywhere and late fusion its scores "
+                        "jump when the ID token leaves at the end of the phase-out (retire: candidate has no jump)",
+                        cfg["model"]["name"])
         callbacks.append(IdPhaseOut(encoder, int(cfg["warmup"]["phase_out_span"]), cfg["warmup"]["phase_out_schedule"],
                                     int(cfg["warmup"]["phase_out_steps"]), where=retire))
         test_on = "last"  # the ID-free end of the schedule, not an earlier epoch that still had the ID
