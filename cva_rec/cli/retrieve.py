@@ -9,7 +9,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "retrieve",
         help="two-stage evaluation: a generative retriever recalls candidates, a trained run reranks them",
-        description="The retriever (a `cva-rec train-retriever` run) decodes each test user's top BEAM code paths by "
+        description="The retriever (a `cva-rec train-retriever` run) decodes each evaluated user's top BEAM code paths by "
         "trie-constrained beam search; the paths' items (history dropped, target kept) are cut to CANDIDATES and the "
         "trained run RUN_DIR scores only those, with its history masked as in full ranking. Writes "
         "RUN_DIR/retrieve_<split>_<ckpt>_<retriever>_b<BEAM>_c<CANDIDATES>.json: the metrics of `cva-rec evaluate` "
@@ -20,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("--retriever", required=True, help="a run directory written by `cva-rec train-retriever` (same dataset)")
     p.add_argument("--beam", type=int, default=50, help="beam width B: code paths decoded per user (default: %(default)s)")
     p.add_argument("--candidates", type=int, default=200, help="items kept for reranking per user (default: %(default)s)")
-    p.add_argument("--split", choices=("test", "valid"), default="test")
+    p.add_argument("--split", choices=("test", "valid"), default="test",
+                   help="evaluate on the test targets or on the validation targets (default: %(default)s)")
     p.add_argument("--checkpoint", help="reranker checkpoint (default: RUN_DIR/checkpoints/best.ckpt)")
     p.add_argument("--device", default="cpu", help="torch device for both stages, e.g. cuda (default: %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
