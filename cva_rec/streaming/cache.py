@@ -8,10 +8,14 @@ written under a temporary name and renamed into place in one step (``cva_rec.io.
 reader sees a complete folder or none; when two processes build the same key at once, the first
 rename wins. ``manifest.json`` records each array file's size; a cache whose files no longer match
 (truncated, replaced, from an older version) is rebuilt with a warning (sizes only: a cache of a
-100M-row log is not re-hashed on every start).
+100M-row log is not re-hashed on every start). Builds of one key are serialised by a lock file
+beside the folder (``.<folder>.lock``, ``fcntl.flock``): DDP processes starting on a cold cache
+build it once; the others wait, then read it.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -46,11 +50,29 @@ def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[st
                      build: Callable[[], CsrSequences]) -> tuple[CsrSequences, bool]:
     """(memory-mapped sequences, whether they came from the cache); builds and stores them on a miss."""
     folder = Path(root) / f"{name}-{cache_key(inter_path, params)}"
-    if folder.exists():
-        problem = manifest_problem(folder, FILES)
-        if problem is None:
-            return _load(folder), True
-        log.warning("sequence cache %s is damaged (%s): rebuilding it", folder, problem)
+    if folder.exists() and manifest_problem(folder, FILES) is None:
+        return _load(folder), True
+    with _build_lock(folder):  # one process builds a key (DDP ranks on a cold cache); the others wait, then read it
+        if folder.exists():
+            problem = manifest_problem(folder, FILES)
+            if problem is None:
+                return _load(folder), True
+            log.warning("sequence cache %s is damaged (%s): rebuilding it", folder, problem)
+        return _build(folder, inter_path, params, build), False
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build(folder: Path, inter_path: Path, params: Mapping[str, Any], build: Callable[[], CsrSequences]) -> CsrSequences:
     seqs = build()
     arrays = {key: np.ascontiguousarray(getattr(seqs, key)) for key in ARRAYS}
     check_free_space(folder.parent, sum(a.nbytes for a in arrays.values()), f"the sequence cache {folder}")
@@ -68,4 +90,4 @@ def cached_sequences(root: Path, name: str, inter_path: Path, params: Mapping[st
             pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _load(folder), False
+    return _load(folder)

@@ -23,8 +23,8 @@ DEFAULT_CHUNK_ROWS = 1_000_000
 class RawLog:
     """The file's rows (rows with a missing user or item dropped, as RecBole does), in file order."""
 
-    users: np.ndarray  # int64 codes in order of first appearance in the file
-    items: np.ndarray  # int64
+    users: np.ndarray  # int32 codes in order of first appearance in the file
+    items: np.ndarray  # int32
     times: np.ndarray  # float64
     user_tokens: List[str]  # code -> token
     item_tokens: List[str]
@@ -40,7 +40,7 @@ class _Interner:
         codes, uniques = pd.factorize(column)  # per chunk, first-appearance order; NaN -> -1
         table = self.codes
         ids = np.fromiter((table.setdefault(t, len(table)) for t in uniques), dtype=np.int64, count=len(uniques))
-        return np.where(codes >= 0, ids[np.maximum(codes, 0)] if len(ids) else -1, -1)
+        return np.where(codes >= 0, ids[np.maximum(codes, 0)] if len(ids) else -1, -1).astype(np.int32)  # 2^31 tokens suffice
 
     def tokens(self) -> List[str]:
         return list(self.codes)  # dicts keep insertion order = code order

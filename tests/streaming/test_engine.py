@@ -35,6 +35,8 @@ def assert_same_data(rb, st):
         r_rows, s_rows = all_rows(r), all_rows(s)
         for field in FIELDS:  # the same (user, window, length, target) rows, in the same order
             assert torch.equal(r_rows[field], s_rows[field]), (split, field)
+    assert np.array_equal(rb.sequences.indptr, st.sequences.indptr)  # so the user windows of microlens_inbatch too
+    assert np.array_equal(rb.sequences.items, st.sequences.items)
     assert torch.equal(rb.item_popularity, st.item_popularity)
     assert torch.equal(rb.seen_in_training, st.seen_in_training)
     for h in ("valid_history", "test_history"):
@@ -116,7 +118,37 @@ def test_cache_is_reused_and_invalidated_by_the_file_or_a_filter(tmp_path):
     a = streaming(tmp_path / "runs", f"dataset.data_path={tmp_path / 'data'}", "dataset.name=tied")
     b = streaming(tmp_path / "runs", f"dataset.data_path={tmp_path / 'data'}", "dataset.name=tied")
     assert torch.equal(all_rows(a.train)["item_id_list"], all_rows(b.train)["item_id_list"])
-    assert len(list((tmp_path / "runs" / ".sequence_cache").iterdir())) == 1
+    assert len([p for p in (tmp_path / "runs" / ".sequence_cache").iterdir() if p.is_dir()]) == 1
+
+
+def _build_in_process(args):
+    root, inter, marker = args
+    import time as _time
+
+    from cva_rec.streaming.cache import cached_sequences
+    from cva_rec.streaming.inter_file import read_inter
+    from cva_rec.streaming.sequences import build_sequences
+
+    def build():
+        with open(marker, "a") as f:
+            f.write("built\n")
+        _time.sleep(1.0)  # long enough for the other processes to arrive while this one builds
+        return build_sequences(read_inter(inter, "user_id", "item_id", "timestamp"), 5, 0)
+
+    seqs, hit = cached_sequences(root, "tied", inter, {"min_user": 5}, build)
+    return hit, np.asarray(seqs.items).tolist()
+
+
+def test_processes_starting_on_a_cold_cache_build_it_once(tmp_path):
+    import multiprocessing as mp
+
+    write_tied_dataset(tmp_path / "data", seed=3)
+    args = (tmp_path / "cache", tmp_path / "data" / "tied" / "tied.inter", tmp_path / "builds.txt")
+    with mp.get_context("fork").Pool(3) as pool:
+        results = pool.map(_build_in_process, [args] * 3)
+    assert (tmp_path / "builds.txt").read_text().count("built") == 1
+    assert sorted(hit for hit, _ in results) == [False, True, True]
+    assert all(items == results[0][1] for _, items in results)
 
 
 def test_reading_in_chunks_equals_reading_at_once():
