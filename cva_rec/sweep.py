@@ -20,7 +20,9 @@ same folders: a folder with ``metrics.json`` is finished and skipped; one withou
 
 Every run is trained in its own child process (``cva-rec train``) by default: the process's peak
 memory is then that run's alone (peak RSS only grows within a process), and a crash in one run
-does not end the sweep.
+does not end the sweep. ``cva-rec sweep --launcher submitit`` hands those child runs to a cluster
+instead (SLURM through submitit, or its local executor), one job per unfinished run, with the same
+contract (:func:`submit_runs`).
 """
 from __future__ import annotations
 
@@ -220,10 +222,15 @@ class SweepResult:
 
 
 def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress: bool = False, in_process: bool = False,
-              printer: Callable[[str], None] = print) -> SweepResult:
-    """Expand, validate every config, then train each unfinished run (failures are reported, not fatal)."""
+              printer: Callable[[str], None] = print, cluster: Optional[Mapping[str, Any]] = None) -> SweepResult:
+    """Expand, validate every config, then train each unfinished run (failures are reported, not fatal).
+
+    ``cluster``: hand the unfinished runs to a cluster through submitit instead (see :func:`submit_runs`).
+    """
     runs = expand(grid, out_dir)
     result = SweepResult(runs)
+    if cluster is not None:
+        return submit_runs(runs, result, cluster, printer)
     train = train_in_process if in_process else train_in_subprocess
     n = len(runs)
     for i, run in enumerate(runs, 1):
@@ -248,6 +255,53 @@ def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress:
             continue
         result.trained.append(run.name)
         printer(f"{head}: done in {dt:.0f} s{_summary(run)}")
+    return result
+
+
+def submit_runs(runs: List[SweepRun], result: SweepResult, cluster: Mapping[str, Any],
+                printer: Callable[[str], None] = print) -> SweepResult:
+    """One submitit job per unfinished run (each job runs ``cva-rec train`` in a child, as the local
+    sweep does), all submitted at once, then waited for. The contract is the local sweep's: finished
+    runs are skipped, a killed run (a folder without metrics.json) resumes from its last checkpoint,
+    and a job that fails is reported, not fatal. ``cluster``: ``cluster`` (``auto`` = SLURM when
+    available, ``local``, ``debug``), ``folder`` for submitit's logs, and submitit's executor
+    parameters (``timeout_min``, ``slurm_partition``, ``gpus_per_node``, ...)."""
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("--launcher submitit needs submitit: pip install -e .[cluster]") from None
+    options = dict(cluster)
+    kind = options.pop("cluster", "auto")
+    folder = options.pop("folder", None) or (runs[0].run_dir.parent / ".submitit" if runs else ".submitit")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=None if kind == "auto" else kind)
+    try:
+        executor.update_parameters(**options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"submitit refused the launcher options {options}: {exc}") from None
+    jobs = []
+    for i, run in enumerate(runs, 1):
+        head = f"[{i}/{len(runs)}] {run.name}"
+        if run.finished:
+            result.skipped.append(run.name)
+            printer(f"{head}: finished earlier, skipped")
+            continue
+        if run.started:
+            run.config["train"]["resume"] = True
+        job = executor.submit(train_in_subprocess, run, False)
+        jobs.append((head, run, job))
+        printer(f"{head}: {'resuming' if run.started else 'submitted'} as job {job.job_id}")
+    for head, run, job in jobs:
+        try:
+            code = job.result()
+            reason = None if code == 0 and run.finished else f"exit code {code}" if code else "no metrics.json written"
+        except Exception as exc:  # the job died (killed, node failure, timeout): report, keep going
+            reason = f"job {job.job_id} failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}"
+        if reason:
+            result.failed.append((run.name, reason))
+            printer(f"{head}: FAILED ({reason})")
+        else:
+            result.trained.append(run.name)
+            printer(f"{head}: done{_summary(run)}")
     return result
 
 

@@ -24,6 +24,14 @@ def register(sub) -> None:
                    "reported peak memory is then the sweep's so far, not each run's)")
     p.add_argument("--no-report", action="store_true", help="do not write the report after the sweep")
     p.add_argument("--progress", action="store_true", help="show Lightning progress bars of each run")
+    p.add_argument("--launcher", choices=["local", "submitit"], default="local",
+                   help="local: one child process per run, one after another (default); submitit: one job per "
+                   "unfinished run through submitit (SLURM, or its local executor), all submitted at once")
+    p.add_argument("--cluster", default="auto", choices=["auto", "slurm", "local", "debug"],
+                   help="submitit cluster (auto = SLURM when available) (default: %(default)s)")
+    p.add_argument("--timeout-min", type=int, default=240, help="submitit: minutes per job (default: %(default)s)")
+    p.add_argument("--slurm-partition", help="submitit: SLURM partition")
+    p.add_argument("--gpus-per-node", type=int, help="submitit: GPUs per job")
     p.set_defaults(func=run)
 
 
@@ -38,7 +46,15 @@ def run(args) -> int:
         todo = sum(not r.finished for r in runs)
         print(f"{len(runs)} runs, {todo} to train, into {runs[0].run_dir.parent if runs else '-'}")
         return 0
-    result = run_sweep(grid, args.out, progress=args.progress, in_process=args.in_process, printer=lambda s: print(s, flush=True))
+    cluster = None
+    if args.launcher == "submitit":
+        cluster = {"cluster": args.cluster, "timeout_min": args.timeout_min}
+        if args.slurm_partition:
+            cluster["slurm_partition"] = args.slurm_partition
+        if args.gpus_per_node is not None:
+            cluster["gpus_per_node"] = args.gpus_per_node
+    result = run_sweep(grid, args.out, progress=args.progress, in_process=args.in_process, printer=lambda s: print(s, flush=True),
+                       cluster=cluster)
     out = result.runs[0].run_dir.parent
     print(f"sweep: {len(result.trained)} trained, {len(result.skipped)} skipped (finished), {len(result.failed)} failed")
     for name, reason in result.failed:
