@@ -306,17 +306,18 @@ def plot(results: Dict[str, Any], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES),
+                   help="synthetic log sizes in interactions, MicroLens-1M's users:items ratio (default: all)")
     p.add_argument("--steps", type=int, default=20, help="timed training steps (default: %(default)s)")
     p.add_argument("--eval-batches", type=int, default=8, help="timed evaluation batches of 256 users (default: %(default)s)")
     p.add_argument("--work", type=Path, default=Path("/tmp/cva_rec_bench_scale"), help="datasets and caches (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic logs (default: %(default)s)")
     p.add_argument("--rss-limit-gb", type=float, default=8.0, help="stop a child above this resident memory (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=600.0, help="stop a child after this many seconds (default: %(default)s)")
     p.add_argument("--recbole-max", default="10M", choices=list(SIZES), help="largest size RecBole is tried at (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "scale_bench.json")
-    p.add_argument("--plot", type=Path, default=REPO / "docs" / "scale_curves.png")
+    p.add_argument("--out", type=Path, default=REPO / "docs" / "scale_bench.json", help="results JSON (default: docs/scale_bench.json)")
+    p.add_argument("--plot", type=Path, default=REPO / "docs" / "scale_curves.png", help="log-log plot (default: docs/scale_curves.png)")
     p.add_argument("--report-only", action="store_true", help="re-print and re-plot --out without measuring")
     p.add_argument("--equality", nargs="+", metavar="DATA_PATH:NAME",
                    help="instead: check both engines give identical rows and metrics on these datasets "
