@@ -44,7 +44,7 @@ from cva_rec.errors import ConfigError, CvaRecError
 
 log = logging.getLogger("cva_rec")
 
-GRID_KEYS = {"base", "fixed", "variants", "grid", "out"}
+GRID_KEYS = {"base", "fixed", "variants", "grid", "out", "search"}
 
 
 @dataclass
@@ -81,6 +81,7 @@ class Grid:
     variants: Dict[str, List[str]]
     axes: List[Tuple[str, List[Any]]]
     out: Optional[Path]
+    search: Dict[str, Any] = field(default_factory=dict)  # section.key -> Optuna search space (cva_rec/optuna_search.py)
 
 
 def yaml_value(value: Any) -> str:
@@ -135,7 +136,10 @@ def load_grid(path: str | os.PathLike) -> Grid:
         raise ConfigError(f"{path}: variants must map a name to its overrides")
     variants = {str(name): _overrides(spec, f"{path}: variants.{name}") for name, spec in variants_spec.items()}
     out = Path(data["out"]) if data.get("out") else None
-    return Grid(path, base_path, base_inline, _overrides(data.get("fixed"), f"{path}: fixed"), variants, axes, out)
+    search = data.get("search") or {}
+    if not isinstance(search, Mapping):
+        raise ConfigError(f"{path}: search must map section.key to a range or a list of choices")
+    return Grid(path, base_path, base_inline, _overrides(data.get("fixed"), f"{path}: fixed"), variants, axes, out, dict(search))
 
 
 def _name_part(key: str, value: Any, label: str) -> str:

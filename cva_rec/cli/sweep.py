@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -32,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--timeout-min", type=int, default=240, help="submitit: minutes per job (default: %(default)s)")
     p.add_argument("--slurm-partition", help="submitit: SLURM partition")
     p.add_argument("--gpus-per-node", type=int, help="submitit: GPUs per job")
+    p.add_argument("--optuna", type=int, metavar="N", help="instead of the grid: Optuna search of the grid file's search: section "
+                   "until N trials are finished (study in OUT/optuna.db; re-run with a larger N to add trials)")
     p.set_defaults(func=run)
 
 
@@ -46,6 +49,18 @@ def run(args) -> int:
         todo = sum(not r.finished for r in runs)
         print(f"{len(runs)} runs, {todo} to train, into {runs[0].run_dir.parent if runs else '-'}")
         return 0
+    if args.optuna is not None:
+        from cva_rec.optuna_search import run_search
+
+        result = run_search(grid, args.optuna, args.out, printer=lambda s: print(s, flush=True))
+        out = Path(args.out) if args.out else grid.out or Path("runs") / grid.path.stem
+        print(f"search: {len(result.trained)} trials scored, {len(result.failed)} failed")
+        if not args.no_report and any(out.glob("trial-*/metrics.json")):
+            from cva_rec.report.build import build_report
+
+            rep = build_report(out, title=f"Search {grid.path.stem}")
+            print(f"\n{rep.markdown_table}\n\nreport: {rep.files['results.md']}")
+        return 1 if result.failed else 0
     cluster = None
     if args.launcher == "submitit":
         cluster = {"cluster": args.cluster, "timeout_min": args.timeout_min}
