@@ -225,6 +225,20 @@ class SweepResult:
     failed: List[Tuple[str, str]] = field(default_factory=list)  # (name, reason)
 
 
+def _unfinished(runs: List[SweepRun], result: SweepResult, printer: Callable[[str], None]):
+    """(progress head, run) of each run to train; finished runs are recorded as skipped, and a killed
+    run (a folder without metrics.json) is set to continue from its last checkpoint."""
+    for i, run in enumerate(runs, 1):
+        head = f"[{i}/{len(runs)}] {run.name}"
+        if run.finished:
+            result.skipped.append(run.name)
+            printer(f"{head}: finished earlier, skipped")
+            continue
+        if run.started:
+            run.config["train"]["resume"] = True
+        yield head, run
+
+
 def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress: bool = False, in_process: bool = False,
               printer: Callable[[str], None] = print, cluster: Optional[Mapping[str, Any]] = None) -> SweepResult:
     """Expand, validate every config, then train each unfinished run (failures are reported, not fatal).
@@ -236,15 +250,7 @@ def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress:
     if cluster is not None:
         return submit_runs(runs, result, cluster, printer)
     train = train_in_process if in_process else train_in_subprocess
-    n = len(runs)
-    for i, run in enumerate(runs, 1):
-        head = f"[{i}/{n}] {run.name}"
-        if run.finished:
-            result.skipped.append(run.name)
-            printer(f"{head}: finished earlier, skipped")
-            continue
-        if run.started:  # a killed run: continue from its last checkpoint
-            run.config["train"]["resume"] = True
+    for head, run in _unfinished(runs, result, printer):
         printer(f"{head}: {'resuming' if run.started else 'training'} ...")
         t0 = time.perf_counter()
         try:
@@ -283,14 +289,7 @@ def submit_runs(runs: List[SweepRun], result: SweepResult, cluster: Mapping[str,
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"submitit refused the launcher options {options}: {exc}") from None
     jobs = []
-    for i, run in enumerate(runs, 1):
-        head = f"[{i}/{len(runs)}] {run.name}"
-        if run.finished:
-            result.skipped.append(run.name)
-            printer(f"{head}: finished earlier, skipped")
-            continue
-        if run.started:
-            run.config["train"]["resume"] = True
+    for head, run in _unfinished(runs, result, printer):
         job = executor.submit(train_in_subprocess, run, False)
         jobs.append((head, run, job))
         printer(f"{head}: {'resuming' if run.started else 'submitted'} as job {job.job_id}")
