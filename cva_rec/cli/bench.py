@@ -1,4 +1,4 @@
-"""``cva-rec bench NAME``: run a benchmark script from the source checkout's ``benchmarks/``.
+"""``cva-rec bench NAME``: run a benchmark module of :mod:`cva_rec.benchmarks` (from a wheel install too).
 
 Benchmarks print ratios measured side by side in one run (never timed unit tests).
 """
@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import runpy
 import sys
-from pathlib import Path
 
-from cva_rec.errors import ConfigError
 
 BENCHMARKS = {
-    "fidelity": "bench_fidelity.py",
-    "extract": "bench_extract.py",
-    "encoders": "bench_encoders.py",
-    "tokenize": "bench_tokenize.py",
-    "retrieval": "bench_retrieval.py",
-    "scale": "bench_scale.py",
-    "codes": "bench_codes.py",
+    "fidelity": "bench_fidelity",
+    "extract": "bench_extract",
+    "encoders": "bench_encoders",
+    "tokenize": "bench_tokenize",
+    "retrieval": "bench_retrieval",
+    "scale": "bench_scale",
+    "codes": "bench_codes",
 }
-
-
-def benchmarks_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def register(sub) -> None:
@@ -40,17 +34,15 @@ def register(sub) -> None:
         "(`cva-rec bench fidelity -- --help`).",
     )
     p.add_argument("name", choices=sorted(BENCHMARKS))
-    p.add_argument("args", nargs="*", help="arguments passed to the benchmark script")
+    p.add_argument("args", nargs="*", help="arguments passed to the benchmark")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    script = benchmarks_dir() / BENCHMARKS[args.name]
-    if not script.is_file():
-        raise ConfigError(f"benchmark script {script} not found; benchmarks ship with the source checkout (pip install -e .)")
-    sys.argv = [str(script), *args.args]
+    module = f"cva_rec.benchmarks.{BENCHMARKS[args.name]}"
+    sys.argv = [module, *args.args]
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0

@@ -68,7 +68,7 @@ class Attention(nn.Module):
     Written here rather than using ``nn.MultiheadAttention`` because (a) the paper's
     counts need bias-free q/kv projections and a context width that differs from the
     query width, and (b) SDPA was as fast or faster on CPU at these shapes
-    (``benchmarks/bench_attention_cpu.py``) and dispatches to flash/memory-efficient
+    (``cva_rec/benchmarks/bench_attention_cpu.py``) and dispatches to flash/memory-efficient
     kernels on GPU.
     """
 

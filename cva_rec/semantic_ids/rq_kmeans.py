@@ -10,7 +10,7 @@ Engineering choices:
   random init, faiss's own subsampling to 256 points per centroid); it is offered because it
   is faster on large CPU inputs, but the default stays ``torch``: it is the only backend with
   k-means++ init, CUDA, mini-batches and balanced assignment under one seed (see
-  ``benchmarks/bench_tokenize.py`` for the measured ratios).
+  ``cva_rec/benchmarks/bench_tokenize.py`` for the measured ratios).
 * **k-means++ init** on at most ``init_sample`` points (seeded subsample), **Lloyd**
   iterations until the inertia improves by less than ``tol`` (relative), empty clusters
   re-seeded with the points farthest from their centroid (deterministic, no RNG).

@@ -39,8 +39,9 @@ from cva_rec.retrieval.candidates import recalled_items
 from cva_rec.retrieval.generative_retriever import GenerativeRetriever
 from cva_rec.retrieval.multiview_tokenizer import SharedCodebook
 from cva_rec.retrieval.trie import CodeTrie
+from cva_rec.benchmarks import project_root
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = project_root()
 
 
 def peak_rss_mb() -> float:

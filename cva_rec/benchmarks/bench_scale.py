@@ -33,6 +33,8 @@ of peak memory and start-up against interactions (``--plot``).
 """
 from __future__ import annotations
 
+from cva_rec.benchmarks import project_root
+
 import argparse
 import json
 import math
@@ -47,7 +49,7 @@ from typing import Any, Dict, List, Optional
 
 SIZES = {"0.1M": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 ML1M = {"users": 1_000_000, "items": 91_402, "interactions": 9_095_620}
-REPO = Path(__file__).resolve().parents[1]
+REPO = project_root()
 
 
 def shape(interactions: int) -> Dict[str, int]:

@@ -13,7 +13,7 @@ Printed: fit time, encode time, collision rate, unique fraction and final quanti
 (mean squared residual), with ratios to ours. Thread count is whatever torch/faiss/sklearn
 use by default on this machine.
 
-    python benchmarks/bench_tokenize.py [--n 100000] [--dim 128] [--levels 4] [--codes 64] [--iters 25]
+    python -m cva_rec.benchmarks.bench_tokenize [--n 100000] [--dim 128] [--levels 4] [--codes 64] [--iters 25]
 """
 from __future__ import annotations
 
@@ -26,12 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tokenize_vectors import real_vectors  # noqa: E402
-
-import cva_rec  # noqa: E402,F401
-from cva_rec.semantic_ids.diagnostics import code_diagnostics  # noqa: E402
-from cva_rec.semantic_ids.rq_kmeans import RQKMeans  # noqa: E402
+import cva_rec  # noqa: F401
+from cva_rec.benchmarks.tokenize_vectors import real_vectors
+from cva_rec.semantic_ids.diagnostics import code_diagnostics
+from cva_rec.semantic_ids.rq_kmeans import RQKMeans
 
 
 def ours(x, args, **kw):

@@ -3,7 +3,7 @@
 Shapes: [n_items, L, 256] with 4 heads of 64, L = 1 (CVA R=1), 8 (frames / R=8), 32 (Perceiver
 latents). Forward+backward, both timed side by side in one run; prints ms and the ratio.
 
-    python benchmarks/bench_attention_cpu.py
+    python -m cva_rec.benchmarks.bench_attention_cpu
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ training epoch (Lightning / RecBole), all measured in this one process. RecBole'
 full-sort evaluator does not mask the user's history, so the Lightning side runs with
 ``eval.mask_history=false`` there to compare like with like.
 
-    python benchmarks/bench_fidelity.py [--epochs 3] [--max-seq-length 20] [--models SASRec GRU4Rec NextItNet]
+    python -m cva_rec.benchmarks.bench_fidelity [--epochs 3] [--max-seq-length 20] [--models SASRec GRU4Rec NextItNet]
     cva-rec bench fidelity -- --models            # protocol part only
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ from cva_rec.config import load_config
 from cva_rec.data import build_data
 from cva_rec.io import atomic_write_json
 from cva_rec.training.run import run_experiment
+from cva_rec.benchmarks import project_root
 
 KEYS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
 
@@ -171,7 +172,7 @@ def main(argv=None):
     ap.add_argument("--json", help="also write the table as JSON here")
     args = ap.parse_args(argv)
     if args.protocol_datasets is None:
-        shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        shared = project_root().parent / "shared" / "data"
         args.protocol_datasets = ["ml-100k"] + ([f"ml-1m={shared}"] if (shared / "ml-1m" / "ml-1m.inter").is_file() else [])
     protocol = []
     for spec in args.protocol_datasets:

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from cva_rec.io import atomic_numpy_save, load_numpy
+from cva_rec.benchmarks import project_root
 
-TITLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "microlens-sample" / "MicroLens-100k_title_en.csv"
+TITLES = project_root() / ".." / "shared" / "data" / "microlens-sample" / "MicroLens-100k_title_en.csv"
 
 
 def read_titles(path: Path = TITLES) -> list[str]:

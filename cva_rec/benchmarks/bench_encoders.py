@@ -57,8 +57,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from cva_rec.io import atomic_write_json, atomic_write_text
+from cva_rec.benchmarks import project_root
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = project_root()
 ML100K_ITEMS = "recbole/dataset_example/ml-100k/ml-100k.item"
 MICROLENS_ITEMS, MICROLENS_FRAMES, MICROLENS_DIM = 19_738, 5, 384
 

@@ -1,0 +1,16 @@
+"""Benchmarks: scripts that print ratios measured side by side in one run (never timed unit tests).
+
+Run one with ``cva-rec bench NAME`` (names in :mod:`cva_rec.cli.bench`) or
+``python -m cva_rec.benchmarks.<module>``. They ship inside the package, so an installed wheel runs
+them too. The paths they default to (``data/``, ``recipes/``, ``docs/``, ``../shared/data``) are
+those of the source checkout when the package runs from one, else of the working directory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The source checkout holding this package, or (installed from a wheel) the working directory."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "setup.cfg").is_file() and (checkout / "recipes").is_dir() else Path.cwd()
