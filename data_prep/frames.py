@@ -17,7 +17,7 @@ Two decoding strategies (``method``):
   scaling (the costly part) run on 100 frames only.
 * ``seek``: for each target, seek to the preceding keyframe and decode forward. Correct
   too, but MicroLens videos have a keyframe every 4-8 s (or only one), so each seek
-  re-decodes up to a whole GOP; ``cva_rec/benchmarks/bench_extract.py`` measures both.
+  re-decodes up to a whole GOP; ``data_prep/bench_extract.py`` measures both.
 
 Unreadable, zero-length, non-video or frame-less files give a :class:`FrameError` record
 instead of an exception, so a batch goes on and the failures can be listed at the end.

@@ -10,7 +10,7 @@ import sys
 
 BENCHMARKS = {
     "fidelity": "bench_fidelity",
-    "extract": "bench_extract",
+    "extract": "data_prep.bench_extract",  # the offline pipeline's own (cva_rec never imports data_prep)
     "encoders": "bench_encoders",
     "tokenize": "bench_tokenize",
     "retrieval": "bench_retrieval",
@@ -39,7 +39,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    module = f"cva_rec.benchmarks.{BENCHMARKS[args.name]}"
+    module = BENCHMARKS[args.name]
+    module = module if "." in module else f"cva_rec.benchmarks.{module}"
     sys.argv = [module, *args.args]
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)

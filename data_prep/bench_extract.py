@@ -18,7 +18,7 @@
    processes at once (each OMP_NUM_THREADS=1, model loading included), videos/s of each, and
    whether ``merge-stores`` of the 2 shards is byte-identical to the 1-process store.
 
-    python -m cva_rec.benchmarks.bench_extract [--items 20000] [--batches 200] [--batch-rows 256]
+    python -m data_prep.bench_extract [--items 20000] [--batches 200] [--batch-rows 256]
         [--clip-checkpoint DIR] [--skip-extraction] [--skip-codec] [--skip-processes]
 """
 from __future__ import annotations
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 import cva_rec  # noqa: F401
+from cva_rec.benchmarks import project_root
 from cva_rec.features.store import FEATURES_FILE, FeatureStoreWriter, open_store
 from cva_rec.io import load_numpy
-from cva_rec.benchmarks import project_root
 
 REPO = project_root()
 MICROLENS = REPO / ".." / "shared" / "data" / "microlens-sample"
