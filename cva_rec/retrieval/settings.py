@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, Mapping
 import yaml
 
 from cva_rec.errors import ConfigError
+from cva_rec.recipe_yaml import load_yaml  # 1e-4 is a number here too, as in training recipes
 from cva_rec.registry import closest
 from cva_rec.retrieval.cotrain import CotrainSettings
 
@@ -59,7 +60,7 @@ OUTPUT = {"dir": "runs", "name": None}
 
 def _parse_value(text: str, raw: str):
     try:
-        return yaml.safe_load(raw)
+        return load_yaml(raw)
     except yaml.YAMLError:
         raise ConfigError(f"--set {text!r}: value is not valid YAML") from None
 
@@ -72,7 +73,7 @@ def load_retriever_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Di
     if not path.is_file():
         raise ConfigError(f"retriever recipe not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, Mapping):
