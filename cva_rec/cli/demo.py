@@ -60,6 +60,16 @@ def ensure_codes(store: Path, path: Path) -> Path:
     return codes
 
 
+def _finished_with(metrics_json: Path, cfg, epochs: int) -> bool:
+    """The variant's folder holds a finished run of exactly this config (same identity and epochs)."""
+    from cva_rec.run_folder import config_id
+
+    if not metrics_json.is_file():
+        return False
+    done = json.loads(metrics_json.read_text())
+    return done.get("epochs_trained") == epochs and done.get("config_id") == config_id(cfg)
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "demo",
@@ -73,6 +83,9 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=int, default=2, help="training epochs per run (default: %(default)s)")
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only these variants (labels as printed)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra config override for every variant, e.g. --set train.limit_train_batches=10 "
+                        "(a variant finished with other settings is trained again)")
     p.set_defaults(func=run)
 
 
@@ -95,9 +108,9 @@ def run(args) -> int:
             content = [f"content.store={store}"] if "item_encoder.name=id" not in overrides else []
         # the encoder's own options come after its name (setting item_encoder.name resets them)
         cfg = load_config(None, [*DEMO_SETTINGS, f"train.epochs={args.epochs}", f"output.dir={out}", f"output.name={label}",
-                                 *overrides, *content])
+                                 *overrides, *content, *args.overrides])
         done = out / label / "metrics.json"
-        if done.is_file() and json.loads(done.read_text()).get("epochs_trained") == args.epochs:
+        if _finished_with(done, cfg, args.epochs):
             print("   finished earlier, reused (delete the folder to re-train)", flush=True)
             metrics = json.loads(done.read_text())
         else:

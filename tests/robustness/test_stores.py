@@ -238,4 +238,5 @@ def test_damaged_sequence_cache_is_detected_and_rebuilt(tmp_path, how, caplog):
         again, hit = load()
     assert not hit and len(builds) == 2 and "is damaged" in caplog.text
     assert np.array_equal(np.asarray(again.items), items)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == [folder.name]
+    # rebuilt in place, nothing left aside (the engine's build lock file may stay: it holds no data)
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == [folder.name]
