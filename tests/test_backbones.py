@@ -173,14 +173,17 @@ def test_a_random_slice_is_drawn_per_occurrence(tmp_path, ml100k_data, ml100k_co
     assert counts[item] >= 3, "want an item with several segments"
     seq = torch.full((1, 10), item)
     layout = model.item_embedding.history(seq, torch.tensor([10]))
-    distinct = torch.unique(layout.embeddings[0], dim=0)
-    assert len(distinct) > 1, "every occurrence of the item got the same slice"
+    first = layout.embeddings[0][:1]
+    differs = ~torch.isclose(layout.embeddings[0], first, rtol=0, atol=1e-5).all(1)  # beyond float rounding
+    assert differs.any(), "every occurrence of the item got the same slice"
     # ... and each occurrence's token is one of the item's own slice embeddings
     own = enc.slice_enc.embed_codes(enc.slice_enc.slice_table[item, :int(counts[item])]) + enc.kind_embedding.weight[1]
     assert all(torch.isclose(own, row).all(1).any() for row in layout.embeddings[0])
     # evaluation: the fixed segment, the same for every occurrence
     layout = model.eval().item_embedding.history(seq, torch.tensor([10]))
-    assert len(torch.unique(layout.embeddings[0], dim=0)) == 1
+    rows = layout.embeddings[0]
+    # equal up to float rounding: with several threads, rows of one batched lookup may differ in the last bit
+    assert torch.allclose(rows, rows[:1].expand_as(rows), rtol=0, atol=1e-6)
 
 
 def test_step_items_are_a_value_not_adapter_state(tmp_path, ml100k_data, ml100k_codes, batch):
