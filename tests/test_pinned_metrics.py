@@ -30,8 +30,11 @@ CASES = {
                    {'hr@10': 0.018027571580063628, 'ndcg@10': 0.010916889713635879, 'hr@20': 0.03499469777306469, 'ndcg@20': 0.01512072522359377}),
     "mlp": (["item_encoder.name=mlp", "loss.name=inbatch_softmax"],
                    {'hr@10': 0.019088016967126194, 'ndcg@10': 0.013334166556175248, 'hr@20': 0.029692470837751856, 'ndcg@20': 0.015940382379502023}),
-    "perceiver_io": (["item_encoder.name=perceiver_io", "loss.name=inbatch_softmax"],
-                   {'hr@10': 0.015906680805938492, 'ndcg@10': 0.006252647012035177, 'hr@20': 0.030752916224814422, 'ndcg@20': 0.010044508134467405}),
+    # narrowed (the paper-size Perceiver IO took ~200 s of CI on one thread); re-pinned at 5039309+ after the
+    # paper-size case had passed unchanged across the seam refactor (issue 11)
+    "perceiver_io": (["item_encoder.name=perceiver_io", "item_encoder.depth=1", "item_encoder.num_latents=8",
+                      "item_encoder.latent_dim=64", "item_encoder.query_dim=64", "loss.name=inbatch_softmax"],
+                   {'hr@10': 0.019088016967126194, 'ndcg@10': 0.013899691044818984, 'hr@20': 0.031813361611876985, 'ndcg@20': 0.016953294146835093}),
     "cva": (["item_encoder.name=cva", "loss.name=inbatch_softmax"],
                    {'hr@10': 0.024390243902439025, 'ndcg@10': 0.015117800091198043, 'hr@20': 0.04984093319194061, 'ndcg@20': 0.021379757402295155}),
 }
