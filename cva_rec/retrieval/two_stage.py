@@ -97,21 +97,11 @@ def two_stage_eval(module, data, cfg: Dict[str, Any], retriever, codes, beam: in
 
 
 def load_reranker(run_dir: Path, checkpoint: Optional[str], overrides: Sequence[str] = ()):
-    """(cfg, data, module with the checkpoint loaded) of a trained cva_rec run."""
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
-    from cva_rec.errors import CheckpointError
-    from cva_rec.training.run import build_module, load_checkpoint_into, load_content
+    """(cfg, data, module with the checkpoint loaded) of a trained cva_rec run (as ``evaluate`` loads it)."""
+    from cva_rec.training.evaluate import load_trained_module, run_config_and_checkpoint
 
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml", overrides)
-    ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():
-        raise CheckpointError(f"checkpoint not found: {ckpt}")
-    data = build_data(cfg)
-    module = build_module(cfg, data, load_content(cfg, data))
-    load_checkpoint_into(module, ckpt)
+    cfg, ckpt = run_config_and_checkpoint(run_dir, checkpoint, overrides)
+    data, module = load_trained_module(cfg, ckpt)
     module.eval()
     return cfg, data, module, ckpt
 

@@ -23,25 +23,14 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
     0-based rank) to this CSV, one line per user, sorted by user.
     """
     from cva_rec.training.datamodule import RecBoleDataModule
-    from cva_rec.training.build import build_module
-    from cva_rec.training.checkpoint_io import load_checkpoint_into
-    from cva_rec.training.content import load_content
     from cva_rec.training.trainer import make_trainer, quiet_lightning
 
     quiet_lightning()
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml", overrides)
-    ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "best.ckpt"
-    if not ckpt.is_file():
-        raise CheckpointError(f"checkpoint not found: {ckpt}")
-    load_torch_file(ckpt, "checkpoint")  # unreadable / not weights-only: fail before minutes of data loading
+    cfg, ckpt = run_config_and_checkpoint(run_dir, checkpoint, overrides)
     out = ensure_writable(Path(out_dir) if out_dir else run_dir, "evaluate writes its results there: pass --out DIR to write them elsewhere")
     if per_user is not None:
         ensure_writable(Path(per_user).parent, "--per-user writes its CSV there")
-    data = build_data(cfg)
-    module = build_module(cfg, data, load_content(cfg, data))
-    load_checkpoint_into(module, ckpt)
+    data, module = load_trained_module(cfg, ckpt)
     trainer = make_trainer(cfg, out / "eval", enable_progress_bar=progress)
     dm = RecBoleDataModule(data, cfg)
     if split == "test":
@@ -57,3 +46,28 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
             lines = ["user_id,target,rank"] + [f"{u},{t},{r}" for u, t, r in zip(users.tolist(), targets.tolist(), ranks.tolist())]
             atomic_write_text(per_user, "\n".join(lines) + "\n")
     return result
+
+
+def run_config_and_checkpoint(run_dir: Path, checkpoint: Optional[str] = None, overrides: Sequence[str] = ()):
+    """(config, checkpoint path) of a trained run folder; the checkpoint is checked (readable,
+    weights-only) before minutes of data loading."""
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "best.ckpt"
+    if not ckpt.is_file():
+        raise CheckpointError(f"checkpoint not found: {ckpt}")
+    load_torch_file(ckpt, "checkpoint")
+    return cfg, ckpt
+
+
+def load_trained_module(cfg, ckpt: Path):
+    """(data, module with the checkpoint's weights) for a run's config."""
+    from cva_rec.training.build import build_module
+    from cva_rec.training.checkpoint_io import load_checkpoint_into
+    from cva_rec.training.content import load_content
+
+    data = build_data(cfg)
+    module = build_module(cfg, data, load_content(cfg, data))
+    load_checkpoint_into(module, ckpt)
+    return data, module
