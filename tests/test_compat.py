@@ -26,10 +26,11 @@ def test_torch_load_stays_safe_outside_recbole(tmp_path):
         raise AssertionError("torch.load unpickled an arbitrary class: the shim leaked out of RecBole")
 
 
-def test_recbole_trainer_fit_and_reload(tmp_path, ml100k_data):
+def test_recbole_trainer_fit_and_reload(tmp_path, ml100k_data, monkeypatch):
     from recbole.trainer import Trainer
     from recbole.utils import get_model, init_seed
 
+    monkeypatch.chdir(tmp_path)  # RecBole's Trainer writes ./log_tensorboard relative to the working directory
     data = ml100k_data
     data.config["checkpoint_dir"] = str(tmp_path)
     data.config["epochs"] = 1
