@@ -102,6 +102,11 @@ _CODES = {
     "hash_size": _positive(1 << 16, "rows per level with mode=hash"),
     "slice_rule_train": choice("random", "slice used in training", ("random", "first", "middle", "last")),
     "slice_rule_eval": choice("first", "slice used in evaluation", ("first", "middle", "last")),
+    "prefix_rows": choice("trained", "table rows an item reads: trained (rows some training item's code uses; an item "
+                          "outside training, e.g. a held-out cold item, backs off to its trained prefixes) | all "
+                          "(also never-trained rows, the behaviour before issue 12)", ("trained", "all")),
+    "unseen_prefix": choice("backoff", "a prefix without a (trained) row: backoff (deepest trained prefix's vector) | "
+                            "zero (the level is left out)", ("backoff", "zero")),
 }
 
 ENCODER_CATALOG = Catalog("item encoder", "item_encoder.name")
@@ -144,7 +149,7 @@ ENCODER_CATALOG.declare("lucid", options={
 })
 
 #: keyword arguments an encoder's ``__init__`` takes that are given by the framework, not the config
-FRAMEWORK_ARGUMENTS = frozenset({"self", "n_items", "output_dim", "content", "item_tokens", "codes"})
+FRAMEWORK_ARGUMENTS = frozenset({"self", "n_items", "output_dim", "content", "item_tokens", "codes", "trained_items"})
 
 
 def encoder_signature_options(cls: type) -> Dict[str, Any]:

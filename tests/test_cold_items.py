@@ -124,3 +124,43 @@ def test_training_run_reports_consistent_warm_and_cold(tmp_path, cold_data):
         pooled = (warm[m] * warm["n_users"] + cold[m] * cold["n_users"]) / test["n_users"]
         assert pooled == pytest.approx(test[m], abs=1e-12)
     assert cold["n_users"] <= test["inductive"]["n_users"]  # held-out items are never training targets
+
+
+def test_code_tables_read_only_rows_of_items_seen_in_training(tmp_path, cold_data):
+    """prefix_rows: trained: the rows an item may read come from the items of the training batches;
+    held-out items (whose test interactions are never read) back off to those rows."""
+    from cva_rec.backbones import item_encoder_of
+    from cva_rec.semantic_ids.codes import SemanticCodes
+    from cva_rec.training.build import build_module
+    from cva_rec.training.datamodule import RecBoleDataModule
+
+    _, data = cold_data
+    n = data.n_items
+    g = torch.Generator().manual_seed(0)
+    slices = torch.randint(0, 8, (n, 2, 3), generator=g)  # L = 3, N = 8: deep rows are nearly per item
+    slices[0] = -1
+    room = slices[:, 0].clone()
+    path = SemanticCodes(slices, slices[..., 0] >= 0, room, 8, data.item_tokens).save(tmp_path / "codes.npz")
+    cfg = load_config(None, small_overrides(tmp_path, "dataset.cold_items=0.1", "item_encoder.name=lucid",
+                                            "item_encoder.tokens=[slice, room]", f"item_encoder.codes_path={path}",
+                                            "item_encoder.unseen_prefix=zero"))
+    enc = item_encoder_of(build_module(cfg, data).model)
+
+    in_training = torch.zeros(n, dtype=torch.bool)  # independent of data.seen_in_training: the batches themselves
+    for batch in RecBoleDataModule(data, cfg).train_dataloader():
+        for items in _items_in(batch, data):
+            in_training[items[items > 0]] = True
+    assert not (in_training & data.cold_items).any()
+    for sub, codes in ((enc.room_enc, room[in_training]), (enc.slice_enc, slices[in_training].reshape(-1, 3))):
+        emb = sub.embedding
+        expected = emb._used_rows(codes)
+        assert all(torch.equal(getattr(emb, f"trained_{l}"), expected[l]) for l in range(3))
+        only_held_out = [~m for m in expected]
+        assert sum(int(m.sum()) for m in only_held_out) > 0  # so the check below can fail
+        cold_ids = torch.nonzero(data.cold_items).squeeze(1)
+        before = enc.eval().candidate_vectors(cold_ids)
+        with torch.no_grad():
+            for level, mask in enumerate(only_held_out):
+                emb.tables[level].weight[mask] = 1e3
+        enc.invalidate_cache()
+        assert torch.equal(enc.candidate_vectors(cold_ids), before)

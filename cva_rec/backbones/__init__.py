@@ -42,14 +42,15 @@ for _component in map(BACKBONE_CATALOG.get, BACKBONE_CATALOG.names()):  # the on
 
 
 def build_backbone(cfg: Mapping[str, Any], recbole_config, dataset, content: Optional[ItemContent] = None,
-                   encoder: Optional[ItemEncoder] = None) -> nn.Module:
-    """A RecBole model for ``cfg`` whose item table is the configured item encoder."""
+                   encoder: Optional[ItemEncoder] = None, trained_items=None) -> nn.Module:
+    """A RecBole model for ``cfg`` whose item table is the configured item encoder; ``trained_items``
+    ([n_items] bool, from the training split) lets code encoders leave never-trained rows out."""
     model_class = BACKBONES.get(cfg["model"]["name"]).model_class
     if cfg["train"].get("fast"):  # the opt-in fast path's variant, where there is one
         model_class = fast_variant(model_class)
     model = model_class(recbole_config, dataset)
     tokens = list(dataset.field2id_token[dataset.iid_field])
-    return attach_encoder(model, cfg, content, encoder, item_tokens=tokens)
+    return attach_encoder(model, cfg, content, encoder, item_tokens=tokens, trained_items=trained_items)
 
 
 def fast_variant(model_class: type) -> type:
@@ -62,7 +63,7 @@ def fast_variant(model_class: type) -> type:
 
 
 def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None,
-                   encoder: Optional[ItemEncoder] = None, item_tokens=None) -> nn.Module:
+                   encoder: Optional[ItemEncoder] = None, item_tokens=None, trained_items=None) -> nn.Module:
     """Put ``encoder`` (or the configured one) where RecBole built its item table."""
     if encoder is None:
         enc_cfg = dict(cfg["item_encoder"])
@@ -72,7 +73,7 @@ def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[I
             encoder = IdEncoder.adopt(model.item_embedding)  # keep RecBole's own initialised table
         else:
             encoder = build_encoder(enc_cfg, model.n_items, model.item_embedding.embedding_dim, content,
-                                    item_tokens=item_tokens)
+                                    item_tokens=item_tokens, trained_items=trained_items)
     model.item_embedding = ItemEmbeddingAdapter(encoder)
     return model
 

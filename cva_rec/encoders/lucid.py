@@ -9,6 +9,9 @@ Three *kinds* of item-side signal, any subset chosen by ``tokens``:
   segment in evaluation: ``slice_rule_eval``);
 * ``room``: the prefix n-gram embedding r of the item's room code (majority vote).
 
+Slice and room tables read only rows that some training item uses (``prefix_rows="trained"``,
+see :mod:`cva_rec.encoders.semantic_id`): an item outside training backs off to its trained prefixes.
+
 ``fusion="early"`` maps them to one vector per interaction (Eqs. 3-6): with c = s + r (the content
 tokens present), ``early="replace"`` h = c (no ID table at all), ``"sum"`` h = g + c,
 ``"concat"`` h = W[g || c], ``"gate"`` h = a g + (1 - a) c with a = sigmoid(f(u)), u the ID
@@ -63,8 +66,9 @@ class LucidEncoder(ItemEncoder):
                  codes_path: Optional[str] = None, tokens: Sequence[str] = ("id", "slice"), fusion: str = "late",
                  early: str = "concat", gate_input: str = "id", shared_tables: bool = False, mode: str = "remap",
                  decoding: str = "prefix", hash_size: int = 1 << 16, slice_rule_train: str = "random",
-                 slice_rule_eval: str = "first", id_scale: float = 1.0, candidate_id: bool = True,
-                 codes: Optional[SemanticCodes] = None, item_tokens: Optional[Sequence[str]] = None):
+                 slice_rule_eval: str = "first", prefix_rows: str = "trained", unseen_prefix: str = "backoff",
+                 id_scale: float = 1.0, candidate_id: bool = True, codes: Optional[SemanticCodes] = None,
+                 item_tokens: Optional[Sequence[str]] = None, trained_items: Optional[torch.Tensor] = None):
         super().__init__(n_items, output_dim, None)
         tokens = [str(t) for t in ([tokens] if isinstance(tokens, str) else tokens)]
         for t in tokens:
@@ -92,7 +96,8 @@ class LucidEncoder(ItemEncoder):
         if content_kinds:
             codes = self._load_codes(codes, codes_path, item_tokens, n_items)
             common = dict(codes=codes, mode=mode, decoding=decoding, hash_size=hash_size,
-                          slice_rule_train=slice_rule_train, slice_rule_eval=slice_rule_eval)
+                          slice_rule_train=slice_rule_train, slice_rule_eval=slice_rule_eval,
+                          prefix_rows=prefix_rows, unseen_prefix=unseen_prefix, trained_items=trained_items)
             if "slice" in self.kinds:
                 self.slice_enc = SemanticIdEncoder(n_items, output_dim, which="slice", **common)
             if "room" in self.kinds:

@@ -40,9 +40,10 @@ def encoder_options(name: str) -> dict[str, Any]:
 
 
 def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content: Optional[ItemContent] = None,
-                  item_tokens: Optional[Sequence[str]] = None) -> ItemEncoder:
-    """``item_tokens`` (the dataset's original item ids by internal id) reach encoders whose
-    ``__init__`` accepts them, e.g. to align semantic codes; they are not a config option."""
+                  item_tokens: Optional[Sequence[str]] = None, trained_items=None) -> ItemEncoder:
+    """``item_tokens`` (the dataset's original item ids by internal id) and ``trained_items``
+    ([n_items] bool: the item occurs in training) reach encoders whose ``__init__`` accepts them,
+    e.g. to align semantic codes and to leave never-trained table rows out; they are not config options."""
     cfg = dict(cfg)
     name = cfg.pop("name", None)
     if not name:
@@ -52,6 +53,9 @@ def build_encoder(cfg: Mapping[str, Any], n_items: int, output_dim: int, content
     for key in cfg:
         if key not in options:
             raise ConfigError(f"item_encoder {name!r} has no option {key!r}{closest(key, options)}; options: {', '.join(sorted(options)) or 'none'}")
-    if item_tokens is not None and "item_tokens" in inspect.signature(cls.__init__).parameters:
+    accepts = inspect.signature(cls.__init__).parameters
+    if item_tokens is not None and "item_tokens" in accepts:
         cfg["item_tokens"] = list(item_tokens)
+    if trained_items is not None and "trained_items" in accepts:
+        cfg["trained_items"] = trained_items
     return cls(n_items, output_dim, content, **cfg)

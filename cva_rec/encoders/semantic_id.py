@@ -11,7 +11,11 @@ unless they already have ``n_items`` rows in that order.
   draws its own segment; a candidate (``encode``) draws one per distinct item and step.
 
 Tables are built for the prefixes present in the codes of this ``which`` (``mode="remap"``) or
-hashed (``mode="hash"``); ``decoding="level_wise"`` is the ablation. For FLUID stage 3 the
+hashed (``mode="hash"``); ``decoding="level_wise"`` is the ablation. With ``prefix_rows="trained"``
+(default) and ``trained_items`` (the framework passes the items that occur in training, from the
+training split only) a row that no training item's code uses is treated as unseen: such an item (a
+held-out cold item) backs off to its deepest trained prefix (``unseen_prefix="backoff"``) or leaves
+that level out (``"zero"``) instead of reading a never-trained random row. For FLUID stage 3 the
 room encoder's tables start from the warm slice encoder's: ``room.init_from(slice)``.
 """
 from __future__ import annotations
@@ -21,12 +25,15 @@ from typing import Optional
 import torch
 
 from cva_rec.encoders.base import ItemEncoder
+from cva_rec.encoders.layers import check_choice
 from cva_rec.encoders.registry import register_encoder
 from cva_rec.encoders.tokens import EncodedItems, TokenLayout
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 from cva_rec.semantic_ids.codes import SemanticCodes, SliceRule
 from cva_rec.semantic_ids.prefix_ngram import PrefixNgramEmbedding
+
+PREFIX_ROWS = ("trained", "all")  # which table rows an item may read: those some training item uses, or every coded item's
 
 
 @register_encoder("semantic_id")
@@ -37,7 +44,8 @@ class SemanticIdEncoder(ItemEncoder):
                  codes_path: Optional[str] = None, which: str = "room", mode: str = "remap",
                  decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None,
                  slice_rule_train: str = "random", slice_rule_eval: str = "first",
-                 codes: Optional[SemanticCodes] = None, item_tokens=None):
+                 prefix_rows: str = "trained", unseen_prefix: str = "backoff",
+                 codes: Optional[SemanticCodes] = None, item_tokens=None, trained_items: Optional[torch.Tensor] = None):
         super().__init__(n_items, output_dim, content)
         if which not in ("room", "slice"):
             raise ConfigError(f"semantic_id: which must be 'room' or 'slice', got {which!r}")
@@ -50,9 +58,25 @@ class SemanticIdEncoder(ItemEncoder):
         self.register_buffer("slice_table", codes.slice_codes.clone(), persistent=False)
         self.register_buffer("slice_counts", codes.num_segments.clone(), persistent=False)
         self.register_buffer("room_table", codes.room_codes.clone(), persistent=False)
-        observed = codes.room_codes if which == "room" else codes.slice_codes[codes.slice_mask]
+        check_choice("semantic_id prefix_rows", prefix_rows, PREFIX_ROWS)
+        observed = self._codes_of(codes, which)
+        trained = None
+        if prefix_rows == "trained" and trained_items is not None:
+            keep = torch.as_tensor(trained_items, dtype=torch.bool)
+            if keep.shape != (n_items,):
+                raise ConfigError(f"semantic_id: trained_items must be [n_items={n_items}] bool, got {tuple(keep.shape)}")
+            trained = self._codes_of(codes, which, keep)
         self.embedding = PrefixNgramEmbedding(codes.levels, codes.n_codes, output_dim, observed=observed, mode=mode,
-                                              decoding=decoding, hash_size=hash_size, level_dim=level_dim)
+                                              decoding=decoding, hash_size=hash_size, level_dim=level_dim,
+                                              trained=trained, unseen=unseen_prefix)
+
+    @staticmethod
+    def _codes_of(codes: SemanticCodes, which: str, items: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The room codes [n, L], or every valid slice code [m, L], of ``items`` (bool [n_items]; all by default)."""
+        rows = slice(None) if items is None else items
+        if which == "room":
+            return codes.room_codes[rows]
+        return codes.slice_codes[rows][codes.slice_mask[rows]]
 
     def slice_codes(self, item_ids: torch.Tensor, training: bool, segment: Optional[torch.Tensor] = None,
                     generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -15,6 +15,14 @@ for what is needed:
 * ``decoding="level_wise"``: the ablation, each level indexed by its own code only
   (N rows per level, no prefix).
 
+**Trained rows** (``trained``: the codes of the items that occur in training). A row that no
+trained code uses would keep its random initialisation forever: with distinct codes every item
+has its own deepest row, so an item held out of training (item cold start) would be scored
+through noise. Such rows count as unseen: the prefix backs off to its deepest trained prefix
+(``unseen="backoff"``) or its slot is zero (``unseen="zero"``, so the item's vector is the sum
+of its trained rows' contributions only). Training itself never reads them (every prefix of a
+training item is trained), so this changes only items outside training.
+
 Each level is ``level_dim = output_dim // L`` wide; if ``L * level_dim != output_dim`` a
 Linear maps the concatenation to ``output_dim``. Codes < 0 (items without content, padding)
 give the zero vector.
@@ -30,6 +38,7 @@ from cva_rec.errors import ConfigError
 
 MODES = ("remap", "hash")
 DECODINGS = ("prefix", "level_wise")
+UNSEEN = ("backoff", "zero")  # a prefix without a trained row: deepest trained prefix's vector, or zero
 _HASH_MULT = 2654435761  # Knuth's multiplicative constant (2^32 / golden ratio)
 
 
@@ -47,8 +56,12 @@ def composite_index(codes: torch.Tensor, n_codes: int) -> torch.Tensor:
 class PrefixNgramEmbedding(nn.Module):
     def __init__(self, levels: int, n_codes: int, output_dim: int, observed: Optional[torch.Tensor] = None,
                  mode: str = "remap", decoding: str = "prefix", hash_size: int = 1 << 16,
-                 level_dim: Optional[int] = None, init_std: float = 0.02):
+                 level_dim: Optional[int] = None, init_std: float = 0.02, trained: Optional[torch.Tensor] = None,
+                 unseen: str = "backoff"):
         super().__init__()
+        if unseen not in UNSEEN:
+            raise ConfigError(f"unknown unseen-prefix rule {unseen!r}; known: {', '.join(UNSEEN)}")
+        self.unseen = unseen
         if mode not in MODES:
             raise ConfigError(f"unknown prefix-embedding mode {mode!r}; known: {', '.join(MODES)}")
         if decoding not in DECODINGS:
@@ -75,6 +88,20 @@ class PrefixNgramEmbedding(nn.Module):
             nn.init.normal_(t.weight, std=init_std)
         width = self.level_dim * levels
         self.proj = nn.Linear(width, output_dim) if width != output_dim else None
+        self.masks_trained = False
+        if trained is not None:  # data, not weights: rebuilt from the training items, kept out of checkpoints
+            for level, mask in enumerate(self._used_rows(trained)):
+                self.register_buffer(f"trained_{level}", mask, persistent=False)
+            self.masks_trained = True
+
+    def _used_rows(self, codes: torch.Tensor) -> list[torch.Tensor]:
+        """Per level, [rows] bool: the rows that some code of ``codes`` [..., L] looks up."""
+        codes = torch.as_tensor(codes).long().reshape(-1, self.levels)
+        rows, found = self._lookup(codes[(codes >= 0).all(1)])
+        used = [torch.zeros(t.num_embeddings, dtype=torch.bool) for t in self.tables]
+        for level, mask in enumerate(used):
+            mask[rows[found[:, level], level]] = True
+        return used
 
     def _rows(self, level: int) -> int:
         if self.decoding == "level_wise":
@@ -88,7 +115,15 @@ class PrefixNgramEmbedding(nn.Module):
 
     # -- lookups ---------------------------------------------------------------------------
     def rows_for(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """codes [n, L] -> (row per level [n, L], found [n, L] bool). Not-found rows are 0 (unused)."""
+        """codes [n, L] -> (row per level [n, L], found [n, L] bool). Not-found rows are 0 (unused);
+        with ``trained`` masks a row no trained code uses is not found either."""
+        rows, found = self._lookup(codes)
+        if self.masks_trained:
+            for level in range(self.levels):
+                found[:, level] &= getattr(self, f"trained_{level}")[rows[:, level]]
+        return rows, found
+
+    def _lookup(self, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         codes = codes.long()
         valid = (codes >= 0).all(-1, keepdim=True).expand_as(codes)
         safe = codes.clamp_min(0)
@@ -119,7 +154,7 @@ class PrefixNgramEmbedding(nn.Module):
         rows, found = self.rows_for(codes)
         vecs = torch.stack([self.tables[level](rows[:, level]) for level in range(self.levels)], 1)
         vecs = vecs * found[..., None].to(vecs.dtype)
-        if self.remapped and not bool(found.all()):
+        if self.decoding == "prefix" and self.unseen == "backoff" and not bool(found.all()):
             # back-off: an unseen level takes the vector of the deepest seen level before it
             valid = (codes >= 0).all(-1)
             out = vecs.clone()

@@ -17,7 +17,9 @@ def build_model(cfg: Mapping[str, Any], data: SequentialData, content=None):
     # RecBole's quick start re-seeds right before building the model: same here, so the
     # initial weights equal those of RecBole's own pipeline for the same seed.
     init_seed(cfg["train"]["seed"], True)
-    return build_backbone(cfg, data.config, data.train._dataset, content)
+    # the items of the training part only (never a held-out item: dataset.cold_items): code tables
+    # leave rows no training item uses out of every item's vector (prefix_rows: trained)
+    return build_backbone(cfg, data.config, data.train._dataset, content, trained_items=data.seen_in_training)
 
 
 def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
