@@ -16,19 +16,22 @@ BENCHMARKS = {
     "retrieval": "bench_retrieval",
     "scale": "bench_scale",
     "codes": "bench_codes",
+    "idfree": "bench_idfree",
 }
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, retrieval, scale)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
         "encoders: parameters / time / memory / accuracy of every item encoder as ratios to ID; "
         "tokenize: RQ-KMeans vs faiss / scikit-learn; codes: several tokenize outputs side by side (identity, and how "
-        "much the codes follow behaviour on a recipe's training and held-out pairs); retrieval: generative recall + dense rerank vs full ranking "
+        "much the codes follow behaviour on a recipe's training and held-out pairs); idfree: ID, ID + content hybrid, ID-free "
+        "and the FLUID chain on the ml-1m item-cold-start split at one budget (overall / warm / cold metrics, ratios to ID, "
+        "wall time); retrieval: generative recall + dense rerank vs full ranking "
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",

@@ -1,0 +1,170 @@
+"""ID-free vs ID on the ml-1m item-cold-start split (issue 12): train every variant at one budget, print the table.
+
+Variants (recipes under ``recipes/ml1m/``, all with ``dataset.cold_items: 0.1``, the same split,
+protocol and codes): the ID model, the ID + content hybrid (ID, slice and room tokens, late fusion),
+ID-free from scratch (slice + room, no item-ID parameter anywhere) and the FLUID chain ending ID-free
+(``cva-rec warmup``, the ID deleted everywhere). Each (variant, seed) is its own run folder
+``RUNS/<variant>-s<seed>``; a finished one is read, not retrained, and an interrupted one resumes,
+so re-running the same command after a crash repeats nothing. ``--rules`` also evaluates each
+ID-free checkpoint with the other prefix-table rules (``prefix_rows: all`` = before issue 12, and
+``unseen_prefix: zero``): training is the same, only items outside training differ.
+
+Prints, per variant, mean +- std over the seeds of NDCG@10 / HR@10 / HR@20 overall, on warm and on
+cold test targets (users whose test item is held out), the ratios to the ID model (overall and cold)
+and the wall time of the call that trained it (the whole chain for FLUID).
+
+    cva-rec bench idfree                                         # 1 seed, the default short budget
+    cva-rec bench idfree -- --seeds 2020 2021 2022 --variants id idfree
+    cva-rec bench idfree -- --table-only                         # print what is there
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cva_rec.benchmarks import project_root
+
+#: name -> (label, recipe, command)
+VARIANTS = {
+    "id": ("ID SASRec", "cold_sasrec_id.yaml", "train"),
+    "hybrid": ("ID + slice + room, late (hybrid)", "cold_hybrid.yaml", "train"),
+    "idfree": ("ID-free: slice + room, from scratch", "cold_content_only.yaml", "train"),
+    "fluid": ("FLUID chain -> slice + room, ID deleted", "cold_fluid.yaml", "warmup"),
+}
+#: extra evaluations of the ID-free checkpoints (--rules): folder name -> (label, overrides)
+RULES = {
+    "eval-rows-all": ("  same checkpoint, prefix_rows: all (untrained rows read)", ["item_encoder.prefix_rows=all"]),
+    "eval-zero": ("  same checkpoint, unseen_prefix: zero", ["item_encoder.unseen_prefix=zero"]),
+}
+BUDGET = ["train.epochs=3", "train.limit_train_batches=0.25"]
+CHAIN = ["warmup.id_epochs=3", "warmup.slice_epochs=1", "warmup.phase_out_epochs=1", "warmup.phase_out_span=1",
+         "warmup.room_epochs=1"]
+COLUMNS = [(part, m) for part in ("all", "warm", "cold") for m in ("ndcg@10", "hr@10", "hr@20")]
+WALL_FILE = "bench_wall.json"
+
+
+def _sets(pairs) -> list[str]:
+    return [a for kv in pairs for a in ("--set", kv)]
+
+
+def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> Path:
+    """Train (or resume) one (variant, seed); returns its folder. A finished folder is left alone."""
+    _, recipe, command = VARIANTS[name]
+    run = runs / f"{name}-s{seed}"
+    if (run / "metrics.json").is_file():
+        return run
+    sets = [f"train.seed={seed}", *budget]
+    cmd = [sys.executable, "-m", "cva_rec.cli.main", command, "-c", str(recipes / recipe), "--no-progress"]
+    if command == "train":
+        if (run / "config.yaml").is_file():
+            sets.append("train.resume=true")
+        cmd += ["--run-dir", str(run)]
+    else:  # cva-rec warmup resumes on its own; its folder is output.dir / output.name
+        sets += [*chain, f"output.dir={runs}", f"output.name={run.name}"]
+    print(f"[idfree] {' '.join(cmd[3:] + _sets(sets))}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd + _sets(sets), check=True)
+    wall = time.perf_counter() - start
+    (run / WALL_FILE).write_text(json.dumps({"wall_s": wall, "resumed": "train.resume=true" in sets}))
+    return run
+
+
+def evaluate_rules(run: Path) -> None:
+    for folder, (_, overrides) in RULES.items():
+        out = run / folder
+        if not (out / "eval_test_best.json").is_file():
+            subprocess.run([sys.executable, "-m", "cva_rec.cli.main", "evaluate", str(run), "--no-progress",
+                            "--out", str(out), *_sets(overrides)], check=True)
+
+
+def _test_metrics(run: Path, rule: str = None) -> dict:
+    if rule:
+        path = run / rule / "eval_test_best.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+    path = run / "metrics.json"
+    return json.loads(path.read_text())["test"] if path.is_file() else {}
+
+
+def _value(test: dict, part: str, metric: str):
+    section = test if part == "all" else test.get(part, {})
+    return section.get(metric)
+
+
+def _summary(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _fmt(mean, std, n):
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" + (f" +- {std:.4f}" if n > 1 else "")
+
+
+def _ratio(a, b):
+    if a is None or b is None:
+        return "-"
+    return f"{a / b:.2f}x" if b > 0 else ("inf" if a > 0 else "0/0")
+
+
+def table(runs: Path, variants, seeds) -> str:
+    """The markdown table of ``variants`` over ``seeds`` (means +- std; ratios to the ID model's means)."""
+    rows = []
+    id_tests = [t for s in seeds if (t := _test_metrics(runs / f"id-s{s}"))]
+    id_means = {c: _summary([_value(t, *c) for t in id_tests])[0] for c in COLUMNS}
+    for name in variants:
+        label = VARIANTS[name][0]
+        for rule, rule_label in [(None, label)] + ([(r, lab) for r, (lab, _) in RULES.items()] if name == "idfree" else []):
+            tests = [_test_metrics(runs / f"{name}-s{s}", rule) for s in seeds]
+            tests = [t for t in tests if t]
+            if not tests:
+                continue
+            means = {c: _summary([_value(t, *c) for t in tests]) for c in COLUMNS}
+            walls = [json.loads(p.read_text())["wall_s"] for s in seeds
+                     if (p := runs / f"{name}-s{s}" / WALL_FILE).is_file()] if rule is None else []
+            wall = f"{statistics.fmean(walls) / 60:.1f}" if walls else "-"
+            n_cold = tests[0].get("cold", {}).get("n_users", "-")
+            rows.append([rule_label, str(len(tests))] + [_fmt(*means[c], len(tests)) for c in COLUMNS]
+                        + [_ratio(means[("all", "ndcg@10")][0], id_means.get(("all", "ndcg@10"))),
+                           _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), wall, str(n_cold)])
+    head = ["variant", "seeds"] + [f"{p} {m}" for p, m in COLUMNS] + ["/ID ndcg@10", "/ID cold hr@20", "wall min",
+                                                                      "cold users"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    root = project_root()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=Path, default=root / "runs" / "ml1m-cold-bench", help="one folder per (variant, seed)")
+    p.add_argument("--recipes", type=Path, default=root / "recipes" / "ml1m")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[2020])
+    p.add_argument("--budget", nargs="*", default=BUDGET, help=f"overrides of every run (default: {' '.join(BUDGET)})")
+    p.add_argument("--chain", nargs="*", default=CHAIN, help=f"stage lengths of the FLUID chain (default: {' '.join(CHAIN)})")
+    p.add_argument("--rules", action="store_true", help="also evaluate the ID-free checkpoints with the other prefix-table rules")
+    p.add_argument("--table-only", action="store_true", help="train nothing; print the table of what is there")
+    args = p.parse_args(argv)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    if not args.table_only:
+        for seed in args.seeds:  # seed-major: the first seed of every variant comes first
+            for name in args.variants:
+                run = train_variant(name, seed, args.runs, args.recipes, args.budget, args.chain)
+                if args.rules and name == "idfree":
+                    evaluate_rules(run)
+    print(f"budget: {' '.join(args.budget)}; chain: {' '.join(args.chain)}; runs: {args.runs}")
+    print(table(args.runs, args.variants, args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
