@@ -6,9 +6,15 @@ The leave-two-out protocol then derives, in one place for every engine:
 
 * the history masked at validation (everything before the second-last item) and at test
   (everything before the last item);
-* item popularity = how often an item is a *training target* (the items before each
-  user's validation target, minus the user's first item, which is never a target);
+* item popularity = how often an item is a *training target* (the items of each user's
+  training part, minus the user's first item, which is never a target);
 * which items occur anywhere in training (as input or as target), for the inductive split.
+
+A user's *training part* is what RecBole's leave-two-out split (``_split_index_by_leave_one_out``)
+leaves to training: it holds out ``min(2, rows - 1)`` of the user's ``n - 1`` rows, so the training
+part is everything before the validation target when ``n >= 4``, but a user with exactly 3
+interactions (``min_user_interactions: 3``) has a training row and a test row and no validation
+row: training keeps their first two items.
 
 Nothing here assumes how an engine sorts its rows: the engine hands over each user's order.
 """
@@ -54,12 +60,18 @@ class UserSequences:
 
     def prefixes(self, drop_last: int) -> UserHistory:
         """Every user's sequence without its last ``drop_last`` items."""
-        counts = self.lengths
-        keep = np.maximum(counts - drop_last, 0)
+        return self._keep_first(np.maximum(self.lengths - drop_last, 0))
+
+    def _keep_first(self, keep: np.ndarray) -> UserHistory:
         indptr = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
         starts = self.indptr[:-1]
         idx = np.repeat(starts, keep) + (np.arange(keep.sum()) - np.repeat(indptr[:-1], keep))
         return UserHistory(indptr, self.items[idx])
+
+    def training_part(self) -> UserHistory:
+        """Every user's items that RecBole's split leaves to training (see the module docstring)."""
+        n = self.lengths
+        return self._keep_first(n - np.minimum(2, np.maximum(n - 2, 0)))
 
     def valid_history(self) -> UserHistory:
         return self.prefixes(2)
@@ -72,7 +84,7 @@ class UserSequences:
         ``max_seq_length + 1`` training items (the sequence without its last two), left-aligned and
         padded with 0 as RecBole lays out ``item_id_list``. One training row per user (the MicroLens
         benchmark's batches; every position is a target)."""
-        train = self.prefixes(2)
+        train = self.training_part()
         keep = np.minimum(np.diff(train.indptr), max_seq_length + 1)
         keep[keep < 2] = 0  # a single training item is an input without a target
         rows = np.flatnonzero(keep)
@@ -84,8 +96,8 @@ class UserSequences:
         return out
 
     def training_popularity(self, n_items: int) -> torch.Tensor:
-        """[n_items] float: times each item is a training target (positions 1 .. len-3 of a user)."""
-        train = self.prefixes(2)
+        """[n_items] float: times each item is a training target (positions 1 .. of a user's training part)."""
+        train = self.training_part()
         first = train.indptr[:-1][np.diff(train.indptr) > 0]  # each user's first item is an input only
         keep = np.ones(len(train.items), dtype=bool)
         keep[first] = False
@@ -94,7 +106,7 @@ class UserSequences:
     def seen_in_training(self, n_items: int) -> torch.Tensor:
         """[n_items] bool: the item occurs in some user's training part (input or target)."""
         seen = np.zeros(n_items, dtype=bool)
-        seen[self.prefixes(2).items] = True
+        seen[self.training_part().items] = True
         return torch.from_numpy(seen)
 
     @classmethod

@@ -60,15 +60,24 @@ def truncate(seqs: Dict[str, List[str]], n: int) -> Dict[str, List[str]]:
     return {u: items[-n:] for u, items in seqs.items()}
 
 
+def training_rows(items: List[str]) -> List[str]:
+    """The items a user's training rows cover, by RecBole 1.2.1's leave-two-out rule: a user with n
+    items has n - 1 rows (targets at positions 1 .. n-1); the split holds out the last
+    min(2, (n - 1) - 1) rows, so a 3-item user keeps one training row and has no validation row."""
+    n_rows = len(items) - 1
+    held_out = min(2, n_rows - 1) if n_rows > 0 else 0
+    return items[: len(items) - held_out]
+
+
 def training_targets(seqs: Dict[str, List[str]]) -> Dict[str, int]:
-    """item token -> how often it is a training target under leave-two-out (positions 1 .. n-3)."""
+    """item token -> how often it is a training target (every training item but a user's first)."""
     counts: Dict[str, int] = {}
     for items in seqs.values():
-        for item in items[1:-2]:
+        for item in training_rows(items)[1:]:
             counts[item] = counts.get(item, 0) + 1
     return counts
 
 
 def training_items(seqs: Dict[str, List[str]]) -> set:
-    """Items that occur in some user's training part (positions 0 .. n-3), as input or target."""
-    return {item for items in seqs.values() for item in items[:-2]}
+    """Items that occur in some user's training part, as input or target."""
+    return {item for items in seqs.values() for item in training_rows(items)}

@@ -102,6 +102,32 @@ def test_tied_timestamps_histories(tmp_path):
     assert ref == {u: g["item"].tolist() for u, g in df.groupby("user", sort=False)}
 
 
+def test_three_item_users_popularity_equals_recbole_training_rows(tmp_path):
+    """``min_user_interactions: 3``: RecBole gives a 3-item user a training row and a test row, no
+    validation row. Popularity and the inductive split must count that training target: checked
+    against RecBole's own training rows (and the raw-file reader)."""
+    import torch
+
+    from cva_rec.config import load_config
+    from cva_rec.data import build_data
+
+    root = write_tied_dataset(tmp_path / "data", min_len=3, seed=3)
+    cfg = load_config(None, small_overrides(tmp_path, "dataset.name=tied", f"dataset.data_path={root}",
+                                            "dataset.max_seq_length=50", "dataset.min_user_interactions=3"))
+    data = build_data(cfg)
+    assert (data.sequences.lengths == 3).sum() >= 3  # the case under test is there
+    train = data.train._dataset
+    f = train.inter_feat
+    targets = f[train.iid_field]
+    assert data.item_popularity.tolist() == torch.bincount(targets, minlength=len(data.item_popularity)).float().tolist()
+    windows = f[train.item_id_list_field]
+    in_training = torch.zeros(len(data.item_popularity), dtype=torch.bool)
+    in_training[targets] = True
+    in_training[windows[windows > 0]] = True
+    assert data.seen_in_training.tolist() == in_training.tolist()
+    check_against_raw_file(data, root, "tied", min_user=3)
+
+
 @needs_shared_data()
 def test_ml1m_sequences_and_popularity_agree(tmp_path):
     """ml-1m has no RecBole dataset yaml (ml-100k's turns on normalize_all): the order rule must

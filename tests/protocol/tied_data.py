@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 
 
-def write_tied_dataset(root: Path, name: str = "tied", n_users: int = 40, n_items: int = 60, seed: int = 0, repeat_rows: int = 1) -> Path:
-    """Write ``root/name/name.inter``; ``repeat_rows=2`` writes every row twice (duplicates)."""
+def write_tied_dataset(root: Path, name: str = "tied", n_users: int = 40, n_items: int = 60, seed: int = 0, repeat_rows: int = 1,
+                       min_len: int = 5) -> Path:
+    """Write ``root/name/name.inter``; ``repeat_rows=2`` writes every row twice (duplicates); users have
+    ``min_len`` .. 12 items."""
     rng = np.random.default_rng(seed)
     lines = ["user_id:token\titem_id:token\ttimestamp:float"]
     for u in range(n_users):
-        items = rng.choice(n_items, size=int(rng.integers(5, 13)), replace=False)
+        items = rng.choice(n_items, size=int(rng.integers(min_len, 13)), replace=False)
         for pos, item in enumerate(items):
             lines += [f"u{u}\ti{item}\t{pos}"] * repeat_rows
     folder = Path(root) / name
