@@ -20,7 +20,12 @@ from cva_rec.backbones import seq_output
 @torch.no_grad()
 def candidate_scores(model: torch.nn.Module, interaction, candidates: torch.Tensor) -> torch.Tensor:
     """[U, C] candidate item ids -> [U, C] scores (the table is the encoder's cached all-items table)."""
-    user = seq_output(model, interaction)  # [U, d]
+    return user_candidate_scores(model, seq_output(model, interaction), candidates)
+
+
+@torch.no_grad()
+def user_candidate_scores(model: torch.nn.Module, user: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """User states [U, d] (the model's sequence output, already computed) x [U, C] candidates -> [U, C] scores."""
     table = model.item_embedding.weight  # what full_sort_predict multiplies with (cached in eval mode)
     return torch.bmm(table[candidates], user[:, :, None]).squeeze(2)
 

@@ -24,6 +24,7 @@ from cva_rec.retrieval.generative_retriever import GenerativeRetriever
 from cva_rec.retrieval.grdr import GRDR
 from cva_rec.retrieval.multiview_codes import MultiViewCodes
 from cva_rec.retrieval.multiview_tokenizer import MultiViewTokenizer, SharedCodebook
+from cva_rec.retrieval.reranker_context import RerankerContextRetriever, fit_table_codes, table_fingerprint
 from cva_rec.retrieval.trie import CodeTrie
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None) -> Dict[str
     """Train the retriever a recipe (``settings.load_retriever_recipe``) describes into ``run_dir``."""
     from cva_rec.data import build_data
 
+    if rc["retriever"]["context"] == "reranker":
+        return _fit_reranker_context(rc, run_dir)
     cfg, r = rc["recipe"], rc["retriever"]
     s = retrieval_settings.cotrain_settings(rc)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +127,47 @@ def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None) -> Dict[str
     return metrics
 
 
-def load_retriever(run_dir: Path, data) -> tuple[GRDR, Dict[str, Any], MultiViewCodes]:
+def reranker_item_table(module) -> torch.Tensor:
+    """The rows the reranker's full ranking multiplies with (its encoder's all-items table, eval mode)."""
+    module.eval()
+    with torch.no_grad():
+        return module.model.item_embedding.weight.detach().float().cpu()
+
+
+def _fit_reranker_context(rc: Mapping[str, Any], run_dir: Path) -> Dict[str, Any]:
+    """``context: reranker``: RQ-KMeans codes of the trained reranker's item table (``reranker_context.py``)."""
+    from cva_rec.training.evaluate import load_trained_module, run_config_and_checkpoint
+
+    r = rc["retriever"]
+    t0 = time.perf_counter()
+    cfg, ckpt = run_config_and_checkpoint(Path(r["reranker"]))
+    if cfg["dataset"]["name"] != rc["recipe"]["dataset"]["name"]:
+        raise ConfigError(f"retriever recipe is for {rc['recipe']['dataset']['name']!r}, reranker {r['reranker']} "
+                          f"was trained on {cfg['dataset']['name']!r}")
+    data, module = load_trained_module(cfg, ckpt)
+    table = reranker_item_table(module)
+    centroids, item_codes = fit_table_codes(table, r["levels"], r["codes"], r["views"], int(cfg["train"]["seed"]),
+                                            r["kmeans_iters"])
+    codes = MultiViewCodes(item_codes, r["codes"], data.item_tokens, [])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # the data section is the reranker's own config: recall and rerank read one dataset split
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({"recipe": cfg, "retriever": dict(r), "output": dict(rc["output"])},
+                                                             sort_keys=False))
+    codes.save(run_dir / "codes.npz")
+    fingerprint = table_fingerprint(table)
+    atomic_torch_save({"format": FORMAT, "context": "reranker", "centroids": centroids, "table_sha256": fingerprint,
+                       "n_items": data.n_items, "content_dim": None, "checkpoint": str(ckpt)}, run_dir / "retriever.pt")
+    recon = sum(centroids[level][item_codes[1:, 0, level]] for level in range(r["levels"]))
+    rel_error = float(((table[1:] - recon).norm(dim=1) / table[1:].norm(dim=1).clamp_min(1e-12)).mean())
+    metrics = {"run": run_dir.name, "kind": "retriever", "dataset": cfg["dataset"]["name"], "seed": cfg["train"]["seed"],
+               "mode": "reranker", "reranker": str(r["reranker"]), "checkpoint": str(ckpt), "table_sha256": fingerprint,
+               "codes": code_report(codes, build_trie(codes)), "view0_relative_reconstruction_error": rel_error,
+               "total_seconds": round(time.perf_counter() - t0, 2), "parameters": 0, "cva_rec_version": cva_rec.__version__}
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def load_retriever(run_dir: Path, data) -> tuple[GRDR | RerankerContextRetriever, Dict[str, Any], MultiViewCodes]:
     """(model in eval mode, its run config ``{recipe, retriever, output}``, its item codes aligned to ``data``)."""
     if not (run_dir / "config.yaml").is_file() or not (run_dir / "retriever.pt").is_file():
         raise ConfigError(f"{run_dir} is not a retriever run directory (needs config.yaml and retriever.pt; "
@@ -140,6 +183,8 @@ def load_retriever(run_dir: Path, data) -> tuple[GRDR, Dict[str, Any], MultiView
         raise ConfigError(f"retriever {run_dir} was trained on {state['n_items']} items, the dataset has {data.n_items}: "
                           "retriever and reranker must use the same dataset and filters")
     codes = MultiViewCodes.load(run_dir / "codes.npz").for_dataset(data.item_tokens)
+    if state.get("context") == "reranker":
+        return RerankerContextRetriever(state["centroids"], state["table_sha256"]).eval(), rc, codes
     content = content_vectors(rc["recipe"], data) if state["content_dim"] else None
     fixed = codes if r["codes_path"] is not None else None
     model = build_grdr(r, data.n_items, content, fixed)

@@ -23,6 +23,10 @@ from cva_rec.registry import closest
 from cva_rec.retrieval.cotrain import CotrainSettings
 
 SECTION = {
+    "context": ("own", "history encoder of the recall stage: own = GRDR's transformer over the history, codes co-trained "
+                       "from item content; reranker = the trained run `reranker` (its encoder is the context, its item "
+                       "table is quantised into the codes; docs/retrieval.md)"),
+    "reranker": (None, "context reranker: the trained cva_rec run directory (relative to the working directory) to use"),
     "codes_path": (None, "null = learn multi-view codes (tokenizer co-trained with the retriever); or a codes file/folder "
                          "(e.g. `cva-rec tokenize` output: single-view RQ-KMeans codes, N_v = 1) whose paths stay fixed"),
     "views": (4, "N_v: code paths per item (learned codes)"),
@@ -125,6 +129,15 @@ def check(rc: Mapping[str, Any]) -> None:
         raise ConfigError(f"retriever.codes must be >= 2, got {r['codes']}")
     if r["hidden"] % r["heads"]:
         raise ConfigError(f"retriever.hidden ({r['hidden']}) must divide by retriever.heads ({r['heads']})")
+    if r["context"] not in ("own", "reranker"):
+        raise ConfigError(f"retriever.context must be 'own' or 'reranker', got {r['context']!r}")
+    if r["context"] == "reranker":
+        if not r["reranker"]:
+            raise ConfigError("retriever.context: reranker needs retriever.reranker, the trained run directory it uses")
+        if r["codes_path"] is not None:
+            raise ConfigError("retriever.context: reranker fits its codes on the reranker's item table; "
+                              "retriever.codes_path must stay null")
+        return
     if r["codes_path"] is None and not rc["recipe"]["content"]["store"]:
         raise ConfigError("learned multi-view codes need item content: the recipe must set content.store "
                           "(or give retriever.codes_path)")

@@ -23,10 +23,12 @@ from typing import Any, Dict, Optional, Sequence
 import numpy as np
 import torch
 
+from cva_rec.backbones import seq_output
 from cva_rec.errors import ConfigError
 from cva_rec.retrieval.candidates import candidate_recall, recalled_items
-from cva_rec.retrieval.rerank import candidate_ranks, candidate_scores
-from cva_rec.retrieval.retriever_run import build_trie, load_retriever
+from cva_rec.retrieval.rerank import candidate_ranks, candidate_scores, user_candidate_scores
+from cva_rec.retrieval.reranker_context import RerankerContextRetriever, check_same_table
+from cva_rec.retrieval.retriever_run import build_trie, load_retriever, reranker_item_table
 from cva_rec.retrieval.sequences import last_items
 
 
@@ -46,6 +48,9 @@ def two_stage_eval(module, data, cfg: Dict[str, Any], retriever, codes, beam: in
                           "sampled negatives (eval.negatives must be 0)")
     if n_candidates < 1:
         raise ConfigError(f"--candidates must be >= 1, got {n_candidates}")
+    shared_context = isinstance(retriever, RerankerContextRetriever)
+    if shared_context:
+        check_same_table(retriever, reranker_item_table(module))
     trie = build_trie(codes)
     ttrie = trie.to(device)
     module.to(device).eval()
@@ -64,15 +69,23 @@ def two_stage_eval(module, data, cfg: Dict[str, Any], retriever, codes, beam: in
             if max_batches is not None and i >= max_batches:
                 break
             t0 = time.perf_counter()
-            seq, lens = last_items(history.indptr, history.items, users.numpy(), retriever.retriever.max_len)
-            res = retriever.recall(seq.to(device), lens.to(device), ttrie, beam)
+            interaction = interaction.to(device)
+            if shared_context:  # the reranker's user state is the context; rerank reuses it (one encoder pass)
+                user = seq_output(module.model, interaction)
+                res = retriever.recall(user, ttrie, beam)
+            else:
+                seq, lens = last_items(history.indptr, history.items, users.numpy(), retriever.retriever.max_len)
+                res = retriever.recall(seq.to(device), lens.to(device), ttrie, beam)
             leaves = res.leaves.cpu()
             t1 = time.perf_counter()
             pairs = (h_rows, h_items) if mask_history else None
             cands = recalled_items(trie, leaves, n_candidates, pairs, targets.numpy())
             t2 = time.perf_counter()
             cand_t = torch.from_numpy(cands).to(device)
-            scores = candidate_scores(module.model, interaction.to(device), cand_t)
+            if shared_context:
+                scores = user_candidate_scores(module.model, user, cand_t)
+            else:
+                scores = candidate_scores(module.model, interaction, cand_t)
             ranks = candidate_ranks(scores.cpu(), cand_t.cpu(), targets, pairs, per_user_uniform(users, seed), data.n_items)
             t3 = time.perf_counter()
             seconds["recall"] += t1 - t0
