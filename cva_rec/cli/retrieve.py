@@ -14,7 +14,9 @@ def register(sub) -> None:
         "trained run RUN_DIR scores only those, with its history masked as in full ranking. Writes "
         "RUN_DIR/retrieve_<split>_<ckpt>_<retriever>_b<BEAM>_c<CANDIDATES>.json: the metrics of `cva-rec evaluate` "
         "(a target that was not recalled counts as a miss), plus `candidates` (recall@K of the candidate set) and "
-        "`timings` (ms per user of recall, mapping and rerank). See docs/retrieval.md.",
+        "`timings` (ms per user of recall, mapping and rerank). A retriever fitted with retriever.context: reranker reads "
+        "RUN_DIR's own user state (one encoder pass for both stages) and is refused with any other run. "
+        "See docs/retrieval.md.",
     )
     p.add_argument("run_dir", help="the reranker: a run directory written by `cva-rec train`")
     p.add_argument("--retriever", required=True, help="a run directory written by `cva-rec train-retriever` (same dataset)")

@@ -12,7 +12,9 @@ def register(sub) -> None:
         description="Read a retriever recipe (`recipe:` a cva_rec recipe giving dataset, content store and seed; "
         "`retriever:` the model; `output:`), "
         "co-train the multi-view tokenizer and the generative retriever level by level (GRDR Algorithm 1), or, with "
-        "retriever.codes_path, train the retriever on fixed codes (e.g. single-view `cva-rec tokenize` output). Writes "
+        "retriever.codes_path, train the retriever on fixed codes (e.g. single-view `cva-rec tokenize` output), or, with "
+        "retriever.context: reranker, fit codes on the item table of the trained run retriever.reranker, whose encoder "
+        "then is the recall context (seconds; no training). Writes "
         "RUN_DIR/config.yaml, retriever.pt, codes.npz (every item's paths, per view), metrics.json. Use the run with "
         "`cva-rec retrieve RERANK_RUN --retriever RUN_DIR`. See docs/retrieval.md.",
     )
@@ -28,7 +30,8 @@ def register(sub) -> None:
 def run_dir_for(rc) -> Path:
     r, cfg = rc["retriever"], rc["recipe"]
     views = 1 if r["codes_path"] else r["views"]
-    name = rc["output"]["name"] or f"{cfg['dataset']['name']}-grdr-v{views}-s{cfg['train']['seed']}"
+    kind = "ctx" if r["context"] == "reranker" else "grdr"
+    name = rc["output"]["name"] or f"{cfg['dataset']['name']}-{kind}-v{views}-s{cfg['train']['seed']}"
     return Path(rc["output"]["dir"]) / name
 
 

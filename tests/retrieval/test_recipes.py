@@ -14,7 +14,8 @@ RECIPES = sorted((REPO / "recipes").glob("*/retriever_*.yaml"))
 def test_retriever_recipes_validate(path):
     rc = load_retriever_recipe(path)
     assert rc["recipe"]["dataset"]["name"] and rc["output"]["name"]
-    assert (rc["retriever"]["codes_path"] is not None) or rc["recipe"]["content"]["store"]
+    r = rc["retriever"]
+    assert (r["codes_path"] is not None) or rc["recipe"]["content"]["store"] or (r["context"] == "reranker" and r["reranker"])
 
 
 def test_overrides_and_bad_keys(tmp_path):
@@ -30,4 +31,11 @@ def test_overrides_and_bad_keys(tmp_path):
     bad.write_text("retriever: {}\n")
     with pytest.raises(ConfigError, match="recipe"):
         load_retriever_recipe(bad)
-    assert len(RECIPES) >= 4
+    reranker = REPO / "recipes" / "ml1m" / "retriever_reranker.yaml"
+    with pytest.raises(ConfigError, match="needs retriever.reranker"):
+        load_retriever_recipe(reranker, ["retriever.reranker=null"])
+    with pytest.raises(ConfigError, match="codes_path must stay null"):
+        load_retriever_recipe(reranker, [f"retriever.codes_path={tmp_path}"])
+    with pytest.raises(ConfigError, match="'own' or 'reranker'"):
+        load_retriever_recipe(reranker, ["retriever.context=sasrec"])
+    assert len(RECIPES) >= 5
