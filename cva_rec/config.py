@@ -152,9 +152,12 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "num_nodes": integer(1, "Lightning number of nodes", min=1),
         "precision": choice("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed", PRECISIONS),
         "num_workers": integer(0, "DataLoader workers", min=0),
-        "fast": flag(False, "opt-in fast path: SASRec attention through fused scaled_dot_product_attention and, on GPU, "
-                     "bf16-mixed precision when train.precision is left at 32-true (metrics within seed noise of the exact, "
-                     "default path)"),
+        "fast": flag(False, "opt-in fast path for SASRec, GRU4Rec and NextItNet: SASRec attention through fused "
+                     "scaled_dot_product_attention, dropout masks from 16-bit random words, torch.compile (train.compile) "
+                     "and bf16-mixed precision on a GPU or a CPU with bf16 support when train.precision is left at 32-true "
+                     "(evaluation stays in float32; metrics within seed noise of the exact, default path)"),
+        "compile": flag(True, "with train.fast: run the backbone's forward through torch.compile (about a minute of "
+                        "compiling at the start and when batch shapes change; false skips it)"),
         "limit_train_batches": anything(None, "train on at most this many batches (int) or fraction (float) per epoch (debugging)",
                                         rule=_batches),
         "resume": flag(False, "continue from <run_dir>/checkpoints/last.ckpt when it exists (same config only)", identity=False),

@@ -1,31 +1,37 @@
 """train.fast: SASRec on fused SDPA computes RecBole's attention (same weights, same outputs up to
-float rounding), loads the exact path's checkpoints, and leaves the other backbones alone."""
+float rounding) and loads the exact path's checkpoints; the fast dropout draws Bernoulli(p) masks;
+the compiled forward equals the eager one; bf16 on a CPU that has it; and a fast run's metrics stay
+within seed noise of the exact path's."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from cva_rec.backbones import build_backbone
+from cva_rec.backbones.fast_path import QuantizedDropout
 from cva_rec.backbones.fast_sasrec import FastSASRec, SdpaMultiHeadAttention
+from cva_rec.backbones.fast_variants import FastGRU4Rec, FastNextItNet
 from cva_rec.backbones.sasrec import TokenSASRec
 from cva_rec.config import load_config
-from cva_rec.training.trainer import precision_of
+from cva_rec.training.trainer import cpu_has_bf16, precision_of
 from tests.conftest import small_overrides
 
 
-def _models(ml100k_data, tmp_path):
+def _models(ml100k_data, tmp_path, *extra):
     out = {}
     for fast in (False, True):
-        cfg = load_config(None, small_overrides(tmp_path, f"train.fast={str(fast).lower()}"))
+        cfg = load_config(None, small_overrides(tmp_path, f"train.fast={str(fast).lower()}", *extra))
         torch.manual_seed(0)
         out[fast] = build_backbone(cfg, ml100k_data.config, ml100k_data.train._dataset)
     return out
 
 
 def test_fast_sasrec_equals_recboles_attention(ml100k_data, tmp_path):
-    models = _models(ml100k_data, tmp_path)
+    models = _models(ml100k_data, tmp_path, "train.compile=false")
     exact, fast = models[False], models[True]
     assert type(exact) is TokenSASRec and type(fast) is FastSASRec
     assert all(isinstance(layer.multi_head_attention, SdpaMultiHeadAttention) for layer in fast.trm_encoder.layer)
+    assert all(type(m) is QuantizedDropout for m in fast.modules() if isinstance(m, torch.nn.Dropout))
     # the same initial weights (the swap does not move the seeded stream) and the same parameter names
     sd_exact, sd_fast = exact.state_dict(), fast.state_dict()
     assert sd_exact.keys() == sd_fast.keys() and all(torch.equal(sd_exact[k], sd_fast[k]) for k in sd_exact)
@@ -50,10 +56,66 @@ def test_fast_sasrec_equals_recboles_attention(ml100k_data, tmp_path):
     torch.testing.assert_close(gb, ga, rtol=1e-4, atol=1e-6)
 
 
-def test_fast_leaves_other_backbones_and_cpu_precision_alone(tmp_path):
-    from cva_rec.backbones import TokenGRU4Rec, TokenNextItNet, fast_variant
+@pytest.mark.parametrize("p", [0.5, 0.3, 0.1])
+def test_quantized_dropout_is_bernoulli(p):
+    drop = QuantizedDropout(p)
+    torch.manual_seed(0)
+    x = torch.ones(400, 1001)  # odd size: the last 16-bit word of the last draw is unused
+    y = drop(x)
+    kept = y != 0
+    # 400,400 draws: the kept share is within 5 standard deviations of 1 - p, and kept values are scaled
+    n = x.numel()
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * (p * (1 - p) / n) ** 0.5
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+    # no structure across positions (the two halves of one 32-bit draw are independent)
+    pairs = kept.reshape(-1)[: n - n % 2].view(-1, 2).float()
+    assert abs((pairs[:, 0] * pairs[:, 1]).mean().item() - (1 - p) ** 2) < 0.01
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # seeded
+    drop.eval()
+    assert drop(x) is x
 
-    assert fast_variant(TokenSASRec) is FastSASRec
-    assert fast_variant(TokenGRU4Rec) is TokenGRU4Rec and fast_variant(TokenNextItNet) is TokenNextItNet
+
+def test_fast_variants_precision_and_compiled_forward(tmp_path):
+    from cva_rec.backbones import TokenGRU4Rec, TokenNARM, TokenNextItNet, fast_variant
+
+    assert fast_variant(TokenSASRec) is FastSASRec and fast_variant(TokenGRU4Rec) is FastGRU4Rec
+    assert fast_variant(TokenNextItNet) is FastNextItNet and fast_variant(TokenNARM) is TokenNARM
     tr = load_config(None, small_overrides(tmp_path, "train.fast=true"))["train"]
-    assert precision_of(tr) == "32-true"  # CPU: no autocast
+    assert precision_of(tr) == ("bf16-mixed" if cpu_has_bf16() else "32-true")
+    assert precision_of({**tr, "precision": "16-mixed"}) == "16-mixed"  # an explicit choice is kept
+    assert precision_of({**tr, "fast": False}) == "32-true"
+    # torch.compile: the compiled forward gives the eager forward's outputs (NextItNet: the quickest to compile)
+    from cva_rec.data import build_data
+
+    models, data = {}, None
+    for compiled in (False, True):
+        cfg = load_config(None, small_overrides(tmp_path, "model.name=NextItNet", "dataset.engine=streaming", "train.fast=true",
+                                                f"train.compile={str(compiled).lower()}"))
+        data = data or build_data(cfg)  # NextItNet's own RecBole config
+        torch.manual_seed(0)
+        models[compiled] = build_backbone(cfg, data.config, data.train._dataset).eval()
+    assert models[True]._compiled_forward is not None and models[False]._compiled_forward is None
+    inter = data.train.collate_fn(list(range(64)))
+    with torch.no_grad():
+        a = models[False].forward(inter["item_id_list"], inter["item_length"])
+        b = models[True].forward(inter["item_id_list"], inter["item_length"])
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_run_metrics_within_seed_noise(tmp_path):
+    """Two seeds of the exact path give the seed noise; a fast run (bf16 where the CPU has it, the fast
+    dropout, no compile to keep the test short) must land within it (plus a small floor)."""
+    from cva_rec.training.run import run_experiment
+
+    def run(seed, fast):
+        cfg = load_config(None, small_overrides(tmp_path, "dataset.engine=streaming", f"train.seed={seed}",
+                                                f"train.fast={str(fast).lower()}", "train.compile=false",
+                                                f"output.name=s{seed}-{fast}"))
+        return run_experiment(cfg, enable_progress_bar=False)["test"]
+
+    exact1, exact2, fast1 = run(1, False), run(2, False), run(1, True)
+    for key, floor in (("hr@10", 0.01), ("ndcg@10", 0.005)):
+        noise = abs(exact1[key] - exact2[key])
+        assert abs(fast1[key] - exact1[key]) <= 2 * noise + floor, (key, exact1[key], exact2[key], fast1[key])
+    assert fast1["hr@10"] > 0.02  # it learnt something (popularity alone is ~0.03-0.05 here)

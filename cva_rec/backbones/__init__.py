@@ -46,20 +46,23 @@ def build_backbone(cfg: Mapping[str, Any], recbole_config, dataset, content: Opt
     """A RecBole model for ``cfg`` whose item table is the configured item encoder; ``trained_items``
     ([n_items] bool, from the training split) lets code encoders leave never-trained rows out."""
     model_class = BACKBONES.get(cfg["model"]["name"]).model_class
-    if cfg["train"].get("fast"):  # the opt-in fast path's variant, where there is one
+    fast = bool(cfg["train"].get("fast"))
+    if fast:  # the opt-in fast path's variant, where there is one
         model_class = fast_variant(model_class)
     model = model_class(recbole_config, dataset)
     tokens = list(dataset.field2id_token[dataset.iid_field])
-    return attach_encoder(model, cfg, content, encoder, item_tokens=tokens, trained_items=trained_items)
+    model = attach_encoder(model, cfg, content, encoder, item_tokens=tokens, trained_items=trained_items)
+    if fast and cfg["train"].get("compile", True) and hasattr(model, "compile_forward"):
+        model.compile_forward()
+    return model
 
 
 def fast_variant(model_class: type) -> type:
-    """``train.fast``: SASRec attends through fused SDPA (cva_rec/backbones/fast_sasrec.py); others are unchanged."""
-    if model_class is TokenSASRec:
-        from cva_rec.backbones.fast_sasrec import FastSASRec
+    """``train.fast``: the built-in backbone's fast-path class (cva_rec/backbones/fast_path.py, fast_sasrec.py);
+    a backbone without one (NARM, STAMP, plugins) is unchanged."""
+    from cva_rec.backbones.fast_variants import FAST_VARIANTS
 
-        return FastSASRec
-    return model_class
+    return FAST_VARIANTS.get(model_class, model_class)
 
 
 def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[ItemContent] = None,

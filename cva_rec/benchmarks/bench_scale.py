@@ -29,7 +29,8 @@ of peak memory and start-up against interactions (``--plot``).
     cva-rec bench scale                                  # 0.1M, 1M, 10M (RecBole 10M if it fits)
     cva-rec bench scale -- --sizes 0.1M 1M --steps 10
     cva-rec bench scale -- --equality bundled:ml-100k ../shared/data:ml-1m   # rows and metrics equal?
-    cva-rec bench scale -- --fast-path --steps 20                            # train.fast beside the exact path
+
+The fast path (``train.fast``) beside the exact path and RecBole's Trainer: ``cva-rec bench fast-path``.
 """
 from __future__ import annotations
 
@@ -225,42 +226,6 @@ def equality(data_path: Optional[str], name: str, work: Path, max_len: int, batc
             "metrics": metrics, "metrics_identical": metrics["recbole"] == metrics["streaming"]}
 
 
-# -- the fast path beside the exact path --------------------------------------------------------
-def fast_path(work: Path, steps: int, batch: int, max_len: int) -> Dict[str, Any]:
-    """SASRec training steps, exact (RecBole's attention) vs ``train.fast`` (fused SDPA), on ml-100k,
-    the same batches, interleaved step by step so both see the same machine load."""
-    import torch
-
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
-    from cva_rec.training.datamodule import RecBoleDataModule
-    from cva_rec.training.run import build_module
-
-    torch.set_num_threads(1)
-    over = [f"dataset.max_seq_length={max_len}", "dataset.engine=streaming", f"train.batch_size={batch}",
-            "loss.name=inbatch_softmax", f"output.dir={work / 'fast'}"]
-    cfgs = {fast: load_config(None, [*over, f"train.fast={str(fast).lower()}"]) for fast in (False, True)}
-    data = build_data(cfgs[False])
-    mods = {fast: build_module(cfg, data) for fast, cfg in cfgs.items()}
-    opts = {fast: torch.optim.AdamW(m.parameters(), lr=1e-3) for fast, m in mods.items()}
-    batches = iter(RecBoleDataModule(data, cfgs[False]).train_dataloader())
-    wall, cpu = {False: 0.0, True: 0.0}, {False: 0.0, True: 0.0}
-    for i in range(steps + 1):
-        b = next(batches)
-        for fast in ((False, True) if i % 2 else (True, False)):
-            t, c = time.perf_counter(), time.process_time()
-            opts[fast].zero_grad()
-            mods[fast].loss(mods[fast].model, b).backward()
-            opts[fast].step()
-            if i:  # the first step warms up
-                wall[fast] += time.perf_counter() - t
-                cpu[fast] += time.process_time() - c
-    return {"steps": steps, "batch": batch, "max_seq_length": max_len,
-            "exact_steps_per_s": steps / wall[False], "fast_steps_per_s": steps / wall[True],
-            "exact_steps_per_cpu_s": steps / cpu[False], "fast_steps_per_cpu_s": steps / cpu[True],
-            "time_ratio_fast_over_exact_cpu": cpu[True] / cpu[False]}
-
-
 def fmt(v, spec=".2f"):
     return "-" if v is None else format(v, spec)
 
@@ -324,8 +289,6 @@ def main(argv=None) -> int:
     p.add_argument("--equality", nargs="+", metavar="DATA_PATH:NAME",
                    help="instead: check both engines give identical rows and metrics on these datasets "
                    "(e.g. bundled:ml-100k ../shared/data:ml-1m), SASRec length 50")
-    p.add_argument("--fast-path", action="store_true",
-                   help="instead: SASRec steps with train.fast (fused SDPA) beside the exact path, interleaved, on ml-100k")
     p.add_argument("--equality-batches", type=int, default=20, help="training batches of the --equality runs (default: %(default)s)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--engine", help=argparse.SUPPRESS)
@@ -336,11 +299,6 @@ def main(argv=None) -> int:
         return 0
     if args.report_only:
         return finish(json.loads(args.out.read_text()), args)
-    if args.fast_path:
-        r = fast_path(args.work, args.steps, 512, 50)
-        print(json.dumps(r, indent=1))
-        print(f"fast / exact time per step: {r['time_ratio_fast_over_exact_cpu']:.2f}x (CPU seconds; SASRec length 50, batch 512)")
-        return 0
     if args.equality:
         out = [equality(path if path != "bundled" else None, name, args.work, 50, args.equality_batches)
                for path, name in (spec.split(":", 1) for spec in args.equality)]

@@ -15,6 +15,7 @@ BENCHMARKS = {
     "tokenize": "bench_tokenize",
     "retrieval": "bench_retrieval",
     "scale": "bench_scale",
+    "fast-path": "bench_fast_path",
     "codes": "bench_codes",
     "idfree": "bench_idfree",
 }
@@ -23,7 +24,7 @@ BENCHMARKS = {
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
@@ -33,7 +34,8 @@ def register(sub) -> None:
         "and the FLUID chain on the ml-1m item-cold-start split at one budget (overall / warm / cold metrics, ratios to ID, "
         "wall time); retrieval: generative recall + dense rerank vs full ranking "
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
-        "synthetic interactions (peak RSS, start-up, steps/s, eval users/s). Extra arguments go to the benchmark "
+        "synthetic interactions (peak RSS, start-up, steps/s, eval users/s); fast-path: RecBole's Trainer vs cva_rec's exact and "
+        "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
     p.add_argument("name", choices=sorted(BENCHMARKS))

@@ -91,6 +91,11 @@ class SeqRecModule(L.LightningModule):
         )
 
     def _eval_step(self, batch, batch_idx: int = 0):
+        # scores in float32 even under bf16-mixed training (train.fast): bf16 scores would tie many items
+        with torch.autocast(self.device.type, enabled=False):
+            self._eval_step_fp32(batch, batch_idx)
+
+    def _eval_step_fp32(self, batch, batch_idx: int):
         interaction, users, targets, h_rows, h_items = batch
         history = (h_rows, h_items) if self.cfg["eval"]["mask_history"] else None
         chunk = int(self.cfg["eval"].get("catalogue_chunk") or 0)

@@ -35,14 +35,25 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
 
 
 def precision_of(tr: Mapping[str, Any]):
-    """``train.fast`` on a GPU turns the default full precision into bf16-mixed (autocast); an explicit
-    ``train.precision`` is kept."""
-    if tr.get("fast") and tr["precision"] == "32-true" and str(tr["accelerator"]) in ("gpu", "cuda", "auto"):
-        import torch
+    """``train.fast`` turns the default full precision into bf16-mixed (autocast) on a GPU with bf16, and on a
+    CPU whose oneDNN has bf16 kernels (measured on one AVX-512-BF16 core: ~2x faster steps, cva-rec bench
+    fast-path); an explicit ``train.precision`` is kept."""
+    if not tr.get("fast") or tr["precision"] != "32-true":
+        return tr["precision"]
+    import torch
 
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bf16-mixed"
+    accelerator = str(tr["accelerator"])
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else tr["precision"]
+    if accelerator in ("cpu", "auto") and cpu_has_bf16():
+        return "bf16-mixed"
     return tr["precision"]
+
+
+def cpu_has_bf16() -> bool:
+    import torch
+
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool):
