@@ -145,6 +145,9 @@ ENCODER_CATALOG.declare("lucid", options={
     "gate_input": text("id", "what the gate reads"),
     "shared_tables": flag(False, "slice and room share tables"),
     "id_scale": number(1.0, "weight of the ID token", ge=0.0, le=1.0),
+    "level_dropout": number(0.0, "training only: probability that a candidate's slice / room codes are cut at a random "
+                            "depth (deeper levels treated as untrained), so items are also ranked by their prefixes, "
+                            "as held-out items are", ge=0.0, lt=1.0),
     "candidate_id": flag(True, "the candidate vector includes the item ID (false: retired on the candidate side, FLUID Eq. 8)"),
 })
 

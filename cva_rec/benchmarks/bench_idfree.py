@@ -3,7 +3,8 @@
 Variants (recipes under ``recipes/ml1m/``, all with ``dataset.cold_items: 0.1``, the same split,
 protocol and codes): the ID model, the ID + content hybrid (ID, slice and room tokens, late fusion),
 ID-free from scratch (slice + room, no item-ID parameter anywhere) and the FLUID chain ending ID-free
-(``cva-rec warmup``, the ID deleted everywhere). Each (variant, seed) is its own run folder
+(``cva-rec warmup``, the ID deleted everywhere); ``idfree_dropout`` is ID-free trained with level
+dropout (``item_encoder.level_dropout``: candidates' codes cut at a random depth). Each (variant, seed) is its own run folder
 ``RUNS/<variant>-s<seed>``; a finished one is read, not retrained, and an interrupted one resumes,
 so re-running the same command after a crash repeats nothing. ``--rules`` also evaluates each
 ID-free checkpoint with the other prefix-table rules (``prefix_rows: all`` = before issue 12, and
@@ -35,6 +36,7 @@ VARIANTS = {
     "id": ("ID SASRec", "cold_sasrec_id.yaml", "train"),
     "hybrid": ("ID + slice + room, late (hybrid)", "cold_hybrid.yaml", "train"),
     "idfree": ("ID-free: slice + room, from scratch", "cold_content_only.yaml", "train"),
+    "idfree_dropout": ("ID-free + level dropout 0.5 (unseen: zero)", "cold_content_only_dropout.yaml", "train"),
     "fluid": ("FLUID chain -> slice + room, ID deleted", "cold_fluid.yaml", "warmup"),
 }
 #: extra evaluations of the ID-free checkpoints (--rules): folder name -> (label, overrides)

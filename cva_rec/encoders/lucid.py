@@ -11,6 +11,9 @@ Three *kinds* of item-side signal, any subset chosen by ``tokens``:
 
 Slice and room tables read only rows that some training item uses (``prefix_rows="trained"``,
 see :mod:`cva_rec.encoders.semantic_id`): an item outside training backs off to its trained prefixes.
+``level_dropout=p`` (training only) cuts a candidate's slice / room codes at a random depth with
+probability p, so the model also learns to rank items by their shallow prefixes, which is all a
+held-out item has (DropoutNet's idea applied to code levels); histories are not cut.
 
 ``fusion="early"`` maps them to one vector per interaction (Eqs. 3-6): with c = s + r (the content
 tokens present), ``early="replace"`` h = c (no ID table at all), ``"sum"`` h = g + c,
@@ -50,6 +53,7 @@ from cva_rec.encoders.tokens import EncodedItems, TokenLayout
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 from cva_rec.semantic_ids.codes import SemanticCodes
+from cva_rec.semantic_ids.prefix_ngram import random_depths
 
 log = logging.getLogger("cva_rec")
 
@@ -67,7 +71,7 @@ class LucidEncoder(ItemEncoder):
                  early: str = "concat", gate_input: str = "id", shared_tables: bool = False, mode: str = "remap",
                  decoding: str = "prefix", hash_size: int = 1 << 16, slice_rule_train: str = "random",
                  slice_rule_eval: str = "first", prefix_rows: str = "trained", unseen_prefix: str = "backoff",
-                 id_scale: float = 1.0, candidate_id: bool = True, codes: Optional[SemanticCodes] = None,
+                 level_dropout: float = 0.0, id_scale: float = 1.0, candidate_id: bool = True, codes: Optional[SemanticCodes] = None,
                  item_tokens: Optional[Sequence[str]] = None, trained_items: Optional[torch.Tensor] = None):
         super().__init__(n_items, output_dim, None)
         tokens = [str(t) for t in ([tokens] if isinstance(tokens, str) else tokens)]
@@ -85,6 +89,9 @@ class LucidEncoder(ItemEncoder):
             if self.early != "replace" and not content_kinds:
                 raise ConfigError(f"lucid early={self.early!r} fuses the ID with slice/room codes: tokens needs slice and/or room")
         self.kinds = [k for k in KINDS if k in tokens]  # canonical order: id, slice, room
+        if not 0.0 <= float(level_dropout) < 1.0:
+            raise ConfigError(f"lucid level_dropout must be in [0, 1), got {level_dropout}")
+        self.level_dropout = float(level_dropout)
         # weight of g in the histories and in the candidates (the phase-out lowers them)
         self.register_buffer("id_scale", torch.tensor(float(id_scale)), persistent=False)
         self.register_buffer("candidate_id_scale", torch.tensor(float(id_scale)), persistent=False)
@@ -191,17 +198,22 @@ class LucidEncoder(ItemEncoder):
                                              self.candidate_id, tuple(self.kinds))
 
     # -- vectors ----------------------------------------------------------------------------
-    def kind_vectors(self, kind: str, items: torch.Tensor) -> torch.Tensor:
+    def kind_vectors(self, kind: str, items: torch.Tensor, depth: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The unscaled vector of one kind for each entry of ``items`` (any shape); a slice is drawn
-        per entry by the rule of the current mode (so per occurrence in a history)."""
+        per entry by the rule of the current mode (so per occurrence in a history). ``depth``: level dropout."""
         if kind == "id":
             return self.table(items)
         if kind == "slice":
-            return self.slice_enc.embed_codes(self.slice_enc.slice_codes(items, training=self.training))
-        return self.room_enc.encode(items)
+            return self.slice_enc.embed_codes(self.slice_enc.slice_codes(items, training=self.training), depth)
+        return self.room_enc.embed_codes(self.room_enc.item_codes(items), depth)
 
-    def _content(self, items: torch.Tensor) -> Optional[torch.Tensor]:
-        content = [self.kind_vectors(k, items) for k in self.kinds if k != "id"]
+    def _content(self, items: torch.Tensor, candidate: bool = False) -> Optional[torch.Tensor]:
+        depth = None
+        if candidate and self.training and self.level_dropout > 0:
+            # a held-out item is scored through its shallow (trained) prefixes only: train candidates that way too
+            levels = (self.slice_enc if "slice" in self.kinds else self.room_enc).embedding.levels
+            depth = random_depths(items.numel(), levels, self.level_dropout, items.device).reshape(items.shape)
+        content = [self.kind_vectors(k, items, depth) for k in self.kinds if k != "id"]
         return torch.stack(content).sum(0) if content else None
 
     def _fuse(self, g: Optional[torch.Tensor], c: Optional[torch.Tensor]) -> torch.Tensor:
@@ -221,7 +233,7 @@ class LucidEncoder(ItemEncoder):
 
     def candidate_vectors(self, items: torch.Tensor) -> torch.Tensor:
         g = self.kind_vectors("id", items) * self.candidate_id_scale if self.candidate_id else None
-        return self._fuse(g, self._content(items))
+        return self._fuse(g, self._content(items, candidate=True))
 
     def gate_values(self, items: torch.Tensor) -> Optional[torch.Tensor]:
         """a = sigmoid(f(u)) per item (early gate fusion only): how much weight the ID gets."""

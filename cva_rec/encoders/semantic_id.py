@@ -94,9 +94,9 @@ class SemanticIdEncoder(ItemEncoder):
             return self.room_table[item_ids]
         return self.slice_codes(item_ids, training=self.training)
 
-    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [..., L] -> [..., output_dim] (for per-interaction slice tokens)."""
-        return self.embedding.embed_codes(codes)
+    def embed_codes(self, codes: torch.Tensor, depth: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """codes [..., L] -> [..., output_dim] (for per-interaction slice tokens); ``depth``: level dropout."""
+        return self.embedding.embed_codes(codes, depth)
 
     def encode(self, item_ids: torch.Tensor) -> torch.Tensor:
         return self.embed_codes(self.item_codes(item_ids))

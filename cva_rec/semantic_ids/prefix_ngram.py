@@ -53,6 +53,17 @@ def composite_index(codes: torch.Tensor, n_codes: int) -> torch.Tensor:
     return out
 
 
+def random_depths(n: int, levels: int, rate: float, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Level dropout: [n] depths, ``levels`` (keep every level) or, with probability ``rate``, uniform
+    in 1..levels-1, so an item's code is cut as a held-out item's is (only its shallow prefixes trained)."""
+    full = torch.full((n,), levels, dtype=torch.long, device=device)
+    if rate <= 0 or levels < 2:
+        return full
+    cut = torch.rand(n, device=device, generator=generator) < rate
+    depth = torch.randint(1, levels, (n,), device=device, generator=generator)
+    return torch.where(cut, depth, full)
+
+
 class PrefixNgramEmbedding(nn.Module):
     def __init__(self, levels: int, n_codes: int, output_dim: int, observed: Optional[torch.Tensor] = None,
                  mode: str = "remap", decoding: str = "prefix", hash_size: int = 1 << 16,
@@ -149,9 +160,12 @@ class PrefixNgramEmbedding(nn.Module):
             found[:, level] = hit & valid[:, level]
         return rows, found
 
-    def level_vectors(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [n, L] -> per-level vectors [n, L, level_dim] (with back-off, zeros for invalid codes)."""
+    def level_vectors(self, codes: torch.Tensor, depth: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """codes [n, L] -> per-level vectors [n, L, level_dim] (with back-off, zeros for invalid codes).
+        ``depth`` [n]: levels >= depth are treated as untrained (level dropout, :func:`random_depths`)."""
         rows, found = self.rows_for(codes)
+        if depth is not None:
+            found = found & (torch.arange(self.levels, device=codes.device)[None, :] < depth[:, None])
         vecs = torch.stack([self.tables[level](rows[:, level]) for level in range(self.levels)], 1)
         vecs = vecs * found[..., None].to(vecs.dtype)
         if self.decoding == "prefix" and self.unseen == "backoff" and not bool(found.all()):
@@ -164,12 +178,12 @@ class PrefixNgramEmbedding(nn.Module):
             vecs = out
         return vecs
 
-    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        """Eq. 2: codes [..., L] -> [..., output_dim]."""
+    def embed_codes(self, codes: torch.Tensor, depth: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Eq. 2: codes [..., L] -> [..., output_dim]; ``depth`` [...]: see :meth:`level_vectors`."""
         if codes.shape[-1] != self.levels:
             raise ConfigError(f"codes must end in {self.levels} levels, got shape {tuple(codes.shape)}")
         flat = codes.reshape(-1, self.levels)
-        out = self.level_vectors(flat).reshape(len(flat), -1)
+        out = self.level_vectors(flat, None if depth is None else depth.reshape(-1)).reshape(len(flat), -1)
         if self.proj is not None:
             out = self.proj(out) * (flat >= 0).all(-1, keepdim=True).to(out.dtype)
         return out.reshape(*codes.shape[:-1], self.output_dim)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cva_rec.errors import ConfigError
-from cva_rec.semantic_ids.prefix_ngram import PrefixNgramEmbedding
+from cva_rec.semantic_ids.prefix_ngram import PrefixNgramEmbedding, random_depths
 
 # N = 4, L = 3. Trained items: the first three; held out: the last two.
 TRAINED = torch.tensor([[0, 2, 1], [0, 2, 3], [3, 1, 0]])
@@ -92,3 +92,30 @@ def test_hash_and_level_wise_tables_mask_too():
 def test_unknown_rule_is_refused():
     with pytest.raises(ConfigError, match="unseen"):
         PrefixNgramEmbedding(3, 4, 12, observed=ALL, unseen="random")
+
+
+def test_random_depths_cut_at_a_shallow_level_with_the_given_rate():
+    g = torch.Generator().manual_seed(0)
+    d = random_depths(20000, 4, 0.25, generator=g)
+    assert set(d.tolist()) == {1, 2, 3, 4}
+    assert abs(float((d < 4).float().mean()) - 0.25) < 0.02
+    assert torch.equal(random_depths(5, 4, 0.0), torch.full((5,), 4))
+
+
+def test_lucid_level_dropout_cuts_training_candidates_only():
+    from cva_rec.encoders.lucid import LucidEncoder
+    from cva_rec.semantic_ids.codes import SemanticCodes
+
+    room = torch.cat([torch.full((1, 3), -1), ALL])
+    codes = SemanticCodes(room[:, None], room[:, None, 0] >= 0, room, 4, [str(i) for i in range(len(room))])
+    enc = LucidEncoder(len(room), 12, tokens=["room"], codes=codes, unseen_prefix="zero", level_dropout=0.5)
+    items = torch.arange(1, len(room)).repeat(50)
+    full = enc.eval().candidate_vectors(items)
+    torch.manual_seed(3)
+    cut = enc.train().candidate_vectors(items)
+    torch.manual_seed(3)
+    depth = random_depths(len(items), 3, 0.5)
+    assert torch.equal(cut, enc.room_enc.embed_codes(room[items], depth))
+    assert 0 < int((depth < 3).sum()) < len(items) and not torch.equal(cut, full)
+    hist = enc.history(items[None, :10])  # histories keep every level in training too
+    assert torch.equal(hist.embeddings[0], full[:10])
