@@ -90,12 +90,14 @@ def build_trie(codes: MultiViewCodes) -> CodeTrie:
     return CodeTrie.build(codes.codes[1:], codes.n_codes, items=np.arange(1, codes.n_items))
 
 
-def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None) -> Dict[str, Any]:
-    """Train the retriever a recipe (``settings.load_retriever_recipe``) describes into ``run_dir``."""
+def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None, reranker_module=None) -> Dict[str, Any]:
+    """Train the retriever a recipe (``settings.load_retriever_recipe``) describes into ``run_dir``.
+    ``data`` / ``reranker_module``: already loaded (the dataset; for ``context: reranker`` the module
+    of ``retriever.reranker`` with its checkpoint), to skip loading them again."""
     from cva_rec.data import build_data
 
     if rc["retriever"]["context"] == "reranker":
-        return _fit_reranker_context(rc, run_dir)
+        return _fit_reranker_context(rc, run_dir, data, reranker_module)
     cfg, r = rc["recipe"], rc["retriever"]
     s = retrieval_settings.cotrain_settings(rc)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +136,7 @@ def reranker_item_table(module) -> torch.Tensor:
         return module.model.item_embedding.weight.detach().float().cpu()
 
 
-def _fit_reranker_context(rc: Mapping[str, Any], run_dir: Path) -> Dict[str, Any]:
+def _fit_reranker_context(rc: Mapping[str, Any], run_dir: Path, data=None, module=None) -> Dict[str, Any]:
     """``context: reranker``: RQ-KMeans codes of the trained reranker's item table (``reranker_context.py``)."""
     from cva_rec.training.evaluate import load_trained_module, run_config_and_checkpoint
 
@@ -144,7 +146,8 @@ def _fit_reranker_context(rc: Mapping[str, Any], run_dir: Path) -> Dict[str, Any
     if cfg["dataset"]["name"] != rc["recipe"]["dataset"]["name"]:
         raise ConfigError(f"retriever recipe is for {rc['recipe']['dataset']['name']!r}, reranker {r['reranker']} "
                           f"was trained on {cfg['dataset']['name']!r}")
-    data, module = load_trained_module(cfg, ckpt)
+    if module is None or data is None:
+        data, module = load_trained_module(cfg, ckpt)
     table = reranker_item_table(module)
     centroids, item_codes = fit_table_codes(table, r["levels"], r["codes"], r["views"], int(cfg["train"]["seed"]),
                                             r["kmeans_iters"])
