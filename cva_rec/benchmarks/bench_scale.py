@@ -9,11 +9,15 @@ clock starts) with SASRec, max_seq_length 50, the in-batch softmax and batch 512
   splitting, histories, model, data loader). The streaming engine is run twice: "first" with an
   empty CSR cache, "second" reading it. RecBole has no cache: its second run repeats the first.
 * steps/s: ``--steps`` training steps (forward, in-batch loss, backward, AdamW) after one
-  warm-up step.
+  warm-up step, with autograd anomaly detection off as under cva_rec's Lightning loop (RecBole's
+  import switches it on), for both engines; "data ms/batch": 50 further batches fetched from the
+  training loader without a step (the engine's own share of a step).
 * eval users/s: ``--eval-batches`` batches of 256 validation users ranked against the whole
   catalogue with their history masked.
-* peak RSS: the child's whole-process high-water mark (VmHWM): data + model + loop; "RSS after
-  data": the resident set right after ``build_data`` (imports + the data alone).
+* peak RSS: the child's whole-process high-water mark (VmHWM): data + model + loop; "(anon)": the
+  largest anonymous resident set sampled every 0.25 s by the parent (without file-backed pages:
+  the memory-mapped cache and the libraries; short spikes can be missed); "RSS after data": the
+  resident set right after ``build_data`` (imports + the data alone).
 
 The machine this runs on is shared, so wall-clock figures move with other processes' load: the
 CPU seconds of the child (``time.process_time``) are printed beside them (start-up CPU s,
@@ -48,6 +52,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+DATA_BATCHES = 50  # batches timed for the data side alone
 SIZES = {"0.1M": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 ML1M = {"users": 1_000_000, "items": 91_402, "interactions": 9_095_620}
 REPO = project_root()
@@ -86,6 +91,9 @@ def child(args) -> None:
     from cva_rec.training.run import build_module
 
     torch.set_num_threads(1)
+    # RecBole's sequential_recommender/sine.py switches autograd anomaly detection on at import; cva_rec
+    # trains under Lightning, whose fit switches it off. Off here too, for both engines alike.
+    torch.autograd.set_detect_anomaly(False)
     cfg = load_config(None, [
         f"dataset.data_path={args.work}", f"dataset.name={args.name}", f"dataset.engine={args.engine}",
         "dataset.max_seq_length=50", "model.name=SASRec", "loss.name=inbatch_softmax", "train.batch_size=512",
@@ -114,6 +122,10 @@ def child(args) -> None:
     for _ in range(args.steps):
         step(next(batches))
     steps_per_s, steps_per_cpu_s = args.steps / (time.perf_counter() - t1), args.steps / (time.process_time() - c1)
+    t3 = time.perf_counter()  # the data side of a step alone: batches cut and handed over by the loader
+    for _ in range(DATA_BATCHES):
+        next(batches)
+    data_ms = (time.perf_counter() - t3) / DATA_BATCHES * 1000
 
     model.eval()
     users = 0
@@ -128,17 +140,17 @@ def child(args) -> None:
     users_per_s = users / (time.perf_counter() - t2)
     print("RESULT " + json.dumps({
         "startup_s": startup, "startup_cpu_s": startup_cpu, "steps_per_s": steps_per_s, "steps_per_cpu_s": steps_per_cpu_s,
-        "eval_users_per_s": users_per_s, "rss_after_data_mb": rss_data,
+        "data_ms_per_batch": data_ms, "eval_users_per_s": users_per_s, "rss_after_data_mb": rss_data,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "train_rows": int(dm.data.train.sample_size), "n_items": int(data.n_items - 1),
     }), flush=True)
 
 
 # -- parent: children side by side ----------------------------------------------------------------
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -153,9 +165,10 @@ def run_child(args, engine: str, name: str) -> Dict[str, Any]:
     out: List[str] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
     reader.start()
-    t0, worst, stopped = time.perf_counter(), 0.0, None
+    t0, worst, anon, stopped = time.perf_counter(), 0.0, 0.0, None
     while proc.poll() is None:
         worst = max(worst, rss_mb(proc.pid))
+        anon = max(anon, rss_mb(proc.pid, "RssAnon"))
         if worst > args.rss_limit_gb * 1024:
             stopped = f"stopped: resident memory passed {args.rss_limit_gb} GB after {time.perf_counter() - t0:.0f} s"
         elif time.perf_counter() - t0 > args.timeout:
@@ -168,7 +181,8 @@ def run_child(args, engine: str, name: str) -> Dict[str, Any]:
     reader.join(timeout=5)
     for line in out:
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
+            # sampled every 0.25 s: the peak without file-backed pages (the memory-mapped cache, libraries)
+            return {**json.loads(line[7:]), "peak_anon_mb_sampled": anon}
     if stopped:
         return {"error": stopped, "stopped_rss_mb": worst, "stopped_after_s": time.perf_counter() - t0}
     return {"error": "failed: " + "".join(out[-5:]).strip()[-400:]}
@@ -357,7 +371,7 @@ def finish(results: Dict[str, Any], args) -> int:
                 row["recbole"]["second"] = dict(row["recbole"]["first"])
     atomic_write_json(args.out, results)
 
-    print("\nsize  engine     run     start-up s  (CPU s)  RSS after data MB  peak RSS MB  steps/s  (per CPU s)  eval users/s")
+    print("\nsize  engine     run     start-up s  (CPU s)  RSS after data MB  peak RSS MB  (anon)  steps/s  (per CPU s)  data ms/batch  eval users/s")
     for label, row in results["sizes"].items():
         for engine in ("recbole", "streaming"):
             for run in ("first", "second"):
@@ -369,8 +383,9 @@ def finish(results: Dict[str, Any], args) -> int:
                     continue
                 tag = "  (extrapolated)" if r.get("extrapolated") else ""
                 print(f"{label:5} {engine:10} {run:7} {fmt(r.get('startup_s'), '10.1f')}  {fmt(r.get('startup_cpu_s'), '7.1f')}  "
-                      f"{fmt(r.get('rss_after_data_mb'), '17.0f')}  {fmt(r.get('peak_rss_mb'), '11.0f')}  "
-                      f"{fmt(r.get('steps_per_s'), '7.2f')}  {fmt(r.get('steps_per_cpu_s'), '11.2f')}  {fmt(r.get('eval_users_per_s'), '12.0f')}{tag}")
+                      f"{fmt(r.get('rss_after_data_mb'), '17.0f')}  {fmt(r.get('peak_rss_mb'), '11.0f')}  {fmt(r.get('peak_anon_mb_sampled'), '6.0f')}  "
+                      f"{fmt(r.get('steps_per_s'), '7.2f')}  {fmt(r.get('steps_per_cpu_s'), '11.2f')}  {fmt(r.get('data_ms_per_batch'), '13.1f')}  "
+                      f"{fmt(r.get('eval_users_per_s'), '12.0f')}{tag}")
     print("\nratios streaming / RecBole (targets at 10M: memory <= 0.1x, second-run start-up >= 10x faster, steps/s >= 1.0x)")
     for label, row in results["sizes"].items():
         rb, st1, st2 = (row.get(e, {}).get(r, {}) for e, r in (("recbole", "first"), ("streaming", "first"), ("streaming", "second")))
@@ -388,6 +403,7 @@ def finish(results: Dict[str, Any], args) -> int:
               f"(CPU s: {fmt(ratio(rb.get('startup_cpu_s'), st2.get('startup_cpu_s')), '.1f')}x)   "
               f"steps/s {fmt(ratio(st1.get('steps_per_s'), rb.get('steps_per_s')), '.2f')}x "
               f"(per CPU s: {fmt(ratio(st1.get('steps_per_cpu_s'), rb.get('steps_per_cpu_s')), '.2f')}x)   "
+              f"data ms/batch {fmt(ratio(st1.get('data_ms_per_batch'), rb.get('data_ms_per_batch')), '.2f')}x   "
               f"eval users/s {fmt(ratio(st1.get('eval_users_per_s'), rb.get('eval_users_per_s')), '.2f')}x{tag}")
     plot(results, args.plot)
     print(f"\nwrote {args.out} and {args.plot}")
