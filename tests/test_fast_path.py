@@ -111,7 +111,7 @@ def test_fast_run_metrics_within_seed_noise(tmp_path):
     def run(seed, fast):
         cfg = load_config(None, small_overrides(tmp_path, "dataset.engine=streaming", f"train.seed={seed}",
                                                 f"train.fast={str(fast).lower()}", "train.compile=false",
-                                                f"output.name=s{seed}-{fast}"))
+                                                "train.limit_train_batches=40", f"output.name=s{seed}-{fast}"))
         return run_experiment(cfg, enable_progress_bar=False)["test"]
 
     exact1, exact2, fast1 = run(1, False), run(2, False), run(1, True)
