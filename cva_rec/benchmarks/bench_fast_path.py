@@ -150,12 +150,12 @@ def _precision(cfg) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["SASRec", "GRU4Rec", "NextItNet"])
-    p.add_argument("--dataset", default="ml-1m")
+    p.add_argument("--models", nargs="+", default=["SASRec", "GRU4Rec", "NextItNet"], help="backbones (default: %(default)s)")
+    p.add_argument("--dataset", default="ml-1m", help="dataset name: <data-path>/<name>/<name>.inter (default: %(default)s)")
     p.add_argument("--data-path", default=str(project_root().parent / "shared" / "data"),
                    help="folder holding <dataset>/ (default: ../shared/data; 'bundled' = RecBole's own ml-100k)")
-    p.add_argument("--max-seq-length", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--max-seq-length", type=int, default=50, help="dataset.max_seq_length (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=2048, help="training batch, RecBole's default (default: %(default)s)")
     p.add_argument("--batches", type=int, default=3, help="timed batches per configuration per round (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default: %(default)s)")
     p.add_argument("--no-compile", action="store_true", help="the fast path without torch.compile")
