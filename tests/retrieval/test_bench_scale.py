@@ -11,7 +11,8 @@ def test_scale_part_writes_interleaved_ratios(tmp_path, capsys):
     assert scale["items"] == 3000 and scale["trie_paths"] <= 3000 * 4
     assert {(r["retriever"], r["users"]) for r in scale["rows"]} == {(k, u) for k in ("reranker-context", "grdr") for u in (1, 3)}
     for row in scale["rows"]:
-        assert len(row["ratios"]) == 2 and all(r > 0 for r in row["ratios"])
+        assert len(row["ratios"]) == 2 and all(r > 0 for r in row["ratios"]) and len(row["cpu_ratios"]) == 2
         assert min(row["ratios"]) <= row["ratio"] <= max(row["ratios"])
         assert row["mean_recalled"] == 20  # 3,000 items on 256 leaves: 8 beams fill the 20 candidates
-    assert "interleaved pairs" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "interleaved pairs" in printed and "CPU:" in printed
