@@ -1,6 +1,7 @@
 """Evaluate a finished run's checkpoint without training."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -53,12 +54,35 @@ def run_config_and_checkpoint(run_dir: Path, checkpoint: Optional[str] = None, o
     weights-only) before minutes of data loading."""
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+    _refuse_phase_out_stage(run_dir)
     cfg = load_config(run_dir / "config.yaml", overrides)
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "best.ckpt"
     if not ckpt.is_file():
         raise CheckpointError(f"checkpoint not found: {ckpt}")
     load_torch_file(ckpt, "checkpoint")
     return cfg, ckpt
+
+
+def _refuse_phase_out_stage(run_dir: Path) -> None:
+    """A warmup phase-out stage trains with the item ID's weight set by a schedule over the epochs
+    (a runtime value its config does not record), so rebuilding the model from its config would
+    score every checkpoint with the ID at full weight: a wrong number, not an error. Recognised by
+    what ``cva-rec warmup`` writes (``metrics.json`` ``stage``, or the ``<i>-phase_out`` folder of a
+    warmup output that has ``stages.json`` while the stage is still running)."""
+    metrics = run_dir / "metrics.json"
+    stage = None
+    if metrics.is_file():
+        try:
+            stage = json.loads(metrics.read_text()).get("stage")
+        except (ValueError, AttributeError):
+            stage = None
+    elif run_dir.name.endswith("-phase_out") and (run_dir.parent / "stages.json").is_file():
+        stage = "phase_out"
+    if stage == "phase_out":
+        raise ConfigError(f"{run_dir} is a warmup phase-out stage: its checkpoints hold the item ID at the weight of the "
+                          "phase-out schedule, which its config does not record, so they cannot be re-evaluated as they "
+                          "were trained; its test metrics are in its metrics.json (and the warmup's stages.json); evaluate "
+                          "the next stage's folder for the ID-free model")
 
 
 def load_trained_module(cfg, ckpt: Path):

@@ -97,6 +97,13 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
 
     assert "pop 1-3 ndcg@10" in write_stages_md(out).read_text()
     assert json.loads((out / "metrics.json").read_text())["stage"] == "add_id_back"
+    # evaluate cannot rebuild the phase-out schedule's ID weight from a config: one clear refusal
+    from cva_rec.errors import ConfigError
+    from cva_rec.training.evaluate import run_config_and_checkpoint
+
+    with pytest.raises(ConfigError, match="phase-out stage"):
+        run_config_and_checkpoint(out / "2-phase_out")
+    run_config_and_checkpoint(out / "3-room")  # the stages around it are ordinary runs
 
     # an ablation sharing the chain's beginning trains only what differs (here: shared room tables)
     ablation = warmup_cfg(tmp_path, ml100k_codes, "output.name=shared", "item_encoder.shared_tables=true", "warmup.retire=everywhere",
