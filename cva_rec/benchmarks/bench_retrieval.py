@@ -242,8 +242,9 @@ def scale_part(args, levels: int, k: int) -> dict:
     recalled = []  # candidates per user of each two-stage call (codes with few items per leaf recall fewer than C)
 
     def rerank_top10(q, leaves):
-        cands = torch.from_numpy(recalled_items(trie, leaves.cpu(), args.candidates)).to(device)
-        recalled.append(float((cands > 0).sum(1).float().mean()))
+        cands = recalled_items(trie, leaves.cpu(), args.candidates)
+        recalled.append(np.count_nonzero(cands) / len(cands))  # bookkeeping: one numpy call
+        cands = torch.from_numpy(cands).to(device)
         scores = torch.bmm(table[cands], q[:, :, None]).squeeze(2).masked_fill(cands == 0, float("-inf"))
         return scores.topk(10, dim=1).indices
 

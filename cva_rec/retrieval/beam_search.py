@@ -39,10 +39,26 @@ def check_beam(beam: int, trie: TorchTrie) -> None:
                           f"use --beam {trie.n_paths} or less")
 
 
-def beam_search(step: StepFn, trie: TorchTrie, n_users: int, beam: int) -> BeamResult:
-    """Top-``beam`` trie paths per user by path log-likelihood."""
+#: batches up to this many users on CPU go through ``beam_search_small`` (numpy over the trie's
+#: children; the dense tensor ops below are mostly fixed per-call overhead for a few users)
+SMALL_BATCH = 4
+
+
+def beam_search(step: StepFn | torch.Tensor, trie: TorchTrie, n_users: int, beam: int, small: bool | None = None) -> BeamResult:
+    """Top-``beam`` trie paths per user by path log-likelihood. ``step``: the decoder, or a [users, L, K]
+    tensor of per-level log-probabilities when they do not depend on the prefix. ``small``: force (True)
+    or forbid (False) the small-batch path; default: used for CPU batches of at most ``SMALL_BATCH`` users
+    (same result)."""
     check_beam(beam, trie)
     device = trie.child_ptr[0].device
+    use_small = (device.type == "cpu" and n_users <= SMALL_BATCH) if small is None else small
+    if use_small:
+        from cva_rec.retrieval.beam_search_small import beam_search_small
+
+        return beam_search_small(step, trie, n_users, beam)
+    if isinstance(step, torch.Tensor):
+        table = step
+        step = lambda level, users, prefix: table[users, level]  # noqa: E731
     k_codes = trie.n_codes
     node = torch.zeros(n_users, 1, dtype=torch.long, device=device)  # every user starts at the root
     score = torch.zeros(n_users, 1, device=device)

@@ -25,6 +25,8 @@ def recalled_items(trie: CodeTrie, leaves: np.ndarray | torch.Tensor, n_candidat
     """
     leaves = np.asarray(leaves.cpu().numpy() if isinstance(leaves, torch.Tensor) else leaves, dtype=np.int64)
     n_users = leaves.shape[0]
+    if n_users == 1:  # one user (serving): the same steps without per-user keys (fewer array ops)
+        return _recalled_items_one(trie, leaves[0], n_candidates, history, targets)[None, :]
     out = np.zeros((n_users, n_candidates), dtype=np.int64)
     live = leaves >= 0
     beam_user = np.broadcast_to(np.arange(n_users)[:, None], leaves.shape)[live]
@@ -53,6 +55,23 @@ def recalled_items(trie: CodeTrie, leaves: np.ndarray | torch.Tensor, n_candidat
     rank = np.arange(len(users)) - np.repeat(np.cumsum(per_user) - per_user, per_user)
     keep = rank < n_candidates
     out[users[keep], rank[keep]] = items[keep]
+    return out
+
+
+def _recalled_items_one(trie: CodeTrie, leaves: np.ndarray, n_candidates: int, history, targets) -> np.ndarray:
+    """``recalled_items`` for one user: leaves [B] -> candidates [n_candidates]."""
+    out = np.zeros(n_candidates, dtype=np.int64)
+    items = trie.items_of_leaves(leaves[leaves >= 0])
+    if history is not None and len(history[0]):
+        h_rows, seen = (np.asarray(h.cpu().numpy() if isinstance(h, torch.Tensor) else h, dtype=np.int64) for h in history)
+        seen = seen[h_rows == 0]
+        if targets is not None:  # the target stays a candidate even when the user saw it before
+            seen = seen[seen != int(np.asarray(targets).reshape(-1)[0])]
+        items = items[~np.isin(items, seen)]
+    _, first = np.unique(items, return_index=True)
+    first.sort()  # back to beam order
+    items = items[first[:n_candidates]]
+    out[:len(items)] = items
     return out
 
 

@@ -98,12 +98,7 @@ class RerankerContextRetriever(nn.Module):
     @torch.no_grad()
     def recall(self, u: torch.Tensor, trie: TorchTrie, beam: int) -> BeamResult:
         """User states [U, d] (the reranker's sequence output) -> the top-``beam`` trie paths per user."""
-        logp = self.level_log_probs(u)
-
-        def step(level, users, prefix):
-            return logp[users, level]
-
-        return beam_search(step, trie, len(u), beam)
+        return beam_search(self.level_log_probs(u), trie, len(u), beam)  # no prefix dependence: a [U, L, K] table
 
 
 def check_same_table(retriever: RerankerContextRetriever, table: torch.Tensor) -> None:

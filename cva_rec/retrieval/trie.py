@@ -18,7 +18,7 @@ the arrays that constrained beam search reads on CPU or GPU.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
@@ -158,6 +158,7 @@ class CodeTrie:
             [torch.from_numpy(self.node_keys(level)).to(device) for level in range(self.levels)],
             [torch.from_numpy(p.astype(np.int64)).to(device) for p in self.child_ptr],
             self.n_paths,
+            [bool((np.diff(p) == self.n_codes).all()) for p in self.child_ptr],
         )
 
 
@@ -169,6 +170,8 @@ class TorchTrie:
     node_keys: List[torch.Tensor]
     child_ptr: List[torch.Tensor]
     n_paths: int
+    #: per level: every node of the level above has all K children (node ``p``'s child ``c`` is ``p * K + c``)
+    full_levels: List[bool] = field(default_factory=list)
 
     @property
     def levels(self) -> int:
