@@ -17,7 +17,8 @@ Part 2, scale (synthetic): 1M items with random codes (4 views x 3 levels x 256 
 time and size, then per-user latency of recall + rerank of 200 candidates against one full
 [users x items] scoring pass + top-10, both from the same user encoder (a 2-block transformer of
 width 64 over 50 history items, random weights: latency does not depend on training), for both
-retriever kinds, in interleaved pairs (``--repeats``; every ratio printed), and peak memory.
+retriever kinds, in interleaved pairs (``--repeats``; every ratio printed), and peak memory;
+``--scale-users 1`` is the single-user (serving) case.
 
     cva-rec bench retrieval [-- --skip-ml1m] [--skip-scale] [--reranker runs/ml1m/sasrec_id] [--contexts reranker own]
                             [--retriever-train-epochs 2] [--users 2048] [--scale-items 1000000] [--repeats 7] [--device cpu]
@@ -339,7 +340,9 @@ def main(argv=None) -> int:
     p.add_argument("--scale-shapes", nargs="+", default=["3x256", "3x64"], metavar="LxK",
                    help="random code shapes (levels x codes, 4 views each): 3x256 puts ~1 item on a leaf (B beams recall "
                    "~B items), 3x64 ~15 (B = 50 fills 200 candidates)")
-    p.add_argument("--scale-users", type=int, nargs="+", default=[1, 256])
+    p.add_argument("--scale-users", type=int, nargs="+", default=[1, 256],
+                   help="users per batch of the scale rows: 1 = a single user (serving latency; CPU batches of <= 4 "
+                   "users take the small-batch beam search, beam_search_small.py), 256 = a batch (default: %(default)s)")
     p.add_argument("--scale-beam", type=int, default=50)
     p.add_argument("--repeats", type=int, default=7, help="interleaved (two-stage, full) timing pairs per scale row")
     p.add_argument("--device", default="cpu")
