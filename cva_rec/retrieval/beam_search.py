@@ -51,7 +51,7 @@ def beam_search(step: StepFn | torch.Tensor, trie: TorchTrie, n_users: int, beam
     (same result)."""
     check_beam(beam, trie)
     device = trie.child_ptr[0].device
-    use_small = (device.type == "cpu" and n_users <= SMALL_BATCH) if small is None else small
+    use_small = (device.type == "cpu" and 0 < n_users <= SMALL_BATCH) if small is None else small
     if use_small:
         from cva_rec.retrieval.beam_search_small import beam_search_small
 

@@ -30,7 +30,7 @@ def beam_search_small(step, trie: TorchTrie, n_users: int, beam: int):
     from cva_rec.retrieval.beam_search import BeamResult
 
     k_codes = trie.n_codes
-    table = step.float().numpy() if isinstance(step, torch.Tensor) else None
+    table = step.detach().float().numpy() if isinstance(step, torch.Tensor) else None
     beam_user = np.arange(n_users)  # user of each live beam (beams grouped by user, best first)
     node = np.zeros(n_users, dtype=np.int64)  # every user starts at the root
     score = np.zeros(n_users, dtype=np.float32)
@@ -40,7 +40,7 @@ def beam_search_small(step, trie: TorchTrie, n_users: int, beam: int):
             logp = table[beam_user, level]
         else:
             prefix = _paths(parents, codes, len(node), level)
-            logp = step(level, torch.from_numpy(beam_user), torch.from_numpy(prefix)).float().numpy()
+            logp = step(level, torch.from_numpy(beam_user), torch.from_numpy(prefix)).detach().float().numpy()
         full = level < len(trie.full_levels) and trie.full_levels[level]
         if full:  # every beam has all K children (the upper levels of a big trie): [beams, K] arithmetic
             cand = (score[:, None] + logp).ravel()

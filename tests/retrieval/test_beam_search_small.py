@@ -82,6 +82,7 @@ def test_small_batches_take_the_small_path_and_big_ones_do_not(monkeypatch):
     monkeypatch.setattr(small_module, "beam_search_small", lambda *a: calls.append(a[2]) or real(*a))
     beam_search(logp[:1], tt, 1, 10)
     beam_search(logp, tt, 64, 10)
+    assert beam_search(logp[:0], tt, 0, 10).leaves.shape == (0, 10)  # an empty batch stays on the dense path
     assert calls == [1]
 
 
