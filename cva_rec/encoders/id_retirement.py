@@ -19,7 +19,9 @@ class RetiresItemId(Protocol):
     has_id: bool  # the ID table exists
 
     def id_parameter_names(self) -> List[str]:
-        """Names, relative to the encoder, of the parameters that hold the item ID."""
+        """Names, relative to the encoder, of the parameters that hold the item ID, also when the
+        encoder has none (an early 'replace' stage, or after ``drop_id``): the keys a seed's ID
+        tensors have, so a stage can say which of them it leaves behind on purpose."""
 
     def set_id_scale(self, value: float, where: str = "everywhere") -> None:
         """Weight of the ID in [0, 1] on the ``where`` side (1 = as trained, 0 = no effect)."""

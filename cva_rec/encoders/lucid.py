@@ -152,7 +152,7 @@ class LucidEncoder(ItemEncoder):
 
     # -- the ID-retirement protocol (cva_rec.encoders.id_retirement) -------------------------
     def id_parameter_names(self) -> list[str]:
-        return ["table.weight"] if self.has_id else []
+        return ["table.weight"]  # also without the table: the name a seed's ID table has
 
     def set_id_scale(self, value: float, where: str = "everywhere") -> None:
         check_choice("retire", where, RETIRE_WHERE)

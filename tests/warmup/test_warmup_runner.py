@@ -115,6 +115,36 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
     assert again["stages"][2]["reused_from"] == str(out / "2-phase_out")
 
 
+def test_early_replace_stage_starts_from_the_id_stage(tmp_path, ml100k_codes, ml100k_data):
+    """Stage 1 with ``early: replace`` has no ID table: the ID stage's table is left behind on
+    purpose (it once stopped the recipe with 'weights do not fit'); any other unused tensor is still
+    an error, and after a phase-out that deletes the table no ID parameter is left."""
+    from cva_rec.errors import CheckpointError
+    from cva_rec.training.run import build_module
+    from cva_rec.warmup.runner import _prepare, id_parameter_keys, init_from_seed, load_seed, save_seed, stage_config
+    from cva_rec.warmup.stages import STAGES
+
+    cfg = warmup_cfg(tmp_path, ml100k_codes, "item_encoder.fusion=early", "item_encoder.early=replace")
+    id_module = build_module(stage_config(cfg, STAGES["id"], tmp_path, 0), ml100k_data)
+    seed = save_seed(id_module, tmp_path / "seed.pt")
+    replace_module = build_module(stage_config(cfg, STAGES["slice"], tmp_path, 1), ml100k_data)
+    assert not any(k in replace_module.state_dict() for k in id_parameter_keys(replace_module))
+    _prepare(STAGES["slice"], cfg, seed)(replace_module)
+    shared = [k for k in load_seed(seed) if k in replace_module.state_dict()]
+    assert shared and all(torch.equal(replace_module.state_dict()[k], load_seed(seed)[k]) for k in shared)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        init_from_seed(replace_module, {**load_seed(seed), "model.not_a_layer.weight": torch.zeros(1)},
+                       allow_unused=id_parameter_keys(replace_module))
+    # a late-fusion module after drop_id('everywhere'): the ID keys are named but absent
+    late = build_module(stage_config(warmup_cfg(tmp_path, ml100k_codes), STAGES["slice"], tmp_path, 1), ml100k_data)
+    keys = id_parameter_keys(late)
+    assert keys and all(k in late.state_dict() for k in keys)
+    from cva_rec.backbones import item_encoder_of
+
+    item_encoder_of(late.model).drop_id("everywhere")
+    assert not any(k in late.state_dict() for k in keys)
+
+
 def test_room_tables_start_from_the_warm_slice_tables(tmp_path, ml100k_codes, ml100k_data):
     """Stage 3's prepare: every room prefix the slice tables know gets exactly the slice vector."""
     from cva_rec.backbones import item_encoder_of
