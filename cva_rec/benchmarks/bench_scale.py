@@ -88,6 +88,7 @@ def child(args) -> None:
     from cva_rec.data import build_data
     from cva_rec.training.datamodule import RecBoleDataModule
     from cva_rec.training.evaluation import target_ranks
+    from cva_rec.training.heap import release_free_heap
     from cva_rec.training.run import build_module
 
     torch.set_num_threads(1)
@@ -128,6 +129,7 @@ def child(args) -> None:
     data_ms = (time.perf_counter() - t3) / DATA_BATCHES * 1000
 
     model.eval()
+    release_free_heap()  # as SeqRecModule does at the start of every evaluation
     users = 0
     t2 = time.perf_counter()
     with torch.no_grad():
