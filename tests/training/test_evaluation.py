@@ -72,3 +72,27 @@ def test_ties_only_with_equal_scores():
     scores = torch.tensor([[0.0, 0.9, 0.5, 0.5, 0.1]])
     ranks = {int(target_ranks(scores.clone(), torch.tensor([2]), generator=torch.Generator().manual_seed(s))) for s in range(40)}
     assert ranks == {1, 2}  # above: item 1; tied with item 3
+
+
+def test_full_ranking_equals_a_loop_over_items_with_ties_and_masked_targets():
+    # reference written item by item: rank = items strictly higher + a uniform place among the
+    # other items tied with the target; history items (not the target) and padding never compete
+    g = torch.Generator().manual_seed(3)
+    n_users, n_items = 60, 40
+    scores = torch.randint(0, 6, (n_users, n_items), generator=g).float()  # many ties
+    targets = torch.randint(1, n_items, (n_users,), generator=g)
+    pairs = [(u, i) for u in range(n_users) for i in torch.randint(1, n_items, (5,), generator=g).tolist()]
+    pairs += [(u, int(targets[u])) for u in range(0, n_users, 3)]  # every third user's history holds its target
+    h_rows, h_items = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    u = torch.rand(n_users, generator=g)
+    ranks = target_ranks(scores.clone(), targets, (h_rows, h_items), tie_uniform=u)
+    for row in range(n_users):
+        t = int(targets[row])
+        masked = {i for r, i in pairs if r == row and i != t} | {0}
+        higher = ties = 0
+        for item in range(n_items):
+            if item == t or item in masked:
+                continue
+            higher += scores[row, item] > scores[row, t]
+            ties += scores[row, item] == scores[row, t]
+        assert ranks[row].item() == higher + min(int(u[row].double() * (ties + 1)), ties), row
