@@ -82,14 +82,16 @@ def ensure_dataset(work: Path, label: str, seed: int) -> str:
 
 # -- child: one measurement -----------------------------------------------------------------------
 def child(args) -> None:
+    import contextlib
+
     import torch
 
     from cva_rec.config import load_config
     from cva_rec.data import build_data
     from cva_rec.training.datamodule import RecBoleDataModule
-    from cva_rec.training.evaluation import target_ranks
-    from cva_rec.training.heap import release_free_heap
+    from cva_rec.training.evaluation import RankCollector
     from cva_rec.training.run import build_module
+    from cva_rec.training.trainer import precision_of
 
     torch.set_num_threads(1)
     # RecBole's sequential_recommender/sine.py switches autograd anomaly detection on at import; cva_rec
@@ -99,7 +101,13 @@ def child(args) -> None:
         f"dataset.data_path={args.work}", f"dataset.name={args.name}", f"dataset.engine={args.engine}",
         "dataset.max_seq_length=50", "model.name=SASRec", "loss.name=inbatch_softmax", "train.batch_size=512",
         "eval.batch_size=256", f"output.dir={args.work / 'runs'}", "train.seed=2020",
+        f"eval.catalogue_chunk={args.catalogue_chunk}",
+        # the fast path without torch.compile: its compile time and inductor's memory are not the engine's
+        *(["train.fast=true", "train.compile=false"] if args.fast else []),
     ])
+    # bf16 autocast where train.fast would train in bf16-mixed (as Lightning's precision plugin does)
+    autocast = ((lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if precision_of(cfg["train"]) == "bf16-mixed"
+                else contextlib.nullcontext)
     t0, c0 = time.perf_counter(), time.process_time()
     data = build_data(cfg)
     rss_data = rss_mb(os.getpid())
@@ -113,7 +121,8 @@ def child(args) -> None:
 
     def step(b):
         opt.zero_grad()
-        loss = module.loss(model, b)
+        with autocast():
+            loss = module.loss(model, b)
         loss.backward()
         opt.step()
 
@@ -129,16 +138,16 @@ def child(args) -> None:
     data_ms = (time.perf_counter() - t3) / DATA_BATCHES * 1000
 
     model.eval()
-    release_free_heap()  # as SeqRecModule does at the start of every evaluation
     users = 0
     t2 = time.perf_counter()
     with torch.no_grad():
-        for i, (inter, u, targets, h_rows, h_items) in enumerate(dm.val_dataloader()):
+        module._start_eval()  # the LightningModule's own evaluation: heap released, then its eval step per batch
+        for i, batch in enumerate(dm.val_dataloader()):
             if i == args.eval_batches:
                 break
-            scores = model.full_sort_predict(inter).view(len(u), -1).float()
-            target_ranks(scores, targets, (h_rows, h_items))
-            users += len(u)
+            module._eval_step(batch, i)
+            users += len(batch[1])
+        assert len(RankCollector.dedupe(*module.collector.tensors())[0]) == users
     users_per_s = users / (time.perf_counter() - t2)
     print("RESULT " + json.dumps({
         "startup_s": startup, "startup_cpu_s": startup_cpu, "steps_per_s": steps_per_s, "steps_per_cpu_s": steps_per_cpu_s,
@@ -159,9 +168,10 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
-def run_child(args, engine: str, name: str) -> Dict[str, Any]:
+def run_child(args, engine: str, name: str, fast: bool = False) -> Dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", "--engine", engine, "--name", name, "--work", str(args.work),
-           "--steps", str(args.steps), "--eval-batches", str(args.eval_batches)]
+           "--steps", str(args.steps), "--eval-batches", str(args.eval_batches),
+           "--catalogue-chunk", str(args.catalogue_chunk), *(["--fast"] if fast else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     out: List[str] = []
@@ -254,7 +264,8 @@ def plot(results: Dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     series = [("recbole", "first", "RecBole", "tab:red"), ("streaming", "first", "streaming, first run", "tab:blue"),
-              ("streaming", "second", "streaming, second run (cache)", "tab:cyan")]
+              ("streaming", "second", "streaming, second run (cache)", "tab:cyan"),
+              ("streaming-fast", "second", "streaming + train.fast, second run", "tab:green")]
     for ax, key, title in ((axes[0], "peak_rss_mb", "peak RSS (MB)"), (axes[1], "startup_s", "start-up to first batch (s)")):
         for engine, run, label, colour in series:
             if key == "peak_rss_mb" and run == "second":
@@ -298,6 +309,12 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic logs (default: %(default)s)")
     p.add_argument("--rss-limit-gb", type=float, default=8.0, help="stop a child above this resident memory (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=600.0, help="stop a child after this many seconds (default: %(default)s)")
+    p.add_argument("--catalogue-chunk", type=int, default=0, metavar="N",
+                   help="eval.catalogue_chunk of every run: rank against the catalogue N items at a time (0 = all at once, "
+                   "the default of cva-rec train)")
+    p.add_argument("--fast", action="store_true",
+                   help="also run the streaming engine with train.fast (SDPA, quantized dropout, bf16 autocast where the CPU "
+                   "has it; no torch.compile): row 'streaming-fast', a second run on the warm cache")
     p.add_argument("--recbole-max", default="10M", choices=list(SIZES), help="largest size RecBole is tried at (default: %(default)s)")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "scale_bench.json", help="results JSON (default: docs/scale_bench.json)")
     p.add_argument("--plot", type=Path, default=REPO / "docs" / "scale_curves.png", help="log-log plot (default: docs/scale_curves.png)")
@@ -340,6 +357,8 @@ def main(argv=None) -> int:
         shutil.rmtree(args.work / "runs" / ".sequence_cache", ignore_errors=True)  # the first run starts cold
         row: Dict[str, Any] = {"shape": shape(SIZES[label])}
         row["streaming"] = {"first": run_child(args, "streaming", name), "second": run_child(args, "streaming", name)}
+        if args.fast:
+            row["streaming-fast"] = {"second": run_child(args, "streaming", name, fast=True)}
         if order.index(label) <= order.index(args.recbole_max):
             first = run_child(args, "recbole", name)
             row["recbole"] = {"first": first}
@@ -373,18 +392,18 @@ def finish(results: Dict[str, Any], args) -> int:
                 row["recbole"]["second"] = dict(row["recbole"]["first"])
     atomic_write_json(args.out, results)
 
-    print("\nsize  engine     run     start-up s  (CPU s)  RSS after data MB  peak RSS MB  (anon)  steps/s  (per CPU s)  data ms/batch  eval users/s")
+    print("\nsize  engine         run     start-up s  (CPU s)  RSS after data MB  peak RSS MB  (anon)  steps/s  (per CPU s)  data ms/batch  eval users/s")
     for label, row in results["sizes"].items():
-        for engine in ("recbole", "streaming"):
+        for engine in ("recbole", "streaming", "streaming-fast"):
             for run in ("first", "second"):
                 r = row.get(engine, {}).get(run)
                 if not r:
                     continue
                 if "error" in r:
-                    print(f"{label:5} {engine:10} {run:7} {r['error']}")
+                    print(f"{label:5} {engine:14} {run:7} {r['error']}")
                     continue
                 tag = "  (extrapolated)" if r.get("extrapolated") else ""
-                print(f"{label:5} {engine:10} {run:7} {fmt(r.get('startup_s'), '10.1f')}  {fmt(r.get('startup_cpu_s'), '7.1f')}  "
+                print(f"{label:5} {engine:14} {run:7} {fmt(r.get('startup_s'), '10.1f')}  {fmt(r.get('startup_cpu_s'), '7.1f')}  "
                       f"{fmt(r.get('rss_after_data_mb'), '17.0f')}  {fmt(r.get('peak_rss_mb'), '11.0f')}  {fmt(r.get('peak_anon_mb_sampled'), '6.0f')}  "
                       f"{fmt(r.get('steps_per_s'), '7.2f')}  {fmt(r.get('steps_per_cpu_s'), '11.2f')}  {fmt(r.get('data_ms_per_batch'), '13.1f')}  "
                       f"{fmt(r.get('eval_users_per_s'), '12.0f')}{tag}")
@@ -399,7 +418,7 @@ def finish(results: Dict[str, Any], args) -> int:
 
         tag = " (RecBole extrapolated)" if rb.get("extrapolated") else ""
         print(f"{label:5} peak memory {fmt(ratio(st1.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x "
-              f"(after data {fmt(ratio(st1.get('rss_after_data_mb'), rb.get('rss_after_data_mb')), '.3f')}x)   "
+              f"(second run {fmt(ratio(st2.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x; after data {fmt(ratio(st1.get('rss_after_data_mb'), rb.get('rss_after_data_mb')), '.3f')}x)   "
               f"start-up speed-up first {fmt(ratio(rb.get('startup_s'), st1.get('startup_s')), '.1f')}x, "
               f"second {fmt(ratio(rb.get('startup_s'), st2.get('startup_s')), '.1f')}x "
               f"(CPU s: {fmt(ratio(rb.get('startup_cpu_s'), st2.get('startup_cpu_s')), '.1f')}x)   "
@@ -407,6 +426,11 @@ def finish(results: Dict[str, Any], args) -> int:
               f"(per CPU s: {fmt(ratio(st1.get('steps_per_cpu_s'), rb.get('steps_per_cpu_s')), '.2f')}x)   "
               f"data ms/batch {fmt(ratio(st1.get('data_ms_per_batch'), rb.get('data_ms_per_batch')), '.2f')}x   "
               f"eval users/s {fmt(ratio(st1.get('eval_users_per_s'), rb.get('eval_users_per_s')), '.2f')}x{tag}")
+        fast = row.get("streaming-fast", {}).get("second", {})
+        if fast and "error" not in fast:
+            print(f"{'':5} with train.fast: peak memory {fmt(ratio(fast.get('peak_rss_mb'), rb.get('peak_rss_mb')), '.3f')}x   "
+                  f"steps/s {fmt(ratio(fast.get('steps_per_s'), rb.get('steps_per_s')), '.2f')}x "
+                  f"(per CPU s: {fmt(ratio(fast.get('steps_per_cpu_s'), rb.get('steps_per_cpu_s')), '.2f')}x){tag}")
     plot(results, args.plot)
     print(f"\nwrote {args.out} and {args.plot}")
     return 0
