@@ -105,6 +105,9 @@ _CODES = {
     "prefix_rows": choice("trained", "table rows an item reads: trained (rows some training item's code uses; an item "
                           "outside training, e.g. a held-out cold item, backs off to its trained prefixes) | all "
                           "(also never-trained rows, the behaviour before issue 12)", ("trained", "all")),
+    "level_dim": _positive(None, "width of each level's table before the projection to the output width (null = "
+                           "output width / levels, FLUID Eq. 2's concatenation; the output width gives every level, "
+                           "the item's own distinct last level included, a full-width row)", nullable=True),
     "unseen_prefix": choice("backoff", "a prefix without a (trained) row: backoff (deepest trained prefix's vector) | "
                             "zero (the level is left out)", ("backoff", "zero")),
 }
@@ -135,7 +138,6 @@ ENCODER_CATALOG.declare("id_content", options={
 })
 ENCODER_CATALOG.declare("semantic_id", options={
     **_CODES, "which": choice("room", "room | slice", ("room", "slice")),
-    "level_dim": _positive(None, "width per level (null = output width / levels)", nullable=True),
 })
 ENCODER_CATALOG.declare("lucid", options={
     **_CODES,

@@ -119,3 +119,20 @@ def test_lucid_level_dropout_cuts_training_candidates_only():
     assert 0 < int((depth < 3).sum()) < len(items) and not torch.equal(cut, full)
     hist = enc.history(items[None, :10])  # histories keep every level in training too
     assert torch.equal(hist.embeddings[0], full[:10])
+
+
+def test_lucid_level_dim_gives_every_level_its_own_width_and_a_projection():
+    from cva_rec.encoders.lucid import LucidEncoder
+    from cva_rec.semantic_ids.codes import SemanticCodes
+
+    room = torch.cat([torch.full((1, 3), -1), ALL])
+    codes = SemanticCodes(room[:, None], room[:, None, 0] >= 0, room, 4, [str(i) for i in range(len(room))])
+    enc = LucidEncoder(len(room), 12, tokens=["slice", "room"], codes=codes, level_dim=12)
+    for emb in (enc.slice_enc.embedding, enc.room_enc.embedding):
+        assert [t.weight.shape[1] for t in emb.tables] == [12, 12, 12] and emb.proj.in_features == 36
+    vec = enc.eval().candidate_vectors(torch.arange(1, len(room)))
+    assert vec.shape == (len(room) - 1, 12)
+    # the concatenation of the levels through the projection, by hand
+    emb = enc.room_enc.embedding
+    by_hand = emb.proj(emb.level_vectors(room[1:]).reshape(len(room) - 1, -1))
+    assert torch.allclose(enc.kind_vectors("room", torch.arange(1, len(room))), by_hand)
