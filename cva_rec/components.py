@@ -108,6 +108,8 @@ _CODES = {
     "level_dim": _positive(None, "width of each level's table before the projection to the output width (null = "
                            "output width / levels, FLUID Eq. 2's concatenation; the output width gives every level, "
                            "the item's own distinct last level included, a full-width row)", nullable=True),
+    "compose": choice("concat", "levels joined: concat (FLUID Eq. 2, then a projection where the widths differ) | sum "
+                      "(every level a full-width row, rows added, no projection)", ("concat", "sum")),
     "unseen_prefix": choice("backoff", "a prefix without a (trained) row: backoff (deepest trained prefix's vector) | "
                             "zero (the level is left out)", ("backoff", "zero")),
 }

@@ -69,7 +69,7 @@ class LucidEncoder(ItemEncoder):
     def __init__(self, n_items: int, output_dim: int, content: Optional[ItemContent] = None,
                  codes_path: Optional[str] = None, tokens: Sequence[str] = ("id", "slice"), fusion: str = "late",
                  early: str = "concat", gate_input: str = "id", shared_tables: bool = False, mode: str = "remap",
-                 decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None,
+                 decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None, compose: str = "concat",
                  slice_rule_train: str = "random",
                  slice_rule_eval: str = "first", prefix_rows: str = "trained", unseen_prefix: str = "backoff",
                  level_dropout: float = 0.0, id_scale: float = 1.0, candidate_id: bool = True, codes: Optional[SemanticCodes] = None,
@@ -103,7 +103,7 @@ class LucidEncoder(ItemEncoder):
             nn.init.normal_(self.table.weight, std=0.02)  # RecBole's initialisation of its item table
         if content_kinds:
             codes = self._load_codes(codes, codes_path, item_tokens, n_items)
-            common = dict(codes=codes, mode=mode, decoding=decoding, hash_size=hash_size, level_dim=level_dim,
+            common = dict(codes=codes, mode=mode, decoding=decoding, hash_size=hash_size, level_dim=level_dim, compose=compose,
                           slice_rule_train=slice_rule_train, slice_rule_eval=slice_rule_eval,
                           prefix_rows=prefix_rows, unseen_prefix=unseen_prefix, trained_items=trained_items)
             if "slice" in self.kinds:

@@ -42,7 +42,7 @@ class SemanticIdEncoder(ItemEncoder):
 
     def __init__(self, n_items: int, output_dim: int, content: Optional[ItemContent] = None,
                  codes_path: Optional[str] = None, which: str = "room", mode: str = "remap",
-                 decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None,
+                 decoding: str = "prefix", hash_size: int = 1 << 16, level_dim: Optional[int] = None, compose: str = "concat",
                  slice_rule_train: str = "random", slice_rule_eval: str = "first",
                  prefix_rows: str = "trained", unseen_prefix: str = "backoff",
                  codes: Optional[SemanticCodes] = None, item_tokens=None, trained_items: Optional[torch.Tensor] = None):
@@ -67,7 +67,7 @@ class SemanticIdEncoder(ItemEncoder):
                 raise ConfigError(f"semantic_id: trained_items must be [n_items={n_items}] bool, got {tuple(keep.shape)}")
             trained = self._codes_of(codes, which, keep)
         self.embedding = PrefixNgramEmbedding(codes.levels, codes.n_codes, output_dim, observed=observed, mode=mode,
-                                              decoding=decoding, hash_size=hash_size, level_dim=level_dim,
+                                              decoding=decoding, hash_size=hash_size, level_dim=level_dim, compose=compose,
                                               trained=trained, unseen=unseen_prefix)
 
     @staticmethod

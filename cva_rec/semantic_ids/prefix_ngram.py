@@ -24,7 +24,13 @@ of its trained rows' contributions only). Training itself never reads them (ever
 training item is trained), so this changes only items outside training.
 
 Each level is ``level_dim = output_dim // L`` wide; if ``L * level_dim != output_dim`` a
-Linear maps the concatenation to ``output_dim``. Codes < 0 (items without content, padding)
+Linear maps the concatenation to ``output_dim``.
+
+``compose="sum"`` instead gives every level a full ``output_dim`` row and *adds* the levels'
+rows (no projection): the hierarchical sum of Singh et al.'s n-gram semantic-ID embeddings. With
+codes whose last level is distinct, an item's own row is then a full-width free vector that Adam
+moves as fast as an item-ID row; behind a projection it moves through a shared matrix with gain
+well below 1 (measured on ml-1m: ID-free learns more slowly than the ID model at one budget). Codes < 0 (items without content, padding)
 give the zero vector.
 """
 from __future__ import annotations
@@ -38,6 +44,7 @@ from cva_rec.errors import ConfigError
 
 MODES = ("remap", "hash")
 DECODINGS = ("prefix", "level_wise")
+COMPOSE = ("concat", "sum")  # Eq. 2's concatenation (+ projection), or the sum of full-width level rows
 UNSEEN = ("backoff", "zero")  # a prefix without a trained row: deepest trained prefix's vector, or zero
 _HASH_MULT = 2654435761  # Knuth's multiplicative constant (2^32 / golden ratio)
 
@@ -68,8 +75,13 @@ class PrefixNgramEmbedding(nn.Module):
     def __init__(self, levels: int, n_codes: int, output_dim: int, observed: Optional[torch.Tensor] = None,
                  mode: str = "remap", decoding: str = "prefix", hash_size: int = 1 << 16,
                  level_dim: Optional[int] = None, init_std: float = 0.02, trained: Optional[torch.Tensor] = None,
-                 unseen: str = "backoff"):
+                 unseen: str = "backoff", compose: str = "concat"):
         super().__init__()
+        if compose not in COMPOSE:
+            raise ConfigError(f"unknown prefix-embedding compose {compose!r}; known: {', '.join(COMPOSE)}")
+        if compose == "sum" and level_dim and int(level_dim) != output_dim:
+            raise ConfigError(f"compose 'sum' adds full-width level rows: level_dim must be unset or {output_dim}, got {level_dim}")
+        self.compose = compose
         if unseen not in UNSEEN:
             raise ConfigError(f"unknown unseen-prefix rule {unseen!r}; known: {', '.join(UNSEEN)}")
         self.unseen = unseen
@@ -81,7 +93,7 @@ class PrefixNgramEmbedding(nn.Module):
             raise ConfigError(f"N^L = {n_codes}^{levels} does not fit a 64-bit composite index")
         self.levels, self.n_codes, self.output_dim = int(levels), int(n_codes), int(output_dim)
         self.mode, self.decoding, self.hash_size = mode, decoding, int(hash_size)
-        self.level_dim = int(level_dim) if level_dim else max(1, output_dim // levels)
+        self.level_dim = output_dim if compose == "sum" else int(level_dim) if level_dim else max(1, output_dim // levels)
         self.remapped = decoding == "prefix" and mode == "remap"
         if self.remapped:
             if observed is None:
@@ -97,7 +109,7 @@ class PrefixNgramEmbedding(nn.Module):
         self.tables = nn.ModuleList(nn.Embedding(max(r, 1), self.level_dim) for r in rows)
         for t in self.tables:
             nn.init.normal_(t.weight, std=init_std)
-        width = self.level_dim * levels
+        width = self.level_dim * (1 if compose == "sum" else levels)
         self.proj = nn.Linear(width, output_dim) if width != output_dim else None
         self.masks_trained = False
         if trained is not None:  # data, not weights: rebuilt from the training items, kept out of checkpoints
@@ -183,7 +195,8 @@ class PrefixNgramEmbedding(nn.Module):
         if codes.shape[-1] != self.levels:
             raise ConfigError(f"codes must end in {self.levels} levels, got shape {tuple(codes.shape)}")
         flat = codes.reshape(-1, self.levels)
-        out = self.level_vectors(flat, None if depth is None else depth.reshape(-1)).reshape(len(flat), -1)
+        vecs = self.level_vectors(flat, None if depth is None else depth.reshape(-1))
+        out = vecs.sum(1) if self.compose == "sum" else vecs.reshape(len(flat), -1)
         if self.proj is not None:
             out = self.proj(out) * (flat >= 0).all(-1, keepdim=True).to(out.dtype)
         return out.reshape(*codes.shape[:-1], self.output_dim)
@@ -195,9 +208,9 @@ class PrefixNgramEmbedding(nn.Module):
     def init_from(self, other: "PrefixNgramEmbedding") -> "PrefixNgramEmbedding":
         """Copy ``other``'s tables. Remapped tables are copied *by prefix*: each of this module's
         prefixes takes ``other``'s vector for the same prefix (backing off when ``other`` never saw it)."""
-        if (other.levels, other.n_codes, other.level_dim, other.decoding, other.mode) != (
-                self.levels, self.n_codes, self.level_dim, self.decoding, self.mode):
-            raise ConfigError("init_from needs the same levels, codes, level_dim, decoding and mode")
+        if (other.levels, other.n_codes, other.level_dim, other.decoding, other.mode, other.compose) != (
+                self.levels, self.n_codes, self.level_dim, self.decoding, self.mode, self.compose):
+            raise ConfigError("init_from needs the same levels, codes, level_dim, decoding, mode and compose")
         if self.remapped:
             for level in range(self.levels):
                 keys = getattr(self, f"keys_{level}")
@@ -228,4 +241,4 @@ class PrefixNgramEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"levels={self.levels}, n_codes={self.n_codes}, decoding={self.decoding}, mode={self.mode}, "
-                f"rows={self.table_rows()}, level_dim={self.level_dim}")
+                f"rows={self.table_rows()}, level_dim={self.level_dim}, compose={self.compose}")

@@ -136,3 +136,26 @@ def test_lucid_level_dim_gives_every_level_its_own_width_and_a_projection():
     emb = enc.room_enc.embedding
     by_hand = emb.proj(emb.level_vectors(room[1:]).reshape(len(room) - 1, -1))
     assert torch.allclose(enc.kind_vectors("room", torch.arange(1, len(room))), by_hand)
+
+
+def test_sum_compose_adds_full_width_prefix_rows_by_hand():
+    torch.manual_seed(0)
+    emb = PrefixNgramEmbedding(3, 4, 8, observed=ALL, compose="sum")
+    assert emb.proj is None and [t.weight.shape[1] for t in emb.tables] == [8, 8, 8]
+    codes = torch.cat([ALL, torch.tensor([[-1, -1, -1]])])
+    out = emb.embed_codes(codes)
+    for i, code in enumerate(ALL):
+        assert torch.allclose(out[i], sum(_row(emb, code, level) for level in range(3)))
+    assert torch.equal(out[-1], torch.zeros(8))  # no code: the zero vector
+    with pytest.raises(ConfigError, match="level_dim"):
+        PrefixNgramEmbedding(3, 4, 8, observed=ALL, compose="sum", level_dim=4)
+    with pytest.raises(ConfigError, match="compose"):
+        PrefixNgramEmbedding(3, 4, 8, observed=ALL, compose="mean")
+
+
+def test_sum_compose_zero_rule_leaves_untrained_levels_out():
+    torch.manual_seed(0)
+    emb = PrefixNgramEmbedding(3, 4, 8, observed=ALL, trained=TRAINED, compose="sum", unseen="zero")
+    out = emb.embed_codes(HELD_OUT)
+    assert torch.allclose(out[0], _row(emb, HELD_OUT[0], 0) + _row(emb, HELD_OUT[0], 1))  # [0,2,2]: two trained prefixes
+    assert torch.equal(out[1], torch.zeros(8))  # nothing of [1,0,0] trained
