@@ -37,6 +37,8 @@ VARIANTS = {
     "hybrid": ("ID + slice + room, late (hybrid)", "cold_hybrid.yaml", "train"),
     "idfree": ("ID-free: slice + room, from scratch", "cold_content_only.yaml", "train"),
     "idfree_dropout": ("ID-free + level dropout 0.5 (unseen: zero)", "cold_content_only_dropout.yaml", "train"),
+    "idfree_sum": ("ID-free: room, levels added (compose sum)", "cold_idfree_sum.yaml", "train"),
+    "hybrid_sum": ("ID + room, levels added (hybrid, compose sum)", "cold_hybrid_sum.yaml", "train"),
     "fluid": ("FLUID chain -> slice + room, ID deleted", "cold_fluid.yaml", "warmup"),
 }
 #: extra evaluations of the ID-free checkpoints (--rules): folder name -> (label, overrides)
