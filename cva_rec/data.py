@@ -18,6 +18,7 @@ import torch
 import cva_rec  # noqa: F401  (RecBole compat shims first)
 from cva_rec.data_files import check_dataset_files
 from cva_rec.errors import DataError
+from cva_rec.heap import release_free_heap
 from cva_rec.histories import UserHistory, UserSequences  # noqa: F401  (UserHistory re-exported)
 
 
@@ -168,6 +169,14 @@ def recbole_config(cfg: Mapping[str, Any]):
 def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     """Load, filter and split the dataset named in ``cfg``: RecBole's datasets (``dataset.engine:
     recbole``, the default) or the streaming engine's CSR sequences (``cva_rec.streaming``)."""
+    data = _build_data(cfg)
+    # the build's freed transients (raw columns, sort permutations, DataFrames) stay in glibc's heap;
+    # left there, the training step's allocations land above them (measured at 10M: +230 MB at the peak)
+    release_free_heap()
+    return data
+
+
+def _build_data(cfg: Mapping[str, Any]) -> SequentialData:
     from recbole.data import data_preparation
     from recbole.utils import init_seed
 

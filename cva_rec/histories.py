@@ -21,27 +21,61 @@ Nothing here assumes how an engine sorts its rows: the engine hands over each us
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
 
 class UserHistory:
-    """Items each user saw before an evaluation target, as CSR arrays indexed by user id."""
+    """Items each user saw before an evaluation target, indexed by user id.
 
-    def __init__(self, indptr: np.ndarray, items: np.ndarray):
-        self.indptr, self.items = indptr, items
+    User u's items are ``items[starts[u]:ends[u]]`` of a shared items array. A history that is a
+    prefix of every user's sequence (validation, test, training part) is a view of the sequences'
+    own items (memory-mapped with the streaming engine): no copy of 4-8 B per interaction each
+    (67 MB for the validation and test histories at 10M interactions).
+    """
+
+    def __init__(self, indptr: np.ndarray, items: np.ndarray, ends: Optional[np.ndarray] = None):
+        """CSR (``indptr`` [n_users + 1], ``items``), or with ``ends`` [n_users]: ranges
+        ``[indptr[u], ends[u])`` of ``items`` (``indptr`` then holds the n_users starts)."""
+        if ends is None:
+            self.starts, self.ends = indptr[:-1], indptr[1:]
+        else:
+            self.starts, self.ends = indptr, ends
+        self._items = items
+        self._csr = (indptr, items) if ends is None else None
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+    @property
+    def indptr(self) -> np.ndarray:
+        return self.csr()[0]
+
+    @property
+    def items(self) -> np.ndarray:
+        return self.csr()[1]
+
+    def csr(self) -> tuple:
+        """(indptr, items) as compact CSR arrays; a view-backed history is copied once, on first use."""
+        if self._csr is None:
+            lengths = self.lengths
+            indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            idx = np.repeat(self.starts, lengths) + (np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths))
+            self._csr = (indptr, np.asarray(self._items[idx]))
+        return self._csr
 
     def of(self, user: int) -> np.ndarray:
-        return self.items[self.indptr[user] : self.indptr[user + 1]]
+        return self._items[self.starts[user] : self.ends[user]]
 
     def index_pairs(self, user_ids: np.ndarray):
         """-> (rows, items) of every (batch row, history item) pair, for masking scores."""
-        starts, ends = self.indptr[user_ids], self.indptr[user_ids + 1]
-        lengths = ends - starts
+        starts, lengths = self.starts[user_ids], self.lengths[user_ids]
         rows = np.repeat(np.arange(len(user_ids)), lengths)
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return torch.from_numpy(rows), torch.from_numpy(self.items[np.repeat(starts, lengths) + offsets])
+        return torch.from_numpy(rows), torch.from_numpy(np.asarray(self._items[np.repeat(starts, lengths) + offsets]))
 
 
 @dataclass
@@ -63,10 +97,8 @@ class UserSequences:
         return self._keep_first(np.maximum(self.lengths - drop_last, 0))
 
     def _keep_first(self, keep: np.ndarray) -> UserHistory:
-        indptr = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
         starts = self.indptr[:-1]
-        idx = np.repeat(starts, keep) + (np.arange(keep.sum()) - np.repeat(indptr[:-1], keep))
-        return UserHistory(indptr, self.items[idx])
+        return UserHistory(starts, self.items, ends=starts + keep)  # a view: each user's first ``keep`` items
 
     def training_part(self) -> UserHistory:
         """Every user's items that RecBole's split leaves to training (see the module docstring)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cva_rec.training.heap import release_free_heap
+from cva_rec.heap import release_free_heap
 
 
 def _anon_mb() -> float:

@@ -1,4 +1,4 @@
-"""Give the training step's freed heap back to the OS before evaluation (glibc only).
+"""Give freed C heap back to the OS between phases (glibc only): after the data build, before evaluation.
 
 PyTorch's CPU tensors come from the C allocator. A training step frees its activations
 (hundreds of MB at batch 512 x length 50) but glibc keeps the freed chunks in its heap, and
