@@ -65,9 +65,9 @@ def build_streaming_data(cfg: Mapping[str, Any], config, inter_path: Path, chunk
     t0 = time.perf_counter()
 
     def build():
-        raw = read_inter(inter_path, ds["user_field"], ds["item_field"], ds["time_field"], config["field_separator"], chunk_rows)
-        try:
-            return build_sequences(raw, min_u, min_i, config["rm_dup_inter"], normalize,
+        try:  # the log passed straight in: build_sequences frees its unfiltered columns once filtered
+            return build_sequences(read_inter(inter_path, ds["user_field"], ds["item_field"], ds["time_field"],
+                                              config["field_separator"], chunk_rows), min_u, min_i, config["rm_dup_inter"], normalize,
                                    params["duplicates"], params["truncate_before_split"])
         except DataError as exc:
             raise DataError(f"dataset {ds['name']!r}: {exc}") from None

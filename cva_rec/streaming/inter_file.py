@@ -46,6 +46,16 @@ class _Interner:
         return list(self.codes)  # dicts keep insertion order = code order
 
 
+def _concatenate_and_clear(pieces: list) -> np.ndarray:
+    out = np.empty(sum(len(p) for p in pieces), dtype=pieces[0].dtype)
+    at = 0
+    while pieces:
+        piece = pieces.pop(0)
+        out[at : at + len(piece)] = piece
+        at += len(piece)
+    return out
+
+
 def header_columns(path: Path, sep: str, fields: List[str]) -> List[str]:
     """The header entries (``name:type``) of ``fields``, in the order given."""
     with open(path, "r", encoding="utf-8") as f:
@@ -74,7 +84,11 @@ def read_inter(path: Path, user_field: str, item_field: str, time_field: str, se
         raise DataError(f"{path}: cannot parse as a RecBole .inter file ({str(exc)[:200]})") from None
     if not parts:
         raise DataError(f"{path}: no interactions")
-    u, i, t = (np.concatenate(x) for x in zip(*parts))
+    # one column at a time, each chunk's piece dropped once copied: the peak holds the chunks plus one
+    # column, not the chunks plus all three (160 MB less at 10M rows)
+    columns = [list(col) for col in zip(*parts)]
+    del parts
+    u, i, t = (_concatenate_and_clear(col) for col in columns)
     if np.isnan(t).any():
         row = int(np.flatnonzero(np.isnan(t))[0])
         raise DataError(f"{path}: {time_field} is missing on some rows (e.g. data row {row + 1}); the streaming engine needs a time on every row")

@@ -63,8 +63,26 @@ def drop_duplicates(raw: RawLog, keep: str) -> RawLog:
 
 
 def exact_duplicates(raw: RawLog) -> np.ndarray:
-    """[n] bool: the row repeats an earlier row's user, item and time."""
-    return pd.DataFrame({"u": raw.users, "i": raw.items, "t": raw.times}).duplicated(keep="first").to_numpy()
+    """[n] bool: the row repeats an earlier row's user, item and time.
+
+    One stable sort by (user x item, time) and a comparison of neighbours: equal rows end up
+    adjacent in file order, so every one after the first is a repeat. (``DataFrame.duplicated`` on
+    the three columns gave the same answer with about twice the memory: ~700 MB at 10M rows, the
+    first run's peak.)"""
+    n = len(raw.users)
+    dup = np.zeros(n, dtype=bool)
+    if n < 2:
+        return dup
+    pair = raw.users.astype(np.int64) * (int(raw.items.max()) + 1) + raw.items  # < 2^31 * 2^31: fits int64
+    order = np.lexsort((raw.times, pair))  # stable: equal rows keep their file order
+    pair = pair[order]
+    same = pair[1:] == pair[:-1]
+    del pair
+    times = raw.times[order]
+    same &= times[1:] == times[:-1]
+    del times
+    dup[order[1:][same]] = True
+    return dup
 
 
 def k_core(users: np.ndarray, items: np.ndarray, min_user: int, min_item: int) -> np.ndarray:
@@ -102,6 +120,8 @@ def build_sequences(raw: RawLog, min_user: int, min_item: int, rm_dup: Optional[
         raw = RawLog(raw.users[~dup], raw.items[~dup], raw.times[~dup], raw.user_tokens, raw.item_tokens)
     keep = k_core(raw.users, raw.items, min_user, min_item)
     u_codes, i_codes, times = raw.users[keep], raw.items[keep], raw.times[keep]
+    all_user_tokens, all_item_tokens = raw.user_tokens, raw.item_tokens
+    del raw, keep  # the unfiltered columns: freed here when the caller passed the log in directly (read_inter(...))
     if len(u_codes) == 0:
         raise DataError(f"no interactions left after keeping users with >= {min_user} and items with >= {min_item} "
                         "interactions: too few to train and evaluate")
@@ -119,6 +139,6 @@ def build_sequences(raw: RawLog, min_user: int, min_item: int, rm_dup: Optional[
         order = order[from_end <= truncate]
         counts = np.minimum(counts, truncate)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    user_tokens = np.array(["[PAD]"] + [raw.user_tokens[c] for c in u_uniques])
-    item_tokens = np.array(["[PAD]"] + [raw.item_tokens[c] for c in i_uniques])
+    user_tokens = np.array(["[PAD]"] + [all_user_tokens[c] for c in u_uniques])
+    item_tokens = np.array(["[PAD]"] + [all_item_tokens[c] for c in i_uniques])
     return CsrSequences(indptr, iid[order], times[order], key[order], user_tokens, item_tokens)
