@@ -29,11 +29,20 @@ def stage_row(m: Mapping[str, Any]) -> Dict[str, Any]:
         "pop 8-10 ndcg@10": level_mean(["8", "9", "10"]),
         "parameters": m.get("parameters"),
         "epochs": m.get("epochs_trained"),
+        # dataset.cold_items: targets that are held-out items vs the rest (absent otherwise)
+        **{f"{part} {metric}": (test.get(part) or {}).get(metric) for part, metric in COLD_COLUMNS},
     }
 
 
+#: (part, metric) shown when some stage has the warm / cold breakdown of dataset.cold_items
+COLD_COLUMNS = (("warm", "ndcg@10"), ("cold", "ndcg@10"), ("cold", "hr@20"))
+
+
 def stage_table(stages: Sequence[Mapping[str, Any]]) -> str:
-    return markdown_table([stage_row(m) for m in stages], STAGE_COLUMNS)
+    rows = [stage_row(m) for m in stages]
+    cold = any((m.get("test") or {}).get("cold") for m in stages)
+    columns = STAGE_COLUMNS[:-2] + tuple(f"{p} {k}" for p, k in COLD_COLUMNS) + STAGE_COLUMNS[-2:] if cold else STAGE_COLUMNS
+    return markdown_table(rows, columns)
 
 
 def write_stages_md(warmup_dir: Path) -> Path:
