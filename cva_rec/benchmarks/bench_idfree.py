@@ -95,6 +95,21 @@ def _test_metrics(run: Path, rule: str = None) -> dict:
     return json.loads(path.read_text())["test"] if path.is_file() else {}
 
 
+def _stage_tests(run: Path) -> list:
+    """[(stage name, test metrics)] of a FLUID chain folder, in stage order (its stages.json)."""
+    path = run / "stages.json"
+    if not path.is_file():
+        return []
+    return [(m.get("stage"), m.get("test") or {}) for m in json.loads(path.read_text())["stages"]]
+
+
+def chain_stages(runs: Path, seeds) -> list:
+    """[(stage name, [test metrics of each seed that has the stage])] of the FLUID chain runs."""
+    per_seed = [_stage_tests(runs / f"fluid-s{s}") for s in seeds]
+    names = max(per_seed, key=len, default=[])
+    return [(name, [st[i][1] for st in per_seed if len(st) > i]) for i, (name, _) in enumerate(names)]
+
+
 def _value(test: dict, part: str, metric: str):
     section = test if part == "all" else test.get(part, {})
     return section.get(metric)
@@ -139,6 +154,12 @@ def table(runs: Path, variants, seeds) -> str:
             rows.append([rule_label, str(len(tests))] + [_fmt(*means[c], len(tests)) for c in COLUMNS]
                         + [_ratio(means[("all", "ndcg@10")][0], id_means.get(("all", "ndcg@10"))),
                            _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), wall, str(n_cold)])
+        if name == "fluid":  # every stage of the chain, the last one being the row above
+            for stage, tests in chain_stages(runs, seeds):
+                means = {c: _summary([_value(t, *c) for t in tests]) for c in COLUMNS}
+                rows.append([f"  chain stage: {stage}", str(len(tests))] + [_fmt(*means[c], len(tests)) for c in COLUMNS]
+                            + [_ratio(means[("all", "ndcg@10")][0], id_means.get(("all", "ndcg@10"))),
+                               _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), "-", "-"])
     head = ["variant", "seeds"] + [f"{p} {m}" for p, m in COLUMNS] + ["/ID ndcg@10", "/ID cold hr@20", "wall min",
                                                                       "cold users"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -157,6 +178,7 @@ def main(argv=None) -> int:
     p.add_argument("--chain", nargs="*", default=CHAIN, help=f"stage lengths of the FLUID chain (default: {' '.join(CHAIN)})")
     p.add_argument("--rules", action="store_true", help="also evaluate the ID-free checkpoints with the other prefix-table rules")
     p.add_argument("--table-only", action="store_true", help="train nothing; print the table of what is there")
+    p.add_argument("--plot", type=Path, help="also write NDCG@10 per FLUID stage (mean +- std band over --seeds) to this PNG")
     args = p.parse_args(argv)
     args.runs.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
@@ -167,7 +189,48 @@ def main(argv=None) -> int:
                     evaluate_rules(run)
     print(f"budget: {' '.join(args.budget)}; chain: {' '.join(args.chain)}; runs: {args.runs}")
     print(table(args.runs, args.variants, args.seeds))
+    if args.plot:
+        plot_chain(args.runs, args.seeds, args.plot)
+        print(f"wrote {args.plot}")
     return 0
+
+
+def plot_chain(runs: Path, seeds, path: Path) -> None:
+    """NDCG@10 per stage of the FLUID chain (all / warm / cold targets), mean with a +-std band over the
+    seeds, with the ID model and the from-scratch ID-free and hybrid runs as horizontal references."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cva_rec.io import atomic_write
+
+    stages = chain_stages(runs, seeds)
+    if not stages:
+        raise SystemExit(f"no FLUID chain under {runs} (fluid-s<seed>/stages.json): run --variants fluid first")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    x = list(range(len(stages)))
+    for ax, parts in ((axes[0], ("all", "warm")), (axes[1], ("cold",))):
+        for part, colour in zip(parts, ("tab:blue", "tab:green") if len(parts) == 2 else ("tab:purple",)):
+            stats = [_summary([_value(t, part, "ndcg@10") for t in tests]) for _, tests in stages]
+            mean = [m if m is not None else float("nan") for m, _ in stats]
+            std = [sd or 0.0 for _, sd in stats]
+            ax.plot(x, mean, "o-", color=colour, label=f"FLUID chain, {part} targets")
+            ax.fill_between(x, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)], color=colour, alpha=0.2)
+            for name, style in (("id", ":"), ("idfree_sum", "--"), ("hybrid_sum", "-.")):
+                tests = [t for s in seeds if (t := _test_metrics(runs / f"{name}-s{s}"))]
+                ref = _summary([_value(t, part, "ndcg@10") for t in tests])[0]
+                if ref is not None:
+                    ax.axhline(ref, color=colour, ls=style, lw=1, label=f"{VARIANTS[name][0]}, {part} ({len(tests)} seeds)")
+        ax.set_xticks(x, [name for name, _ in stages])
+        ax.set_ylabel("test NDCG@10")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    axes[0].set_title("all and warm targets")
+    axes[1].set_title("cold targets (held-out items)")
+    fig.suptitle(f"ml-1m item cold start: NDCG@10 per FLUID stage, mean +- std over {len(seeds)} seeds")
+    fig.tight_layout()
+    atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110), mode="wb")
 
 
 if __name__ == "__main__":

@@ -32,3 +32,22 @@ def test_table_by_hand(tmp_path):
     assert zero[1] == "1" and zero[2] == "0.0550" and zero[-3] == "inf" and zero[-2] == "-"
     assert id_row[2] == "0.1100 +- 0.0141" and id_row[-4] == "1.00x" and id_row[-3] == "0/0" and id_row[-2] == "1.5"
     assert len(lines) == 5  # the rows-all rule has no folder: no row
+
+
+def test_chain_rows_are_stage_means_over_seeds_and_the_plot_is_written(tmp_path):
+    _run(tmp_path / "id-s1", 0.10, 0.0)
+    _run(tmp_path / "id-s2", 0.10, 0.0)
+    for seed, (a, b) in ((1, (0.10, 0.06)), (2, (0.12, 0.08))):
+        _run(tmp_path / f"fluid-s{seed}", b, 0.02)
+        stages = [{"stage": name, "test": {"ndcg@10": v, "cold": {"n_users": 10, "ndcg@10": 0.01, "hr@20": 0.02}}}
+                  for name, v in (("id", a), ("phase_out", b))]
+        (tmp_path / f"fluid-s{seed}" / "stages.json").write_text(json.dumps({"stages": stages}))
+    lines = table(tmp_path, ["fluid"], [1, 2]).splitlines()
+    final, id_stage, out_stage = (line.split(" | ") for line in lines[2:5])
+    assert final[2] == "0.0700 +- 0.0141" and final[-4] == "0.70x"
+    assert id_stage[0].endswith("chain stage: id") and id_stage[2] == "0.1100 +- 0.0141" and id_stage[-4] == "1.10x"
+    assert out_stage[0].endswith("chain stage: phase_out") and out_stage[2] == "0.0700 +- 0.0141"
+    from cva_rec.benchmarks.bench_idfree import plot_chain
+
+    plot_chain(tmp_path, [1, 2], tmp_path / "chain.png")
+    assert (tmp_path / "chain.png").read_bytes()[:4] == b"\x89PNG"
