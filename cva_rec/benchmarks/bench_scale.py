@@ -268,8 +268,8 @@ def plot(results: Dict[str, Any], path: Path) -> None:
               ("streaming-fast", "second", "streaming + train.fast, second run", "tab:green")]
     for ax, key, title in ((axes[0], "peak_rss_mb", "peak RSS (MB)"), (axes[1], "startup_s", "start-up to first batch (s)")):
         for engine, run, label, colour in series:
-            if key == "peak_rss_mb" and run == "second":
-                continue
+            if key == "peak_rss_mb" and engine == "recbole" and run == "second":
+                continue  # RecBole's second run repeats its first
             xs, ys, ex, ey = [], [], [], []
             for lab, row in results["sizes"].items():
                 r = row.get(engine, {}).get(run, {})
