@@ -63,8 +63,7 @@ class UserHistory:
         if self._csr is None:
             lengths = self.lengths
             indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            idx = np.repeat(self.starts, lengths) + (np.arange(indptr[-1]) - np.repeat(indptr[:-1], lengths))
-            self._csr = (indptr, np.asarray(self._items[idx]))
+            self._csr = (indptr, np.asarray(self._items[_range_positions(self.starts, lengths)]))
         return self._csr
 
     def of(self, user: int) -> np.ndarray:
@@ -72,10 +71,15 @@ class UserHistory:
 
     def index_pairs(self, user_ids: np.ndarray):
         """-> (rows, items) of every (batch row, history item) pair, for masking scores."""
-        starts, lengths = self.starts[user_ids], self.lengths[user_ids]
+        lengths = self.lengths[user_ids]
         rows = np.repeat(np.arange(len(user_ids)), lengths)
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return torch.from_numpy(rows), torch.from_numpy(np.asarray(self._items[np.repeat(starts, lengths) + offsets]))
+        return torch.from_numpy(rows), torch.from_numpy(np.asarray(self._items[_range_positions(self.starts[user_ids], lengths)]))
+
+
+def _range_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions ``starts[k] .. starts[k] + lengths[k] - 1`` of every range k, concatenated."""
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + offsets
 
 
 @dataclass

@@ -134,6 +134,14 @@ def _ratio(a, b):
     return f"{a / b:.2f}x" if b > 0 else ("inf" if a > 0 else "0/0")
 
 
+def _row(label: str, tests: list, id_means: dict, wall: str = "-", n_cold: str = "-") -> list:
+    """One table row: mean +- std of every column over ``tests`` (one test dict per seed), ratios to the ID model."""
+    means = {c: _summary([_value(t, *c) for t in tests]) for c in COLUMNS}
+    return ([label, str(len(tests))] + [_fmt(*means[c], len(tests)) for c in COLUMNS]
+            + [_ratio(means[("all", "ndcg@10")][0], id_means.get(("all", "ndcg@10"))),
+               _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), wall, n_cold])
+
+
 def table(runs: Path, variants, seeds) -> str:
     """The markdown table of ``variants`` over ``seeds`` (means +- std; ratios to the ID model's means)."""
     rows = []
@@ -146,20 +154,12 @@ def table(runs: Path, variants, seeds) -> str:
             tests = [t for t in tests if t]
             if not tests:
                 continue
-            means = {c: _summary([_value(t, *c) for t in tests]) for c in COLUMNS}
             walls = [json.loads(p.read_text())["wall_s"] for s in seeds
                      if (p := runs / f"{name}-s{s}" / WALL_FILE).is_file()] if rule is None else []
             wall = f"{statistics.fmean(walls) / 60:.1f}" if walls else "-"
-            n_cold = tests[0].get("cold", {}).get("n_users", "-")
-            rows.append([rule_label, str(len(tests))] + [_fmt(*means[c], len(tests)) for c in COLUMNS]
-                        + [_ratio(means[("all", "ndcg@10")][0], id_means.get(("all", "ndcg@10"))),
-                           _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), wall, str(n_cold)])
+            rows.append(_row(rule_label, tests, id_means, wall, str(tests[0].get("cold", {}).get("n_users", "-"))))
         if name == "fluid":  # every stage of the chain, the last one being the row above
-            for stage, tests in chain_stages(runs, seeds):
-                means = {c: _summary([_value(t, *c) for t in tests]) for c in COLUMNS}
-                rows.append([f"  chain stage: {stage}", str(len(tests))] + [_fmt(*means[c], len(tests)) for c in COLUMNS]
-                            + [_ratio(means[("all", "ndcg@10")][0], id_means.get(("all", "ndcg@10"))),
-                               _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), "-", "-"])
+            rows += [_row(f"  chain stage: {stage}", tests, id_means) for stage, tests in chain_stages(runs, seeds)]
     head = ["variant", "seeds"] + [f"{p} {m}" for p, m in COLUMNS] + ["/ID ndcg@10", "/ID cold hr@20", "wall min",
                                                                       "cold users"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

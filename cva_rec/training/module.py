@@ -9,9 +9,9 @@ from torch import nn
 
 from cva_rec.backbones import item_encoder_of, seq_output
 from cva_rec.errors import DivergedError
+from cva_rec.heap import release_free_heap
 from cva_rec.training.evaluation import (RankCollector, chunked_target_ranks, flat_metrics, negative_weights, per_user_uniform,
                                          sample_negatives_per_user, target_ranks)
-from cva_rec.heap import release_free_heap
 from cva_rec.training.losses import Loss
 
 
