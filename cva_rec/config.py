@@ -195,7 +195,7 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "room_init": choice("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random", ("slice", "random")),
         "add_id_back_epochs": integer(5, "the add-the-ID-back check: maximum epochs", min=1),
         "finetune_lr": number(None, "learning rate of the stages after 'id' (they fine-tune a converged model); null = train.lr", gt=0.0, nullable=True),
-        "reuse_run": text(None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain)", nullable=True),
+        "reuse_run": text(None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain; a stage trained with other data, model, seed, epochs or lr is refused)", nullable=True),
         "reuse_stages": listof([], "the leading stages taken from reuse_run instead of trained, e.g. [id] or [id, slice, phase_out]",
                                choice(None, "stage", WARMUP_STAGE_NAMES)),
     },

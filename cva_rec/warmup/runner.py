@@ -148,6 +148,9 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
     from cva_rec.data import build_data
 
     stages = check_warmup(cfg)
+    reuse = set(cfg["warmup"]["reuse_stages"] or [])
+    # reused stages are checked before anything is claimed or written
+    reused = {s.name: _reused_stage(cfg, s, i) for i, s in enumerate(stages) if s.name in reuse}
     out = Path(cfg["output"]["dir"]) / (cfg["output"]["name"] or f"{cfg['dataset']['name']}-{cfg['model']['name']}-warmup")
     # one writer per warmup folder; re-running resumes, so only the same config may (warmup.stages may
     # grow: each stage folder checks its own config)
@@ -155,16 +158,15 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
                           replace_flag=None) as claim:
         data = build_data(cfg)
         claim.commit_config()
-        return _run_stages(cfg, stages, out, data, progress)
+        return _run_stages(cfg, stages, out, data, progress, reused)
 
 
-def _run_stages(cfg, stages: List[Stage], out: Path, data, progress: bool) -> Dict[str, Any]:
+def _run_stages(cfg, stages: List[Stage], out: Path, data, progress: bool, reused) -> Dict[str, Any]:
     results: List[Dict[str, Any]] = []
     prev_seed: Optional[Path] = None
-    reuse = set(cfg["warmup"]["reuse_stages"] or [])
     for index, stage in enumerate(stages):
-        if stage.name in reuse:
-            prev_seed, metrics = _reused_stage(Path(cfg["warmup"]["reuse_run"]) / f"{index}-{stage.name}")
+        if stage.name in reused:
+            prev_seed, metrics = reused[stage.name]
             print(f"== warmup stage {index} ({stage.name}): reused from {prev_seed.parent}", flush=True)
             results.append(metrics)
             continue
@@ -184,11 +186,38 @@ def _run_stages(cfg, stages: List[Stage], out: Path, data, progress: bool) -> Di
     return {"out": str(out), "stages": results}
 
 
-def _reused_stage(stage_dir: Path):
+def _reused_stage(cfg, stage: Stage, index: int):
+    """A finished stage of ``warmup.reuse_run``, refused when this chain would have trained it differently."""
+    source = Path(cfg["warmup"]["reuse_run"])
+    stage_dir = source / f"{index}-{stage.name}"
     if not (stage_dir / SEED_FILE).is_file() or not (stage_dir / "metrics.json").is_file():
         raise ConfigError(f"warmup.reuse_run: no finished stage at {stage_dir} (run that warmup first)")
+    _check_reused_config(stage_dir, stage_config(cfg, stage, source, index), stage)
     metrics = json.loads((stage_dir / "metrics.json").read_text())
     return stage_dir / SEED_FILE, {**metrics, "reused_from": str(stage_dir)}
+
+
+def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: Stage) -> None:
+    """The data, split, model, loss, evaluation and this stage's training (seed, epochs, lr) must be the
+    ones this chain would use: a stage from another seed or budget would silently mix two experiments.
+    The item side is compared by its codes only (for the ID stage: whole): an ablation changes item-side
+    options on purpose and reuses the stages those options do not touch. Warm-up keys enter through the
+    stage's own training config, except those the stage reads directly (``Stage.reads``)."""
+    from cva_rec.config import load_config
+    from cva_rec.run_folder import config_identity, differences
+
+    try:
+        old = load_config(stage_dir / "config.yaml")
+    except ConfigError as exc:
+        raise ConfigError(f"warmup.reuse_run: {stage_dir / 'config.yaml'} cannot be read ({exc})") from None
+    ignore = ["train.resume", *(f"output.{k}" for k in expected["output"]),
+              *(f"warmup.{k}" for k in expected["warmup"] if k not in stage.reads)]
+    if stage.tokens is not None:
+        ignore += [f"item_encoder.{k}" for k in {**old["item_encoder"], **expected["item_encoder"]} if k != "codes_path"]
+    if config_identity(old, ignore) != config_identity(expected, ignore):
+        raise ConfigError(f"warmup.reuse_run: stage {stage.name} at {stage_dir} was trained with another config "
+                          f"({'; '.join(differences(old, expected, ignore))}); reuse only the stages this chain "
+                          "would train the same way")
 
 
 def _write_summary(out: Path, results) -> None:

@@ -34,13 +34,16 @@ class Stage:
     epochs_key: str
     what: str
     after_phase_out: bool = False  # with warmup.retire: candidate its histories keep the ID token
+    reads: Tuple[str, ...] = ()  # warmup keys the stage reads directly (the others enter through its train config)
 
 
 STAGES = {
     "id": Stage("id", None, "id_epochs", "stage 0: ID model to convergence"),
     "slice": Stage("slice", ("id", "slice"), "slice_epochs", "stage 1: + slice LUCID"),
-    "phase_out": Stage("phase_out", ("id", "slice"), "phase_out_epochs", "stage 2: item ID phased out and removed"),
-    "room": Stage("room", ("slice", "room"), "room_epochs", "stage 3: + room LUCID (FLUID)", after_phase_out=True),
+    "phase_out": Stage("phase_out", ("id", "slice"), "phase_out_epochs", "stage 2: item ID phased out and removed",
+                       reads=("phase_out_span", "phase_out_schedule", "phase_out_steps", "retire")),
+    "room": Stage("room", ("slice", "room"), "room_epochs", "stage 3: + room LUCID (FLUID)", after_phase_out=True,
+                  reads=("room_init",)),
     "add_id_back": Stage("add_id_back", ("id", "slice", "room"), "add_id_back_epochs", "check: item ID added back"),
 }
 FLUID = ["id", "slice", "phase_out", "room"]  # the default schedule; keep in sync with config.SCHEMA["warmup"]

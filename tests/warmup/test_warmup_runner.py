@@ -113,6 +113,15 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
     assert [m["stage"] for m in again["stages"]] == ["id", "slice", "phase_out", "room"]
     assert not (shared_out / "0-id").exists() and (shared_out / "3-room" / "seed.pt").is_file()
     assert again["stages"][2]["reused_from"] == str(out / "2-phase_out")
+    # ... but a stage this chain would train differently (another seed, budget or lr) is refused before
+    # anything is written, naming what differs
+    for change, named in (("train.seed=7", "train.seed 2020 -> 7"), ("warmup.finetune_lr=0.0001", "train.lr 0.001 -> 0.0001"),
+                          ("warmup.phase_out_span=2", "warmup.phase_out_span 1 -> 2"), ("dataset.cold_items=0.1", "dataset.cold_items")):
+        other = warmup_cfg(tmp_path, ml100k_codes, "output.name=other", "warmup.retire=everywhere", change,
+                           f"warmup.reuse_run={out}", "warmup.reuse_stages=[id,slice,phase_out]")
+        with pytest.raises(ConfigError, match="was trained with another config") as refused:
+            run_warmup(other, progress=False)
+        assert named in str(refused.value) and not (tmp_path / "other").exists()
 
 
 def test_early_replace_stage_starts_from_the_id_stage(tmp_path, ml100k_codes, ml100k_data):
