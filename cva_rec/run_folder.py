@@ -59,7 +59,40 @@ def config_identity(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> Dict[
     from cva_rec.config import non_identity_keys
 
     skip = set(non_identity_keys()) | set(ignore)
-    return {sec: {k: v for k, v in values.items() if f"{sec}.{k}" not in skip} for sec, values in cfg.items()}
+    out = {sec: {k: v for k, v in values.items() if f"{sec}.{k}" not in skip} for sec, values in cfg.items()}
+    if isinstance(out.get("item_encoder"), dict):
+        out["item_encoder"] = _without_encoder_defaults(out["item_encoder"])
+    return out
+
+
+_UNSET = object()
+
+
+def _encoder_defaults(enc: Mapping[str, Any]) -> Dict[str, Any]:
+    """Declared defaults of the options of the encoder ``enc`` names ({} for an unknown one)."""
+    from cva_rec.components import ENCODER_CATALOG
+
+    name = enc.get("name")
+    if not isinstance(name, str) or name not in ENCODER_CATALOG:
+        return {}
+    return {k: spec.default for k, spec in ENCODER_CATALOG.get(name).options.items()}
+
+
+def _without_encoder_defaults(enc: Dict[str, Any]) -> Dict[str, Any]:
+    """Item-encoder options at their declared default are left out (the config section keeps only what
+    a recipe set): ``compose: concat`` written out and left unset are one config, and a run folder made
+    before an option existed keeps its identity."""
+    defaults = _encoder_defaults(enc)
+    return {k: v for k, v in enc.items() if k not in defaults or v != defaults[k]}
+
+
+def _shown(identity: Mapping[str, Any], sec: str, key: str) -> str:
+    """A value as :func:`differences` names it: an item-encoder option left out is its default."""
+    values = identity.get(sec, {})
+    if key in values:
+        return repr(values[key])
+    defaults = _encoder_defaults(values) if sec == "item_encoder" else {}
+    return f"{defaults[key]!r} (default)" if key in defaults else "<unset>"
 
 
 def config_id(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
@@ -73,9 +106,8 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable
     out = []
     for sec in sorted(set(a) | set(b)):
         for key in sorted(set(a.get(sec, {})) | set(b.get(sec, {}))):
-            va, vb = a.get(sec, {}).get(key, "<unset>"), b.get(sec, {}).get(key, "<unset>")
-            if va != vb:
-                out.append(f"{sec}.{key} {va!r} -> {vb!r}")
+            if a.get(sec, {}).get(key, _UNSET) != b.get(sec, {}).get(key, _UNSET):
+                out.append(f"{sec}.{key} {_shown(a, sec, key)} -> {_shown(b, sec, key)}")
     return out[:most] + ([f"... ({len(out) - most} more)"] if len(out) > most else [])
 
 

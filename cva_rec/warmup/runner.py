@@ -33,6 +33,7 @@ from cva_rec.warmup.stages import Stage, check_warmup
 log = logging.getLogger("cva_rec")
 
 SEED_FILE = "seed.pt"
+ROOM_ONLY_OPTIONS = ("shared_tables",)  # lucid options that change nothing in a stage without the room token
 
 
 def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) -> Dict[str, Any]:
@@ -198,11 +199,11 @@ def _reused_stage(cfg, stage: Stage, index: int):
 
 
 def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: Stage) -> None:
-    """The data, split, model, loss, evaluation and this stage's training (seed, epochs, lr) must be the
-    ones this chain would use: a stage from another seed or budget would silently mix two experiments.
-    The item side is compared by its codes only (for the ID stage: whole): an ablation changes item-side
-    options on purpose and reuses the stages those options do not touch. Warm-up keys enter through the
-    stage's own training config, except those the stage reads directly (``Stage.reads``)."""
+    """The data, split, model, loss, evaluation, item side and this stage's training (seed, epochs, lr)
+    must be the ones this chain would give the stage: a stage from another seed, budget or composition
+    would silently mix two experiments. Warm-up keys enter through the stage's own config, except those
+    the stage reads directly (``Stage.reads``); item-side options that only the room token reads are
+    left out before it (an ablation of them reuses the stages before the room)."""
     from cva_rec.config import load_config
     from cva_rec.run_folder import config_identity, differences
 
@@ -212,8 +213,8 @@ def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: St
         raise ConfigError(f"warmup.reuse_run: {stage_dir / 'config.yaml'} cannot be read ({exc})") from None
     ignore = ["train.resume", *(f"output.{k}" for k in expected["output"]),
               *(f"warmup.{k}" for k in expected["warmup"] if k not in stage.reads)]
-    if stage.tokens is not None:
-        ignore += [f"item_encoder.{k}" for k in {**old["item_encoder"], **expected["item_encoder"]} if k != "codes_path"]
+    if "room" not in (stage.tokens or ()):
+        ignore += [f"item_encoder.{k}" for k in ROOM_ONLY_OPTIONS]
     if config_identity(old, ignore) != config_identity(expected, ignore):
         raise ConfigError(f"warmup.reuse_run: stage {stage.name} at {stage_dir} was trained with another config "
                           f"({'; '.join(differences(old, expected, ignore))}); reuse only the stages this chain "

@@ -267,3 +267,17 @@ def test_refusals_name_the_calling_commands_way_out(tmp_path):
     message = str(err.value)
     assert "train.lr 0.01 -> 0.001" in message and "choose another output.name or delete the folder to start again" in message
     assert "--overwrite" not in message and "--run-dir" not in message
+
+
+def test_an_encoder_option_at_its_default_is_the_same_config():
+    """``compose: concat`` written out and left unset are one config (a folder made before an option
+    existed keeps its identity); another value is a difference named with the default it replaces."""
+    from cva_rec.config import load_config
+    from cva_rec.run_folder import config_id, differences
+
+    base = ["item_encoder.name=lucid", "item_encoder.codes_path=codes.npz"]
+    unset, written, other = (load_config(None, base + extra) for extra in ([], ["item_encoder.compose=concat"],
+                                                                          ["item_encoder.compose=sum"]))
+    assert config_id(unset) == config_id(written) != config_id(other)
+    assert differences(unset, other) == ["item_encoder.compose 'concat' (default) -> 'sum'"]
+    assert differences(other, unset) == ["item_encoder.compose 'sum' -> 'concat' (default)"]

@@ -116,7 +116,8 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
     # ... but a stage this chain would train differently (another seed, budget or lr) is refused before
     # anything is written, naming what differs
     for change, named in (("train.seed=7", "train.seed 2020 -> 7"), ("warmup.finetune_lr=0.0001", "train.lr 0.001 -> 0.0001"),
-                          ("warmup.phase_out_span=2", "warmup.phase_out_span 1 -> 2"), ("dataset.cold_items=0.1", "dataset.cold_items")):
+                          ("warmup.phase_out_span=2", "warmup.phase_out_span 1 -> 2"), ("dataset.cold_items=0.1", "dataset.cold_items"),
+                          ("item_encoder.compose=sum", "item_encoder.compose 'concat' (default) -> 'sum'")):
         other = warmup_cfg(tmp_path, ml100k_codes, "output.name=other", "warmup.retire=everywhere", change,
                            f"warmup.reuse_run={out}", "warmup.reuse_stages=[id,slice,phase_out]")
         with pytest.raises(ConfigError, match="was trained with another config") as refused:
