@@ -17,6 +17,7 @@ and the wall time of the call that trained it (the whole chain for FLUID).
     cva-rec bench idfree                                         # 1 seed, the default short budget
     cva-rec bench idfree -- --seeds 2020 2021 2022 --variants id idfree
     cva-rec bench idfree -- --table-only                         # print what is there
+    cva-rec bench idfree -- --variants id fluid --ablations room_random room_e2   # warm-up choices, by measurement
 """
 from __future__ import annotations
 
@@ -46,6 +47,17 @@ RULES = {
     "eval-rows-all": ("  same checkpoint, prefix_rows: all (untrained rows read)", ["item_encoder.prefix_rows=all"]),
     "eval-zero": ("  same checkpoint, unseen_prefix: zero", ["item_encoder.unseen_prefix=zero"]),
 }
+#: FLUID chain ablations (--ablations): name -> (label, leading stages reused from fluid-s<seed>, overrides).
+#: Each changes one warm-up choice and retrains only the stages it touches (``warmup.reuse_run``).
+ABLATIONS = {
+    "ft_lr_5e-4": ("chain, fine-tune lr 5e-4 (stages 1-3)", ["id"], ["warmup.finetune_lr=0.0005"]),
+    "ft_lr_4e-3": ("chain, fine-tune lr 4e-3 (stages 1-3)", ["id"], ["warmup.finetune_lr=0.004"]),
+    "slice_e2": ("chain, slice stage 2 epochs", ["id"], ["warmup.slice_epochs=2"]),
+    "phase_e2": ("chain, phase-out 2 epochs (span 1)", ["id", "slice"], ["warmup.phase_out_epochs=2"]),
+    "room_e2": ("chain, room stage 2 epochs", ["id", "slice", "phase_out"], ["warmup.room_epochs=2"]),
+    "room_random": ("chain, room tables random (not from slice)", ["id", "slice", "phase_out"], ["warmup.room_init=random"]),
+    "chain_sum": ("chain, levels added (compose sum)", ["id"], ["item_encoder.compose=sum"]),
+}
 BUDGET = ["train.epochs=3", "train.limit_train_batches=0.25"]
 CHAIN = ["warmup.id_epochs=3", "warmup.slice_epochs=1", "warmup.phase_out_epochs=1", "warmup.phase_out_span=1",
          "warmup.room_epochs=1"]
@@ -58,8 +70,15 @@ def _sets(pairs) -> list[str]:
 
 
 def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> Path:
-    """Train (or resume) one (variant, seed); returns its folder. A finished folder is left alone."""
-    _, recipe, command = VARIANTS[name]
+    """Train (or resume) one (variant, seed); returns its folder. A finished folder is left alone.
+    ``name`` may be an ablation of the FLUID chain (trained on top of ``fluid-s<seed>``)."""
+    if name in ABLATIONS:
+        _, reuse, overrides = ABLATIONS[name]
+        base = train_variant("fluid", seed, runs, recipes, budget, chain)
+        extra = [*overrides, f"warmup.reuse_run={base}", f"warmup.reuse_stages=[{','.join(reuse)}]"]
+        _, recipe, command = VARIANTS["fluid"]
+    else:
+        (_, recipe, command), extra = VARIANTS[name], []
     run = runs / f"{name}-s{seed}"
     if (run / "metrics.json").is_file():
         return run
@@ -70,7 +89,7 @@ def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain
             sets.append("train.resume=true")
         cmd += ["--run-dir", str(run)]
     else:  # cva-rec warmup resumes on its own; its folder is output.dir / output.name
-        sets += [*chain, f"output.dir={runs}", f"output.name={run.name}"]
+        sets += [*chain, *extra, f"output.dir={runs}", f"output.name={run.name}"]
     print(f"[idfree] {' '.join(cmd[3:] + _sets(sets))}", flush=True)
     start = time.perf_counter()
     subprocess.run(cmd + _sets(sets), check=True)
@@ -103,9 +122,9 @@ def _stage_tests(run: Path) -> list:
     return [(m.get("stage"), m.get("test") or {}) for m in json.loads(path.read_text())["stages"]]
 
 
-def chain_stages(runs: Path, seeds) -> list:
-    """[(stage name, [test metrics of each seed that has the stage])] of the FLUID chain runs."""
-    per_seed = [_stage_tests(runs / f"fluid-s{s}") for s in seeds]
+def chain_stages(runs: Path, seeds, name: str = "fluid") -> list:
+    """[(stage name, [test metrics of each seed that has the stage])] of the FLUID chain runs (or an ablation's)."""
+    per_seed = [_stage_tests(runs / f"{name}-s{s}") for s in seeds]
     names = max(per_seed, key=len, default=[])
     return [(name, [st[i][1] for st in per_seed if len(st) > i]) for i, (name, _) in enumerate(names)]
 
@@ -142,7 +161,7 @@ def _row(label: str, tests: list, id_means: dict, wall: str = "-", n_cold: str =
                _ratio(means[("cold", "hr@20")][0], id_means.get(("cold", "hr@20"))), wall, n_cold])
 
 
-def table(runs: Path, variants, seeds) -> str:
+def table(runs: Path, variants, seeds, ablations=()) -> str:
     """The markdown table of ``variants`` over ``seeds`` (means +- std; ratios to the ID model's means)."""
     rows = []
     id_tests = [t for s in seeds if (t := _test_metrics(runs / f"id-s{s}"))]
@@ -160,6 +179,14 @@ def table(runs: Path, variants, seeds) -> str:
             rows.append(_row(rule_label, tests, id_means, wall, str(tests[0].get("cold", {}).get("n_users", "-"))))
         if name == "fluid":  # every stage of the chain, the last one being the row above
             rows += [_row(f"  chain stage: {stage}", tests, id_means) for stage, tests in chain_stages(runs, seeds)]
+    for name in ablations:
+        label, reuse, _ = ABLATIONS[name]
+        stages = chain_stages(runs, seeds, name)
+        walls = [json.loads(p.read_text())["wall_s"] for s in seeds if (p := runs / f"{name}-s{s}" / WALL_FILE).is_file()]
+        wall = f"{statistics.fmean(walls) / 60:.1f}" if walls else "-"
+        # the stages it trained (the reused ones are the chain's rows); the last one is the model it ends with
+        rows += [_row(f"{label}: {stage}", tests, id_means, wall if i == len(stages) - 1 else "-")
+                 for i, (stage, tests) in enumerate(stages) if stage not in reuse and tests]
     head = ["variant", "seeds"] + [f"{p} {m}" for p, m in COLUMNS] + ["/ID ndcg@10", "/ID cold hr@20", "wall min",
                                                                       "cold users"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -176,6 +203,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[2020])
     p.add_argument("--budget", nargs="*", default=BUDGET, help=f"overrides of every run (default: {' '.join(BUDGET)})")
     p.add_argument("--chain", nargs="*", default=CHAIN, help=f"stage lengths of the FLUID chain (default: {' '.join(CHAIN)})")
+    p.add_argument("--ablations", nargs="*", default=[], choices=list(ABLATIONS),
+                   help="FLUID chain ablations, one warm-up choice each, trained on top of the fluid runs "
+                        "(reusing the stages they do not change): " + "; ".join(f"{k}: {v[0]}" for k, v in ABLATIONS.items()))
     p.add_argument("--rules", action="store_true", help="also evaluate the ID-free checkpoints with the other prefix-table rules")
     p.add_argument("--table-only", action="store_true", help="train nothing; print the table of what is there")
     p.add_argument("--plot", type=Path, help="also write NDCG@10 per FLUID stage (mean +- std band over --seeds) to this PNG")
@@ -187,8 +217,10 @@ def main(argv=None) -> int:
                 run = train_variant(name, seed, args.runs, args.recipes, args.budget, args.chain)
                 if args.rules and name == "idfree":
                     evaluate_rules(run)
+            for name in args.ablations:
+                train_variant(name, seed, args.runs, args.recipes, args.budget, args.chain)
     print(f"budget: {' '.join(args.budget)}; chain: {' '.join(args.chain)}; runs: {args.runs}")
-    print(table(args.runs, args.variants, args.seeds))
+    print(table(args.runs, args.variants, args.seeds, args.ablations))
     if args.plot:
         plot_chain(args.runs, args.seeds, args.plot)
         print(f"wrote {args.plot}")

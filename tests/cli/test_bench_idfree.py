@@ -51,3 +51,17 @@ def test_chain_rows_are_stage_means_over_seeds_and_the_plot_is_written(tmp_path)
 
     plot_chain(tmp_path, [1, 2], tmp_path / "chain.png")
     assert (tmp_path / "chain.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ablation_rows_are_the_stages_it_trained(tmp_path):
+    """An ablation's rows are the stages it retrained (the reused ones are the chain's), by hand."""
+    _run(tmp_path / "id-s1", 0.10, 0.0)
+    _run(tmp_path / "room_e2-s1", 0.09, 0.01, wall=300)
+    stages = [{"stage": name, "test": {"ndcg@10": v, "cold": {"n_users": 10, "ndcg@10": 0.0, "hr@20": 0.01}}}
+              for name, v in (("id", 0.10), ("slice", 0.095), ("phase_out", 0.07), ("room", 0.09))]
+    (tmp_path / "room_e2-s1" / "stages.json").write_text(json.dumps({"stages": stages}))
+    lines = table(tmp_path, [], [1], ["room_e2"]).splitlines()
+    assert len(lines) == 3, lines  # header, rule, one row: only the room stage was trained
+    row = lines[2].split(" | ")
+    assert row[0].endswith("chain, room stage 2 epochs: room") and row[2] == "0.0900" and row[-4] == "0.90x"
+    assert row[-2] == "5.0"  # its wall time, on the stage it ends with
