@@ -26,6 +26,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from cva_rec.ranges import range_positions
+
 
 class UserHistory:
     """Items each user saw before an evaluation target, indexed by user id.
@@ -63,7 +65,7 @@ class UserHistory:
         if self._csr is None:
             lengths = self.lengths
             indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            self._csr = (indptr, np.asarray(self._items[_range_positions(self.starts, lengths)]))
+            self._csr = (indptr, np.asarray(self._items[range_positions(self.starts, lengths)]))
         return self._csr
 
     def of(self, user: int) -> np.ndarray:
@@ -73,13 +75,7 @@ class UserHistory:
         """-> (rows, items) of every (batch row, history item) pair, for masking scores."""
         lengths = self.lengths[user_ids]
         rows = np.repeat(np.arange(len(user_ids)), lengths)
-        return torch.from_numpy(rows), torch.from_numpy(np.asarray(self._items[_range_positions(self.starts[user_ids], lengths)]))
-
-
-def _range_positions(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """The positions ``starts[k] .. starts[k] + lengths[k] - 1`` of every range k, concatenated."""
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(starts, lengths) + offsets
+        return torch.from_numpy(rows), torch.from_numpy(np.asarray(self._items[range_positions(self.starts[user_ids], lengths)]))
 
 
 @dataclass

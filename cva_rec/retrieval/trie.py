@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import ConfigError
+from cva_rec.ranges import range_positions
 
 
 def _sort_paths(paths: np.ndarray, n_codes: int) -> np.ndarray:
@@ -130,10 +131,8 @@ class CodeTrie:
     def items_of_leaves(self, leaves: np.ndarray) -> np.ndarray:
         """Concatenated items of the given leaves (in leaf order; an item may repeat across views)."""
         leaves = np.asarray(leaves, dtype=np.int64)
-        starts, ends = self.leaf_ptr[leaves], self.leaf_ptr[leaves + 1]
-        lengths = ends - starts
-        idx = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-        return self.leaf_items[idx]
+        starts = self.leaf_ptr[leaves]
+        return self.leaf_items[range_positions(starts, self.leaf_ptr[leaves + 1] - starts)]
 
     def paths(self) -> np.ndarray:
         """Every leaf's full path [n_paths, L] (in leaf order), reconstructed from the arrays."""
