@@ -57,6 +57,8 @@ ABLATIONS = {
     "room_e2": ("chain, room stage 2 epochs", ["id", "slice", "phase_out"], ["warmup.room_epochs=2"]),
     "room_random": ("chain, room tables random (not from slice)", ["id", "slice", "phase_out"], ["warmup.room_init=random"]),
     "chain_sum": ("chain, levels added (compose sum)", ["id"], ["item_encoder.compose=sum"]),
+    "shared_tables": ("chain, room shares the slice tables", ["id", "slice", "phase_out"], ["item_encoder.shared_tables=true"]),
+    "level_wise": ("chain, level-wise decoding (no prefixes)", ["id"], ["item_encoder.decoding=level_wise"]),
 }
 BUDGET = ["train.epochs=3", "train.limit_train_batches=0.25"]
 CHAIN = ["warmup.id_epochs=3", "warmup.slice_epochs=1", "warmup.phase_out_epochs=1", "warmup.phase_out_span=1",
