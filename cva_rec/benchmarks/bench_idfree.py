@@ -52,9 +52,10 @@ RULES = {
 ABLATIONS = {
     "ft_lr_5e-4": ("chain, fine-tune lr 5e-4 (stages 1-3)", ["id"], ["warmup.finetune_lr=0.0005"]),
     "ft_lr_4e-3": ("chain, fine-tune lr 4e-3 (stages 1-3)", ["id"], ["warmup.finetune_lr=0.004"]),
-    "slice_e2": ("chain, slice stage 2 epochs", ["id"], ["warmup.slice_epochs=2"]),
     "phase_e2": ("chain, phase-out 2 epochs (span 1)", ["id", "slice"], ["warmup.phase_out_epochs=2"]),
     "room_e2": ("chain, room stage 2 epochs", ["id", "slice", "phase_out"], ["warmup.room_epochs=2"]),
+    "phase_e2_room_e2": ("chain, phase-out 2 epochs and room 2 epochs", ["id", "slice"],
+                         ["warmup.phase_out_epochs=2", "warmup.room_epochs=2"]),
     "room_random": ("chain, room tables random (not from slice)", ["id", "slice", "phase_out"], ["warmup.room_init=random"]),
     "chain_sum": ("chain, levels added (compose sum)", ["id"], ["item_encoder.compose=sum"]),
     "shared_tables": ("chain, room shares the slice tables", ["id", "slice", "phase_out"], ["item_encoder.shared_tables=true"]),
