@@ -83,7 +83,9 @@ def init_from_seed(module, seed: Mapping[str, torch.Tensor], allow_unused: tuple
         raise CheckpointError(f"previous stage's weights have other shapes: {bad[:5]}")
     module.load_state_dict({k: v for k, v in seed.items() if k in own}, strict=False)
     item_encoder_of(module.model).invalidate_cache()
-    return [k for k in own if k not in seed]
+    # a key that aliases a loaded tensor (shared_tables: room reads the slice tables) is not left at its init
+    loaded = {own[k].data_ptr() for k in seed if k in own and own[k].numel()}
+    return [k for k in own if k not in seed and not (own[k].numel() and own[k].data_ptr() in loaded)]
 
 
 def id_parameter_keys(module) -> tuple:

@@ -209,3 +209,21 @@ def test_resume_after_a_killed_stage(tmp_path, ml100k_codes):
     assert (tmp_path / "w" / "1-slice" / "seed.pt").is_file()
     slice_metrics = json.loads((tmp_path / "w" / "1-slice" / "metrics.json").read_text())
     assert slice_metrics["epochs_trained"] == 4  # resumed epochs + the rest, not 4 more
+
+
+def test_shared_room_tables_are_not_reported_as_new(tmp_path, ml100k_codes, ml100k_data):
+    """With shared_tables the room encoder reads the slice tables the seed filled: its keys are not
+    'left at their init' (the log once named them as new); with separate tables they are."""
+    from cva_rec.backbones import item_encoder_of
+    from cva_rec.training.run import build_module
+    from cva_rec.warmup.runner import init_from_seed, load_seed, save_seed, stage_config
+    from cva_rec.warmup.stages import STAGES
+
+    cfg = warmup_cfg(tmp_path, ml100k_codes)
+    slice_module = build_module(stage_config(cfg, STAGES["phase_out"], tmp_path, 2), ml100k_data)
+    item_encoder_of(slice_module.model).drop_id()
+    seed = load_seed(save_seed(slice_module, tmp_path / "seed.pt"))
+    for shared in (True, False):
+        room_cfg = warmup_cfg(tmp_path, ml100k_codes, f"item_encoder.shared_tables={str(shared).lower()}")
+        fresh = init_from_seed(build_module(stage_config(room_cfg, STAGES["room"], tmp_path, 3), ml100k_data), seed)
+        assert any("room_enc.embedding.tables" in k for k in fresh) is not shared, fresh
