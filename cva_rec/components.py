@@ -153,6 +153,9 @@ ENCODER_CATALOG.declare("lucid", options={
                             "depth (deeper levels treated as untrained), so items are also ranked by their prefixes, "
                             "as held-out items are", ge=0.0, lt=1.0),
     "candidate_id": flag(True, "the candidate vector includes the item ID (false: retired on the candidate side, FLUID Eq. 8)"),
+    "id_rows": choice("all", "ID rows an item reads: all (an item outside training, e.g. a held-out cold item, reads "
+                      "its never-trained random row) | trained (its ID vector is zero: it is scored by its codes alone; "
+                      "training is unchanged)", ("all", "trained")),
 })
 
 #: keyword arguments an encoder's ``__init__`` takes that are given by the framework, not the config

@@ -8,7 +8,8 @@ dropout (``item_encoder.level_dropout``: candidates' codes cut at a random depth
 ``RUNS/<variant>-s<seed>``; a finished one is read, not retrained, and an interrupted one resumes,
 so re-running the same command after a crash repeats nothing. ``--rules`` also evaluates each
 ID-free checkpoint with the other prefix-table rules (``prefix_rows: all`` = before issue 12, and
-``unseen_prefix: zero``): training is the same, only items outside training differ.
+``unseen_prefix: zero``), and each ID + room hybrid checkpoint with ``id_rows: trained`` (a held-out
+item's never-trained ID row left out): training is the same, only items outside training differ.
 
 Prints, per variant, mean +- std over the seeds of NDCG@10 / HR@10 / HR@20 overall, on warm and on
 cold test targets (users whose test item is held out), the ratios to the ID model (overall and cold)
@@ -42,10 +43,17 @@ VARIANTS = {
     "hybrid_sum": ("ID + room, levels added (hybrid, compose sum)", "cold_hybrid_sum.yaml", "train"),
     "fluid": ("FLUID chain -> slice + room, ID deleted", "cold_fluid.yaml", "warmup"),
 }
-#: extra evaluations of the ID-free checkpoints (--rules): folder name -> (label, overrides)
+#: extra evaluations of a variant's checkpoints (--rules): variant -> {folder name: (label, overrides)}.
+#: Training is the same; only how items outside training read their rows changes.
 RULES = {
-    "eval-rows-all": ("  same checkpoint, prefix_rows: all (untrained rows read)", ["item_encoder.prefix_rows=all"]),
-    "eval-zero": ("  same checkpoint, unseen_prefix: zero", ["item_encoder.unseen_prefix=zero"]),
+    "idfree": {
+        "eval-rows-all": ("  same checkpoint, prefix_rows: all (untrained rows read)", ["item_encoder.prefix_rows=all"]),
+        "eval-zero": ("  same checkpoint, unseen_prefix: zero", ["item_encoder.unseen_prefix=zero"]),
+    },
+    "hybrid_sum": {
+        "eval-id-rows-trained": ("  same checkpoints, id_rows: trained (held-out items: no random ID row)",
+                                 ["item_encoder.id_rows=trained"]),
+    },
 }
 #: FLUID chain ablations (--ablations): name -> (label, leading stages reused from fluid-s<seed>, overrides).
 #: Each changes one warm-up choice and retrains only the stages it touches (``warmup.reuse_run``).
@@ -101,8 +109,8 @@ def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain
     return run
 
 
-def evaluate_rules(run: Path) -> None:
-    for folder, (_, overrides) in RULES.items():
+def evaluate_rules(name: str, run: Path) -> None:
+    for folder, (_, overrides) in RULES.get(name, {}).items():
         out = run / folder
         if not (out / "eval_test_best.json").is_file():
             subprocess.run([sys.executable, "-m", "cva_rec.cli.main", "evaluate", str(run), "--no-progress",
@@ -171,7 +179,7 @@ def table(runs: Path, variants, seeds, ablations=()) -> str:
     id_means = {c: _summary([_value(t, *c) for t in id_tests])[0] for c in COLUMNS}
     for name in variants:
         label = VARIANTS[name][0]
-        for rule, rule_label in [(None, label)] + ([(r, lab) for r, (lab, _) in RULES.items()] if name == "idfree" else []):
+        for rule, rule_label in [(None, label)] + [(r, lab) for r, (lab, _) in RULES.get(name, {}).items()]:
             tests = [_test_metrics(runs / f"{name}-s{s}", rule) for s in seeds]
             tests = [t for t in tests if t]
             if not tests:
@@ -209,7 +217,8 @@ def main(argv=None) -> int:
     p.add_argument("--ablations", nargs="*", default=[], choices=list(ABLATIONS),
                    help="FLUID chain ablations, one warm-up choice each, trained on top of the fluid runs "
                         "(reusing the stages they do not change): " + "; ".join(f"{k}: {v[0]}" for k, v in ABLATIONS.items()))
-    p.add_argument("--rules", action="store_true", help="also evaluate the ID-free checkpoints with the other prefix-table rules")
+    p.add_argument("--rules", action="store_true", help="also evaluate the checkpoints of idfree with the other prefix-table "
+                   "rules and of hybrid_sum with id_rows: trained (same training; items outside it read other rows)")
     p.add_argument("--table-only", action="store_true", help="train nothing; print the table of what is there")
     p.add_argument("--plot", type=Path, help="also write NDCG@10 per FLUID stage (mean +- std band over --seeds) to this PNG")
     args = p.parse_args(argv)
@@ -218,8 +227,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:  # seed-major: the first seed of every variant comes first
             for name in args.variants:
                 run = train_variant(name, seed, args.runs, args.recipes, args.budget, args.chain)
-                if args.rules and name == "idfree":
-                    evaluate_rules(run)
+                if args.rules:
+                    evaluate_rules(name, run)
             for name in args.ablations:
                 train_variant(name, seed, args.runs, args.recipes, args.budget, args.chain)
     print(f"budget: {' '.join(args.budget)}; chain: {' '.join(args.chain)}; runs: {args.runs}")

@@ -73,7 +73,8 @@ class LucidEncoder(ItemEncoder):
                  slice_rule_train: str = "random",
                  slice_rule_eval: str = "first", prefix_rows: str = "trained", unseen_prefix: str = "backoff",
                  level_dropout: float = 0.0, id_scale: float = 1.0, candidate_id: bool = True, codes: Optional[SemanticCodes] = None,
-                 item_tokens: Optional[Sequence[str]] = None, trained_items: Optional[torch.Tensor] = None):
+                 id_rows: str = "all", item_tokens: Optional[Sequence[str]] = None,
+                 trained_items: Optional[torch.Tensor] = None):
         super().__init__(n_items, output_dim, None)
         tokens = [str(t) for t in ([tokens] if isinstance(tokens, str) else tokens)]
         for t in tokens:
@@ -101,6 +102,13 @@ class LucidEncoder(ItemEncoder):
         if "id" in self.kinds:
             self.table = nn.Embedding(n_items, output_dim, padding_idx=0)
             nn.init.normal_(self.table.weight, std=0.02)  # RecBole's initialisation of its item table
+            if check_choice("lucid id_rows", id_rows, ("all", "trained")) == "trained" and trained_items is not None:
+                # an item outside training gets a zero ID vector, not its random init (its row gets no gradient:
+                # training is the same either way)
+                keep = torch.as_tensor(trained_items, dtype=torch.bool)
+                if keep.shape != (n_items,):
+                    raise ConfigError(f"lucid: trained_items must be [n_items={n_items}] bool, got {tuple(keep.shape)}")
+                self.register_buffer("id_row_keep", keep.to(torch.float32).unsqueeze(-1), persistent=False)
         if content_kinds:
             codes = self._load_codes(codes, codes_path, item_tokens, n_items)
             common = dict(codes=codes, mode=mode, decoding=decoding, hash_size=hash_size, level_dim=level_dim, compose=compose,
@@ -203,7 +211,8 @@ class LucidEncoder(ItemEncoder):
         """The unscaled vector of one kind for each entry of ``items`` (any shape); a slice is drawn
         per entry by the rule of the current mode (so per occurrence in a history). ``depth``: level dropout."""
         if kind == "id":
-            return self.table(items)
+            g = self.table(items)
+            return g * self.id_row_keep[items] if hasattr(self, "id_row_keep") else g
         if kind == "slice":
             return self.slice_enc.embed_codes(self.slice_enc.slice_codes(items, training=self.training), depth)
         return self.room_enc.embed_codes(self.room_enc.item_codes(items), depth)

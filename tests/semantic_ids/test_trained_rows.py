@@ -159,3 +159,27 @@ def test_sum_compose_zero_rule_leaves_untrained_levels_out():
     out = emb.embed_codes(HELD_OUT)
     assert torch.allclose(out[0], _row(emb, HELD_OUT[0], 0) + _row(emb, HELD_OUT[0], 1))  # [0,2,2]: two trained prefixes
     assert torch.equal(out[1], torch.zeros(8))  # nothing of [1,0,0] trained
+
+
+def test_lucid_id_rows_trained_zeroes_the_id_vector_of_items_outside_training():
+    """``id_rows: trained``: a held-out item is scored by its codes alone (no random ID row added);
+    trained items and ``id_rows: all`` are unchanged."""
+    from cva_rec.encoders.lucid import LucidEncoder
+    from cva_rec.semantic_ids.codes import SemanticCodes
+
+    room = torch.cat([torch.full((1, 3), -1), ALL])
+    codes = SemanticCodes(room[:, None], room[:, None, 0] >= 0, room, 4, [str(i) for i in range(len(room))])
+    trained = torch.tensor([False, True, True, True, False, False])  # item 0 = padding; items 4, 5 held out
+    vectors = {}
+    for rows in ("all", "trained"):
+        torch.manual_seed(0)
+        enc = LucidEncoder(len(room), 12, tokens=["id", "room"], codes=codes, compose="sum", id_rows=rows,
+                           trained_items=trained).eval()
+        items = torch.arange(1, len(room))
+        vectors[rows] = enc.candidate_vectors(items)
+        content = enc.kind_vectors("room", items)
+    assert torch.equal(vectors["trained"][:3], vectors["all"][:3])  # trained items: ID row + codes, as before
+    assert torch.allclose(vectors["trained"][3:], content[3:])  # held out: the codes alone
+    assert not torch.allclose(vectors["all"][3:], content[3:])  # ... where "all" adds the random init row
+    with pytest.raises(ConfigError, match="id_rows"):
+        LucidEncoder(len(room), 12, tokens=["id", "room"], codes=codes, id_rows="some")
