@@ -59,7 +59,6 @@ RULES = {
 #: Each changes one warm-up choice and retrains only the stages it touches (``warmup.reuse_run``).
 ABLATIONS = {
     "ft_lr_5e-4": ("chain, fine-tune lr 5e-4 (stages 1-3)", ["id"], ["warmup.finetune_lr=0.0005"]),
-    "ft_lr_4e-3": ("chain, fine-tune lr 4e-3 (stages 1-3)", ["id"], ["warmup.finetune_lr=0.004"]),
     "phase_e2": ("chain, phase-out 2 epochs (span 1)", ["id", "slice"], ["warmup.phase_out_epochs=2"]),
     "room_e2": ("chain, room stage 2 epochs", ["id", "slice", "phase_out"], ["warmup.room_epochs=2"]),
     "phase_e2_room_e2": ("chain, phase-out 2 epochs and room 2 epochs", ["id", "slice"],
