@@ -6,7 +6,9 @@ ID-free from scratch (slice + room, no item-ID parameter anywhere) and the FLUID
 (``cva-rec warmup``, the ID deleted everywhere); ``idfree_dropout`` is ID-free trained with level
 dropout (``item_encoder.level_dropout``: candidates' codes cut at a random depth). Each (variant, seed) is its own run folder
 ``RUNS/<variant>-s<seed>``; a finished one is read, not retrained, and an interrupted one resumes,
-so re-running the same command after a crash repeats nothing. ``--rules`` also evaluates each
+so re-running the same command after a crash repeats nothing. A folder trained with another seed,
+``--budget`` or ``--chain`` than asked stops the call before anything runs (one line naming the key):
+one table is of one budget. ``--rules`` also evaluates each
 ID-free checkpoint with the other prefix-table rules (``prefix_rows: all`` = before issue 12, and
 ``unseen_prefix: zero``), and each ID + room hybrid checkpoint with ``id_rows: trained`` (a held-out
 item's never-trained ID row left out): training is the same, only items outside training differ.
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 
 from cva_rec.benchmarks import project_root
+from cva_rec.config import parse_override, read_recipe
 
 #: name -> (label, recipe, command)
 VARIANTS = {
@@ -79,9 +82,52 @@ def _sets(pairs) -> list[str]:
     return [a for kv in pairs for a in ("--set", kv)]
 
 
+def asked_settings(name: str, seed: int, budget, chain) -> list[str]:
+    """The overrides that make (variant, seed) what this call asks for: seed, budget, and for a FLUID chain
+    (or an ablation of it) the stage lengths and the ablation's own choice (later ones win)."""
+    asked = [f"train.seed={seed}", *budget]
+    if name in ABLATIONS:
+        asked += [*chain, *ABLATIONS[name][2]]
+    elif VARIANTS[name][2] == "warmup":
+        asked += chain
+    return asked
+
+
+def budget_mismatch(run: Path, asked) -> list[str]:
+    """``key: trained value (asked value)`` for each asked override that the folder's config.yaml does not
+    have. A finished folder is read, not retrained, so a table under another --budget would silently mix
+    budgets (and its header would name the wrong one) without this check."""
+    path = run / "config.yaml"
+    if not path.is_file():
+        return []
+    cfg = read_recipe(path)
+    wanted = {}
+    for text_ in asked:
+        keys, value = parse_override(text_)
+        wanted[tuple(keys)] = value
+    found = []
+    for keys, value in wanted.items():
+        node = cfg
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+        if node != value:
+            found.append(f"{'.'.join(keys)}: {node!r} (asked {value!r})")
+    return found
+
+
+def check_budget(name: str, seed: int, runs: Path, budget, chain) -> None:
+    """One clear line, nothing touched, when ``runs/<name>-s<seed>`` was trained with other settings."""
+    run = runs / f"{name}-s{seed}"
+    wrong = budget_mismatch(run, asked_settings(name, seed, budget, chain))
+    if wrong:
+        raise SystemExit(f"{run} was trained with other settings than asked ({'; '.join(wrong)}): pass the "
+                         "--budget / --chain it was trained with, or another --runs folder")
+
+
 def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> Path:
     """Train (or resume) one (variant, seed); returns its folder. A finished folder is left alone.
     ``name`` may be an ablation of the FLUID chain (trained on top of ``fluid-s<seed>``)."""
+    check_budget(name, seed, runs, budget, chain)
     if name in ABLATIONS:
         _, reuse, overrides = ABLATIONS[name]
         base = train_variant("fluid", seed, runs, recipes, budget, chain)
@@ -222,6 +268,9 @@ def main(argv=None) -> int:
     p.add_argument("--plot", type=Path, help="also write NDCG@10 per FLUID stage (mean +- std band over --seeds) to this PNG")
     args = p.parse_args(argv)
     args.runs.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:  # before training anything: the table must be of one budget
+        for name in [*args.variants, *args.ablations, *(["fluid"] if args.ablations else [])]:
+            check_budget(name, seed, args.runs, args.budget, args.chain)
     if not args.table_only:
         for seed in args.seeds:  # seed-major: the first seed of every variant comes first
             for name in args.variants:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import runpy
 import sys
 
+from cva_rec.errors import CvaRecError
+
 
 BENCHMARKS = {
     "fidelity": "bench_fidelity",
@@ -50,5 +52,8 @@ def run(args) -> int:
     try:
         runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
-        return int(exc.code or 0)
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        # a benchmark stops with SystemExit("what is wrong"): the same one line as every other cva-rec error
+        raise CvaRecError(str(exc.code)) from None
     return 0

@@ -65,3 +65,55 @@ def test_ablation_rows_are_the_stages_it_trained(tmp_path):
     row = lines[2].split(" | ")
     assert row[0].endswith("chain, room stage 2 epochs: room") and row[2] == "0.0900" and row[-4] == "0.90x"
     assert row[-2] == "5.0"  # its wall time, on the stage it ends with
+
+
+def _config(folder, **sections):
+    import yaml
+
+    (folder / "config.yaml").write_text(yaml.safe_dump(sections))
+
+
+def test_a_folder_trained_at_another_budget_is_refused_before_anything_runs(tmp_path):
+    """A finished folder is read, not retrained: asking for another budget must not print its figures
+    under the new budget's header (nor train the other variants first)."""
+    import pytest
+
+    from cva_rec.benchmarks.bench_idfree import main
+
+    _run(tmp_path / "id-s1", 0.10, 0.0)
+    _config(tmp_path / "id-s1", train={"seed": 1, "epochs": 3, "limit_train_batches": 0.25})
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit, match=r"id-s1 was trained with other settings.*train\.epochs: 3 \(asked 7\)"):
+        main(["--runs", str(tmp_path), "--variants", "id", "idfree", "--seeds", "1",
+              "--budget", "train.epochs=7", "train.limit_train_batches=0.25"])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing trained, nothing written
+    # the budget it was trained with reads it
+    assert main(["--runs", str(tmp_path), "--variants", "id", "--seeds", "1", "--table-only",
+                 "--budget", "train.epochs=3", "train.limit_train_batches=0.25"]) == 0
+
+
+def test_an_ablation_is_checked_against_the_chain_and_its_own_choice(tmp_path):
+    from cva_rec.benchmarks.bench_idfree import CHAIN, budget_mismatch, asked_settings
+
+    chain = {"id_epochs": 3, "slice_epochs": 1, "phase_out_epochs": 1, "phase_out_span": 1, "room_epochs": 2}
+    (tmp_path / "room_e2-s1").mkdir()
+    _config(tmp_path / "room_e2-s1", train={"seed": 1, "epochs": 3}, warmup=chain)
+    asked = asked_settings("room_e2", 1, ["train.epochs=3"], CHAIN)
+    assert budget_mismatch(tmp_path / "room_e2-s1", asked) == []  # the ablation's room_epochs=2 wins over the chain's 1
+    asked = asked_settings("room_e2", 1, ["train.epochs=3"], [*CHAIN, "warmup.id_epochs=7"])
+    assert budget_mismatch(tmp_path / "room_e2-s1", asked) == ["warmup.id_epochs: 3 (asked 7)"]
+
+
+def test_the_cli_prints_a_benchmark_stop_as_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    _run(tmp_path / "id-s1", 0.10, 0.0)
+    _config(tmp_path / "id-s1", train={"seed": 1, "epochs": 3})
+    out = subprocess.run([sys.executable, "-m", "cva_rec.cli.main", "bench", "idfree", "--", "--table-only",
+                          "--runs", str(tmp_path), "--variants", "id", "--seeds", "1", "--budget", "train.epochs=7"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [
+        f"cva-rec bench: error: {tmp_path / 'id-s1'} was trained with other settings than asked "
+        "(train.epochs: 3 (asked 7)): pass the --budget / --chain it was trained with, or another --runs folder"]
