@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
-from cva_rec.errors import ConfigError
+from cva_rec.errors import ConfigError, RunFolderError
 from cva_rec.sweep import Grid, SweepResult, SweepRun, train_in_subprocess, yaml_value
 
 
@@ -61,6 +61,14 @@ def trial_run(grid: Grid, out: Path, params: Dict[str, Any]) -> SweepRun:
     return SweepRun(name, overrides, None, out / name, cfg)
 
 
+def _check_folder(run: SweepRun) -> None:
+    """Same params, edited base recipe / ``fixed:``: the folder (and the study's score of it) is not this
+    search's result. One line, before anything is trained or told to the study."""
+    if (why := run.other_config()) is not None:
+        raise RunFolderError(f"{run.run_dir} holds a run of another config than this search gives it ({why}); nothing "
+                             f"was run: choose another --out, or delete {run.run_dir.parent} to search again")
+
+
 def _score(run: SweepRun) -> Optional[float]:
     try:
         metrics = json.loads((run.run_dir / "metrics.json").read_text())
@@ -83,6 +91,8 @@ def run_search(grid: Grid, n_trials: int, out_dir: Optional[str | Path] = None, 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=grid.path.stem, storage=f"sqlite:///{out / 'optuna.db'}", load_if_exists=True,
                                 direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    for earlier in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING]):
+        _check_folder(trial_run(grid, out, earlier.params))  # the base edited since: its scores are another config's
     for stale in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):  # killed mid-run
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
         study.enqueue_trial(stale.params)  # asked again with the same values: its folder resumes
@@ -93,6 +103,7 @@ def run_search(grid: Grid, n_trials: int, out_dir: Optional[str | Path] = None, 
         run = trial_run(grid, out, trial.params)
         result.runs.append(run)
         head = f"[{i + 1}/{n_trials}] {run.name} {trial.params}"
+        _check_folder(run)  # a folder left by a study whose optuna.db was removed
         if not run.finished:
             if run.started:
                 run.config["train"]["resume"] = True

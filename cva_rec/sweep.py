@@ -16,7 +16,9 @@ Grid file::
 Overrides apply in the order base <- fixed <- variant <- grid point. Each run's directory name is
 derived from its variant and grid values (``cva_m8-SASRec-s1``), so re-running the grid finds the
 same folders: a folder with ``metrics.json`` is finished and skipped; one without is re-run with
-``train.resume=true`` (Lightning continues from ``checkpoints/last.ckpt``).
+``train.resume=true`` (Lightning continues from ``checkpoints/last.ckpt``). A folder whose
+``config.yaml`` is another config than the grid now gives it stops the sweep before anything runs
+(:func:`check_folders_match`).
 
 Every run is trained in its own child process (``cva-rec train``) by default: the process's peak
 memory is then that run's alone (peak RSS only grows within a process), and a crash in one run
@@ -39,8 +41,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from cva_rec.config import read_recipe
-from cva_rec.errors import ConfigError, CvaRecError
+from cva_rec.config import load_config, read_recipe
+from cva_rec.errors import ConfigError, CvaRecError, RunFolderError
+from cva_rec.run_folder import differences
 
 log = logging.getLogger("cva_rec")
 
@@ -68,6 +71,37 @@ class SweepRun:
     @property
     def status(self) -> str:
         return "finished" if self.finished else "resume" if self.started else "new"
+
+    def other_config(self) -> Optional[str]:
+        """Why the folder's ``config.yaml`` is not this run's (None when it is, or when there is none).
+
+        Folder names come from the grid point only, so an edited base recipe or ``fixed:`` finds the
+        same folders: a finished one would be skipped and reported as if it were this config's. The
+        epoch count counts for a finished run (it was trained to its own); an unfinished one may
+        raise it on resume, as ``cva-rec train`` allows."""
+        path = self.run_dir / "config.yaml"
+        if not path.is_file():
+            return None
+        try:
+            old = load_config(path)
+        except ConfigError as exc:
+            return f"its config.yaml is not a valid config here: {exc}"
+        diffs = differences(old, self.config)
+        if self.finished and old["train"]["epochs"] != self.config["train"]["epochs"]:
+            diffs.append(f"train.epochs {old['train']['epochs']!r} -> {self.config['train']['epochs']!r}")
+        return "; ".join(diffs) or None
+
+
+def check_folders_match(runs: Sequence[SweepRun], out: Path) -> None:
+    """Raise one line, before anything runs, when run folders hold runs of another config than the grid
+    now gives them (see :meth:`SweepRun.other_config`)."""
+    stale = [(run.name, why) for run in runs if (why := run.other_config())]
+    if stale:
+        name, why = stale[0]
+        more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""
+        raise RunFolderError(f"{out}: run folder {name}{more} holds a run of another config than the grid gives it "
+                             f"({why}); nothing was run: choose another --out, or delete those folders to train "
+                             "them again")
 
 
 @dataclass
@@ -174,8 +208,6 @@ def run_names(points: Sequence[Tuple[Optional[str], Sequence[Tuple[str, Any]]]])
 
 def expand(grid: Grid, out_dir: Optional[str | os.PathLike] = None) -> List[SweepRun]:
     """All runs of the grid, each config loaded and validated (bad keys fail here, before any training)."""
-    from cva_rec.config import load_config
-
     out = Path(out_dir) if out_dir else grid.out or Path("runs") / grid.path.stem
     variants = list(grid.variants.items()) or [(None, [])]
     points = []
@@ -246,6 +278,7 @@ def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress:
     ``cluster``: hand the unfinished runs to a cluster through submitit instead (see :func:`submit_runs`).
     """
     runs = expand(grid, out_dir)
+    check_folders_match(runs, runs[0].run_dir.parent if runs else Path("."))
     result = SweepResult(runs)
     if cluster is not None:
         return submit_runs(runs, result, cluster, printer)

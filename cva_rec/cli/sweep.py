@@ -45,7 +45,9 @@ def run(args) -> int:
     if args.dry_run:
         runs = expand(grid, args.out)
         for i, r in enumerate(runs, 1):
-            print(f"[{i}/{len(runs)}] {r.name} ({r.status}): {' '.join(r.overrides)}")
+            why = r.other_config()
+            status = f"{r.status}, but holds another config: {why}" if why else r.status
+            print(f"[{i}/{len(runs)}] {r.name} ({status}): {' '.join(r.overrides)}")
         todo = sum(not r.finished for r in runs)
         print(f"{len(runs)} runs, {todo} to train, into {runs[0].run_dir.parent if runs else '-'}")
         return 0

@@ -56,3 +56,21 @@ def test_a_trial_killed_mid_run_is_asked_again_with_its_values(tmp_path):
     result = run_search(grid, 1, out, printer=lines.append)
     assert result.trained == [trial_run(grid, out, killed.params).name]
     assert "resuming" in lines[0]
+
+
+def test_an_edited_base_does_not_reuse_the_studys_trials(tmp_path, capsys):
+    """Trial folders are named by their params only: after the base recipe changes, the finished trials (and the
+    study's scores of them) are another config's; one line, nothing trained, nothing lost."""
+    spec = dict(base={"model": {"name": "SASRec"}, "item_encoder": {"name": "id"}}, search={"model.hidden_size": [16]})
+    out = tmp_path / "search"
+    args = ["sweep", str(tmp_path / "grid.yaml"), "--out", str(out), "--no-report", "--optuna", "1"]
+    write_grid(tmp_path, fixed={**TINY, "dataset.engine": "streaming"}, **spec)
+    assert main(args) == 0
+    capsys.readouterr()
+    (metrics,) = out.glob("trial-*/metrics.json")
+    stamp = metrics.stat().st_mtime_ns
+    write_grid(tmp_path, fixed={**TINY, "dataset.engine": "streaming", "train.lr": 0.01}, **spec)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run of another config than this search gives it" in err[0], err
+    assert "train.lr" in err[0] and metrics.stat().st_mtime_ns == stamp

@@ -117,3 +117,15 @@ def test_real_tiny_sweep_then_skipped(tmp_path, capsys):
     assert metrics_path.stat().st_mtime_ns == stamp
     assert main(["sweep", str(grid), "--out", str(out), "--dry-run"]) == 0
     assert "SASRec-s3 (finished)" in capsys.readouterr().out
+
+    # the grid edited since (same folder names): the finished run is another config's, not skipped as this one's
+    for fixed, diff in (({**TINY, "train.limit_train_batches": 4}, "train.limit_train_batches 3 -> 4"),
+                        ({**TINY, "train.epochs": 2}, "train.epochs 1 -> 2")):
+        edited = write_grid(tmp_path, base={"model": {"name": "SASRec"}, "item_encoder": {"name": "id"}}, fixed=fixed,
+                            grid={"model.name": ["SASRec"], "train.seed": [3]})
+        assert main(["sweep", str(edited), "--out", str(out), "--no-report"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "run folder SASRec-s3 holds a run of another config" in err[0] and diff in err[0], err
+        assert metrics_path.stat().st_mtime_ns == stamp  # nothing trained, nothing lost
+        assert main(["sweep", str(edited), "--out", str(out), "--dry-run"]) == 0
+        assert f"SASRec-s3 (finished, but holds another config: {diff})" in capsys.readouterr().out
