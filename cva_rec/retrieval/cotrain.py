@@ -178,7 +178,10 @@ def cotrain(model: GRDR, indptr: np.ndarray, items: np.ndarray, s: CotrainSettin
     def run(level, phase, epochs):
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            losses = _epoch(model, opt, s, indptr, items, level, phase, rng, gen, device)
+            # RecBole's sine.py switches autograd anomaly detection on, process-wide, when its model zoo is
+            # imported (a SASRec reranker loads it); Lightning's fit switches it off, this loop does the same
+            with torch.autograd.set_detect_anomaly(False):
+                losses = _epoch(model, opt, s, indptr, items, level, phase, rng, gen, device)
             rec = {"level": level + 1, "phase": phase, "epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2),
                    **{k: round(v, 5) for k, v in losses.items()}}
             records.append(rec)

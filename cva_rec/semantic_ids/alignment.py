@@ -106,22 +106,24 @@ def fit_projection(item_vectors, pairs: np.ndarray, out_dim: int = 128, epochs: 
     local_t = torch.from_numpy(local)
     report = AlignmentReport(len(pairs), rows)
     t0 = time.perf_counter()
-    for _ in range(epochs):
-        total, steps = 0.0, 0
-        for idx in torch.randperm(len(local_t), generator=gen).split(batch_size):
-            if len(idx) < 2:
-                continue
-            a, b = local_t[idx, 0].to(device), local_t[idx, 1].to(device)
-            za = nn.functional.normalize(model(vectors[a]), dim=-1)
-            zb = nn.functional.normalize(model(vectors[b]), dim=-1)
-            logits = za @ zb.T / temperature
-            target = torch.arange(len(idx), device=device)
-            loss = 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, steps = total + float(loss.detach()), steps + 1
-        report.epoch_losses.append(total / max(steps, 1))
+    # anomaly detection off, as under Lightning's fit: RecBole's sine.py switches it on process-wide at import
+    with torch.autograd.set_detect_anomaly(False):
+        for _ in range(epochs):
+            total, steps = 0.0, 0
+            for idx in torch.randperm(len(local_t), generator=gen).split(batch_size):
+                if len(idx) < 2:
+                    continue
+                a, b = local_t[idx, 0].to(device), local_t[idx, 1].to(device)
+                za = nn.functional.normalize(model(vectors[a]), dim=-1)
+                zb = nn.functional.normalize(model(vectors[b]), dim=-1)
+                logits = za @ zb.T / temperature
+                target = torch.arange(len(idx), device=device)
+                loss = 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total, steps = total + float(loss.detach()), steps + 1
+            report.epoch_losses.append(total / max(steps, 1))
     report.seconds = time.perf_counter() - t0
     if not all(math.isfinite(x) for x in report.epoch_losses):
         raise ConfigError(f"collaborative alignment diverged (losses {report.epoch_losses}); lower --align-lr")

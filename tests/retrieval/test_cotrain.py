@@ -82,3 +82,17 @@ def test_fixed_single_view_codes_train_the_retriever_only():
     assert [r["phase"] for r in records] == ["train"] * 4
     assert records[-1]["ce"] < records[0]["ce"]  # the decoder learns the fixed paths
     assert torch.equal(model.item_codes(), fixed)
+
+
+def test_cotraining_runs_with_anomaly_detection_off_after_recbole_switched_it_on(monkeypatch):
+    """RecBole's sine.py switches autograd anomaly detection on, process-wide, at import (a SASRec reranker
+    imports the model zoo); this loop is not Lightning's, so it switches it off itself, and back after."""
+    seen = []
+    states = GenerativeRetriever.sequence_states
+    monkeypatch.setattr(GenerativeRetriever, "sequence_states",
+                        lambda self, *a, **k: seen.append(torch.is_anomaly_enabled()) or states(self, *a, **k))
+    content, indptr, items = toy()
+    with torch.autograd.set_detect_anomaly(True):
+        cotrain(model_for(content, views=2), indptr, items, FAST)
+        assert torch.is_anomaly_enabled()
+    assert seen and not any(seen)

@@ -80,3 +80,20 @@ def test_tokenize_align_on_a_cold_split(tmp_path, ml100k_text_store):
         segs = torch.from_numpy(np.asarray(feats[0, : counts[0]], dtype=np.float32)) @ weight.T
         assert torch.equal(codes.slice_codes[r, : counts[0], :2], tok.encode(segs))
         assert (codes.room_codes[r] >= 0).all()
+
+
+def test_alignment_trains_with_anomaly_detection_off_after_recbole_switched_it_on(monkeypatch):
+    """RecBole's sine.py switches autograd anomaly detection on process-wide at import; the alignment loop
+    (not Lightning's) switches it off itself, and restores it after."""
+    from cva_rec.semantic_ids.alignment import CollaborativeProjection
+
+    seen = []
+    forward = CollaborativeProjection.forward
+    monkeypatch.setattr(CollaborativeProjection, "forward",
+                        lambda self, x: seen.append(torch.is_anomaly_enabled()) or forward(self, x))
+    x = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    pairs = np.stack([np.arange(19), np.arange(1, 20)], 1)
+    with torch.autograd.set_detect_anomaly(True):
+        fit_projection(x, pairs, out_dim=4, epochs=1, batch_size=8, seed=0)
+        assert torch.is_anomaly_enabled()
+    assert seen and not any(seen)
