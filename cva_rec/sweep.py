@@ -92,14 +92,14 @@ class SweepRun:
         return "; ".join(diffs) or None
 
 
-def check_folders_match(runs: Sequence[SweepRun], out: Path) -> None:
+def check_folders_match(runs: Sequence[SweepRun]) -> None:
     """Raise one line, before anything runs, when run folders hold runs of another config than the grid
     now gives them (see :meth:`SweepRun.other_config`)."""
-    stale = [(run.name, why) for run in runs if (why := run.other_config())]
+    stale = [(run, why) for run in runs if (why := run.other_config())]
     if stale:
-        name, why = stale[0]
+        run, why = stale[0]
         more = f" and {len(stale) - 1} more" if len(stale) > 1 else ""
-        raise RunFolderError(f"{out}: run folder {name}{more} holds a run of another config than the grid gives it "
+        raise RunFolderError(f"{run.run_dir.parent}: run folder {run.name}{more} holds a run of another config than the grid gives it "
                              f"({why}); nothing was run: choose another --out, or delete those folders to train "
                              "them again")
 
@@ -278,7 +278,7 @@ def run_sweep(grid: Grid, out_dir: Optional[str | os.PathLike] = None, progress:
     ``cluster``: hand the unfinished runs to a cluster through submitit instead (see :func:`submit_runs`).
     """
     runs = expand(grid, out_dir)
-    check_folders_match(runs, runs[0].run_dir.parent if runs else Path("."))
+    check_folders_match(runs)
     result = SweepResult(runs)
     if cluster is not None:
         return submit_runs(runs, result, cluster, printer)

@@ -101,10 +101,7 @@ def budget_mismatch(run: Path, asked) -> list[str]:
     if not path.is_file():
         return []
     cfg = read_recipe(path)
-    wanted = {}
-    for text_ in asked:
-        keys, value = parse_override(text_)
-        wanted[tuple(keys)] = value
+    wanted = {tuple(keys): value for keys, value in map(parse_override, asked)}  # a later override wins
     found = []
     for keys, value in wanted.items():
         node = cfg
@@ -126,8 +123,8 @@ def check_budget(name: str, seed: int, runs: Path, budget, chain) -> None:
 
 def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> Path:
     """Train (or resume) one (variant, seed); returns its folder. A finished folder is left alone.
-    ``name`` may be an ablation of the FLUID chain (trained on top of ``fluid-s<seed>``)."""
-    check_budget(name, seed, runs, budget, chain)
+    ``name`` may be an ablation of the FLUID chain (trained on top of ``fluid-s<seed>``). ``main`` has
+    checked every folder it will read against the asked budget (:func:`check_budget`)."""
     if name in ABLATIONS:
         _, reuse, overrides = ABLATIONS[name]
         base = train_variant("fluid", seed, runs, recipes, budget, chain)
