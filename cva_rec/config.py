@@ -170,8 +170,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "mask_history": flag(True, "give the user's earlier items -inf before ranking (RecBole's sequential evaluator does not)"),
         "negatives": integer(None, "null = full ranking over all items; N = rank the target among N sampled negatives "
                              "(never the target or the user's history; a function of train.seed and the user)", min=1, nullable=True),
-        "negatives_sampler": choice("popularity", "with eval.negatives: uniform (SASRec / BERT4Rec protocol) | popularity "
-                                    "(training-target counts; the CVA paper's App. A)", ("uniform", "popularity")),
+        "negatives_sampler": choice("uniform", "with eval.negatives: uniform (every item alike: the SASRec / BERT4Rec protocol, "
+                                    "RecBole's uni100) | popularity (training-target counts; the CVA paper's App. A)",
+                                    ("uniform", "popularity")),
         "valid_metric": text("ndcg@10", "metric for the best checkpoint and early stopping", rule=_metric_at_k),
         "popularity_buckets": integer(10, "break test metrics down by this many target-popularity buckets (0 = off)", min=0),
         "catalogue_chunk": integer(0, "full ranking against the catalogue in chunks of this many items (0 = all at once): memory "

@@ -11,7 +11,7 @@ def register(sub) -> None:
         help="evaluate a trained run's checkpoint on the test (or validation) split",
         description="Rebuild the model from RUN_DIR/config.yaml, load a checkpoint (default: best.ckpt) and "
         "rank the held-out items. Eval settings can be changed with --set eval.KEY=VALUE, e.g. "
-        "--set eval.negatives=100 for popularity-sampled evaluation.",
+        "--set eval.negatives=100 for 100 uniform negatives (add --set eval.negatives_sampler=popularity to draw them by popularity).",
     )
     p.add_argument("run_dir", help="a run directory written by `cva-rec train`")
     p.add_argument("--checkpoint", help="checkpoint file (default: RUN_DIR/checkpoints/best.ckpt)")

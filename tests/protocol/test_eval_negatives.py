@@ -65,3 +65,31 @@ def test_sampled_softmax_logq_is_its_sampling_distribution(alpha):
     draws = torch.multinomial(loss.sample_probs, 20000, replacement=True, generator=torch.Generator().manual_seed(0))
     freq = torch.bincount(draws, minlength=5).double() / 20000
     assert np.allclose(freq[1:].numpy(), (q / q.sum()).numpy(), atol=0.02)
+
+
+def test_default_sampler_is_uniform_like_a_numpy_reference(ml100k_cfg, ml100k_data):
+    """eval.negatives alone draws uniformly (SASRec / BERT4Rec, RecBole's uni100): over many seeds every item
+    outside one user's history and target is drawn equally often, as a plain numpy count expects."""
+    from cva_rec.config import load_config
+
+    sampler = load_config(None, ["eval.negatives=100"])["eval"]["negatives_sampler"]
+    assert sampler == "uniform"
+    users, targets, hists = raw_protocol(ml100k_cfg, ml100k_data)  # the independent reader's histories
+    row, n, draws = 0, 100, 1500
+    user = int(users[row])
+    pairs = ml100k_data.test_history.index_pairs(np.array([user]))
+    target = torch.as_tensor([ml100k_data.sequences.of(user)[-1]])
+    weights = negative_weights(ml100k_data.item_popularity, sampler)
+    counts = np.zeros(ml100k_data.n_items, dtype=np.int64)
+    for seed in range(draws):
+        negs = sample_negatives_per_user(weights, torch.tensor([user]), n, seed, targets=target, history=pairs)
+        np.add.at(counts, negs.numpy().ravel(), 1)
+    # the reference: the items to exclude come from the raw file's reader, not from the sampler's inputs
+    excluded = {0, int(targets[row]), *np.asarray(hists[row]).tolist()}
+    allowed = np.array([i for i in range(ml100k_data.n_items) if i not in excluded])
+    assert counts[sorted(excluded)].sum() == 0  # never padding, the history or the target
+    expected = draws * n / len(allowed)  # each allowed item is in a draw with probability n / len(allowed)
+    std = np.sqrt(expected * (1 - n / len(allowed)))
+    assert np.abs(counts[allowed] - expected).max() < 5 * std, (counts[allowed].min(), counts[allowed].max(), expected)
+    chi2 = float((((counts[allowed] - expected) / std) ** 2).mean())
+    assert 0.8 < chi2 < 1.2, chi2  # popularity sampling gives far more than 1 here
