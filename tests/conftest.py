@@ -56,3 +56,17 @@ def ml100k_codes(ml100k_text_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("codes")
     assert main(["tokenize", str(ml100k_text_store), "--out", str(out), "--levels", "3", "--codes", "16"]) == 0
     return out / "codes.npz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hash_cache_in_tmp(tmp_path_factory):
+    """Remembered file digests (cva_rec.fingerprints) go to a temporary folder, never the user's cache."""
+    import os
+
+    old = os.environ.get("CVA_REC_CACHE_DIR")
+    os.environ["CVA_REC_CACHE_DIR"] = str(tmp_path_factory.mktemp("cva_rec_cache"))
+    yield
+    if old is None:
+        os.environ.pop("CVA_REC_CACHE_DIR", None)
+    else:
+        os.environ["CVA_REC_CACHE_DIR"] = old
