@@ -3,7 +3,7 @@
 Applied once, the moment RecBole is first imported: ``cva_rec/__init__.py`` calls :func:`install`,
 which puts a finder in front of ``sys.meta_path`` that applies the shims when the name ``recbole``
 is looked up (or applies them at once if RecBole is already imported). So ``import cva_rec`` (and
-``import cva_rec.config``) costs neither torch nor numpy, and code that never touches RecBole (the
+``import cva_rec.config.schema``) costs neither torch nor numpy, and code that never touches RecBole (the
 offline ``data_prep`` pipeline) runs without the shims. Each shim fixes one known upstream breakage
 (no RecBole release fixes them yet):
 

@@ -16,7 +16,7 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     def __init__(self, kind: str, on_register: Optional[Callable[[str, Any], None]] = None):
         """``on_register(name, obj)`` runs before an entry is added (e.g. to tie it to its declaration
-        in :mod:`cva_rec.components`); an exception from it refuses the entry."""
+        in :mod:`cva_rec.config.components`); an exception from it refuses the entry."""
         self.kind = kind
         self._entries: Dict[str, T] = {}
         self._on_register = on_register

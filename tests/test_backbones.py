@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from cva_rec.backbones import BACKBONES, build_backbone, item_encoder_of, seq_output
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.encoders.lucid import KINDS
 from tests.conftest import small_overrides
 
@@ -29,7 +29,7 @@ def make_cfg(tmp_path, model, *extra):
 
 
 def make_model(cfg, data, seed=0):
-    from cva_rec.data import recbole_config
+    from cva_rec.data.dataset import recbole_config
 
     torch.manual_seed(seed)
     # the dataset is shared; RecBole's per-model hyper-parameters come from this model's own Config
@@ -109,7 +109,7 @@ def test_id_backbones_are_recbole_bit_for_bit(tmp_path, ml100k_data, batch, mode
     """Same seed -> same initial weights, same user states, same loss, same scores as RecBole's own class."""
     from recbole.utils import get_model, init_seed
 
-    from cva_rec.data import recbole_config
+    from cva_rec.data.dataset import recbole_config
 
     cfg = make_cfg(tmp_path, model_name)
     config = recbole_config(cfg)

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from cva_rec.cold_items import choose_cold_items, rows_to_keep
-from cva_rec.config import load_config
+from cva_rec.data.cold_items import choose_cold_items, rows_to_keep
+from cva_rec.config.schema import load_config
 from cva_rec.errors import ConfigError
 from cva_rec.training.evaluation import RankCollector, metrics_from_ranks
 from tests.conftest import small_overrides
@@ -37,7 +37,7 @@ def test_rows_to_keep_by_hand():
 
 @pytest.fixture(scope="module")
 def cold_data(tmp_path_factory):
-    from cva_rec.data import build_data
+    from cva_rec.data.dataset import build_data
 
     cfg = load_config(None, small_overrides(tmp_path_factory.mktemp("cold"), "dataset.cold_items=0.1"))
     return cfg, build_data(cfg)
@@ -76,7 +76,7 @@ def test_no_held_out_item_in_any_training_or_validation_tensor(cold_data):
 
 def test_cold_targets_match_an_independent_reading_of_the_file(cold_data):
     """Which users get a held-out test item, from the raw .inter file with pandas alone."""
-    from cva_rec.data import bundled_data_path
+    from cva_rec.data.dataset import bundled_data_path
 
     cfg, data = cold_data
     raw = pd.read_csv(bundled_data_path() / "ml-100k" / "ml-100k.inter", sep="\t", dtype=str)

@@ -1,16 +1,16 @@
-"""The component catalogs (cva_rec/components.py) agree with the registries of the implementations,
+"""The component catalogs (cva_rec/config/components.py) agree with the registries of the implementations,
 and validating a config imports neither torch nor RecBole."""
 import subprocess
 import sys
 
 import pytest
 
-from cva_rec.components import (BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, FRAMEWORK_ARGUMENTS,
+from cva_rec.config.components import (BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, FRAMEWORK_ARGUMENTS,
                                 encoder_signature_options)
 
 
 def test_loading_a_config_imports_neither_torch_nor_recbole():
-    code = ("import sys; import cva_rec.config as c; "
+    code = ("import sys; import cva_rec.config.schema as c; "
             "c.load_config(None, ['train.lr=1e-4', 'loss.name=sampled_softmax', 'item_encoder.name=cva', 'item_encoder.depth=2']); "
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'recbole', 'lightning', 'numpy', 'pandas')); "
             "print(heavy); sys.exit(1 if heavy else 0)")
@@ -38,9 +38,9 @@ def test_every_builtin_encoder_is_declared_with_its_signature():
 
 def test_every_builtin_registration_was_declared():
     """In a fresh process (no plugins), importing every implementation declares nothing on the fly:
-    each registered built-in encoder, loss and backbone has its entry in cva_rec/components.py."""
+    each registered built-in encoder, loss and backbone has its entry in cva_rec/config/components.py."""
     code = ("import cva_rec.encoders, cva_rec.backbones, cva_rec.training.losses\n"
-            "from cva_rec.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG\n"
+            "from cva_rec.config.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG\n"
             "from cva_rec.encoders import ENCODERS\nfrom cva_rec.backbones import BACKBONES\n"
             "from cva_rec.training.losses import LOSSES\n"
             "for reg, cat in ((ENCODERS, ENCODER_CATALOG), (BACKBONES, BACKBONE_CATALOG), (LOSSES, LOSS_CATALOG)):\n"
@@ -52,7 +52,7 @@ def test_every_builtin_registration_was_declared():
 
 
 def test_an_encoder_that_drifts_from_its_declaration_is_refused_at_registration():
-    from cva_rec.components import declare_encoder_class
+    from cva_rec.config.components import declare_encoder_class
     from cva_rec.encoders import ItemEncoder
 
     class Drifted(ItemEncoder):
@@ -70,7 +70,7 @@ def test_an_encoder_that_drifts_from_its_declaration_is_refused_at_registration(
 
 
 def test_a_plugin_encoder_is_declared_from_its_signature():
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.encoders import ItemEncoder, register_encoder
 
     @register_encoder("test_components_plugin")
@@ -84,7 +84,7 @@ def test_a_plugin_encoder_is_declared_from_its_signature():
 
 
 def test_warmup_stage_names_have_one_spelling():
-    from cva_rec.config import SCHEMA, WARMUP_STAGE_NAMES
+    from cva_rec.config.schema import SCHEMA, WARMUP_STAGE_NAMES
     from cva_rec.warmup.stages import FLUID, STAGES
 
     assert tuple(STAGES) == WARMUP_STAGE_NAMES and SCHEMA["warmup"]["stages"].default == FLUID

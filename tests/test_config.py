@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from cva_rec.config import SCHEMA, load_config
+from cva_rec.config.schema import SCHEMA, load_config
 from cva_rec.errors import ConfigError
 
 
@@ -62,7 +62,7 @@ def test_every_recipe_loads():
 
 def test_docs_list_every_config_key():
     from tests.conftest import REPO
-    from cva_rec.config import all_sections
+    from cva_rec.config.schema import all_sections
 
     doc = (REPO / "docs" / "config.md").read_text()
     for sec, keys in all_sections().items():

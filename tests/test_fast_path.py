@@ -12,7 +12,7 @@ from cva_rec.backbones.fast_path import QuantizedDropout
 from cva_rec.backbones.fast_sasrec import FastSASRec, SdpaMultiHeadAttention
 from cva_rec.backbones.fast_variants import FastGRU4Rec, FastNextItNet
 from cva_rec.backbones.sasrec import TokenSASRec
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.training.trainer import cpu_has_bf16, precision_of
 from tests.conftest import small_overrides
 
@@ -86,7 +86,7 @@ def test_fast_variants_precision_and_compiled_forward(tmp_path):
     assert precision_of({**tr, "precision": "16-mixed"}) == "16-mixed"  # an explicit choice is kept
     assert precision_of({**tr, "fast": False}) == "32-true"
     # torch.compile: the compiled forward gives the eager forward's outputs (NextItNet: the quickest to compile)
-    from cva_rec.data import build_data
+    from cva_rec.data.dataset import build_data
 
     models, data = {}, None
     for compiled in (False, True):

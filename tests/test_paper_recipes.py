@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cva_rec.sweep import expand, load_grid
+from cva_rec.jobs.sweep import expand, load_grid
 from tests.conftest import REPO
 
 RECIPES = REPO / "recipes"
@@ -33,7 +33,7 @@ def test_every_grid_expands_to_valid_configs(grid_path, tmp_path):
 
 
 def test_microlens_protocol_and_table_sizes():
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
 
     cfg = load_config(RECIPES / "microlens" / "cva_base.yaml")
     assert cfg["dataset"]["name"] == "microlens-100k" and cfg["content"]["store"].startswith("data/microlens/features/")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from tests.conftest import small_overrides
 
 PINNED_KEYS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")

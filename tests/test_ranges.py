@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cva_rec.ranges import range_positions
+from cva_rec.data.ranges import range_positions
 
 
 def test_range_positions_equal_a_loop():

@@ -3,7 +3,7 @@
 Each built-in backbone is a thin subclass of RecBole's model (one file each) that reads the
 encoder's token layout in ``forward`` and inherits RecBole's ``calculate_loss``, ``predict`` and
 ``full_sort_predict`` unchanged; ``seam.py`` holds the ``nn.Embedding`` look-alike they read
-items through. The names are declared for config validation in ``cva_rec/components.py``
+items through. The names are declared for config validation in ``cva_rec/config/components.py``
 (``BACKBONE_CATALOG``); register your own with ``BACKBONES.register(name, Backbone(name, cls))``.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from cva_rec.backbones.nextitnet import TokenNextItNet
 from cva_rec.backbones.sasrec import TokenSASRec
 from cva_rec.backbones.seam import ItemEmbeddingAdapter
 from cva_rec.backbones.stamp import TokenSTAMP
-from cva_rec.components import BACKBONE_CATALOG, declare_backbone
+from cva_rec.config.components import BACKBONE_CATALOG, declare_backbone
 from cva_rec.encoders import ItemEncoder, build_encoder
 from cva_rec.encoders.tokens import EncodedItems
 from cva_rec.features.content import ItemContent

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["project_root"]
+
 
 def project_root() -> Path:
     """The source checkout holding this package, or (installed from a wheel) the working directory."""

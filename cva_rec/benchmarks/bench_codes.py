@@ -31,8 +31,8 @@ def cold_pairs(data) -> np.ndarray:
 
 def main(argv=None) -> int:
     import cva_rec  # noqa: F401
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.semantic_ids.alignment import training_pairs
     from cva_rec.semantic_ids.codes import SemanticCodes
     from cva_rec.semantic_ids.diagnostics import behaviour_agreement, code_diagnostics

@@ -161,8 +161,8 @@ def child_run(spec: Dict[str, Any]) -> Dict[str, Any]:
 
     import cva_rec  # noqa: F401  (RecBole shims)
     from cva_rec.backbones import item_encoder_of
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.training.datamodule import RecBoleDataModule
     from cva_rec.training.run import build_module, count_parameters, load_content, run_experiment
 

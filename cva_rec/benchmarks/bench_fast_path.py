@@ -101,8 +101,8 @@ class LightningSide:
 
 
 def measure_model(name: str, args) -> Dict[str, Any]:
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
 
     base = [f"model.name={name}", f"dataset.name={args.dataset}", f"dataset.max_seq_length={args.max_seq_length}",
             f"train.batch_size={args.batch_size}", "train.optimizer=adam", "loss.name=full_softmax", f"output.dir={args.out}"]

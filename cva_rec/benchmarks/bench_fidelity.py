@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import cva_rec  # noqa: F401  (RecBole shims)
-from cva_rec.config import load_config
-from cva_rec.data import build_data
+from cva_rec.config.schema import load_config
+from cva_rec.data.dataset import build_data
 from cva_rec.io import atomic_write_json
 from cva_rec.training.run import run_experiment
 from cva_rec.benchmarks import project_root

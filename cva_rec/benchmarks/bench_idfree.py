@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from cva_rec.benchmarks import project_root
-from cva_rec.config import parse_override, read_recipe
+from cva_rec.config.schema import parse_override, read_recipe
 
 #: name -> (label, recipe, command)
 VARIANTS = {

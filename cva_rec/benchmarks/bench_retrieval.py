@@ -87,7 +87,7 @@ def _reranker(args, out: Path, eval_batch: int):
     """(cfg, data, module in eval mode, run dir, full-ranking test metrics of the run, training seconds) of the
     reranker: ``--reranker RUN`` (a trained run, e.g. ``cva-rec train -c recipes/ml1m/sasrec_id.yaml``) or one
     trained here on the small budget of ``--reranker-epochs`` x ``--limit-batches``."""
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.retrieval.two_stage import load_reranker
     from cva_rec.training.run import run_experiment
 

@@ -65,7 +65,7 @@ def shape(interactions: int) -> Dict[str, int]:
 
 
 def ensure_dataset(work: Path, label: str, seed: int) -> str:
-    from cva_rec.synthetic import synthesize
+    from cva_rec.data.synthetic import synthesize
 
     name = f"synth-{label}"
     info_path = work / name / "synth.json"
@@ -86,8 +86,8 @@ def child(args) -> None:
 
     import torch
 
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.training.datamodule import RecBoleDataModule
     from cva_rec.training.evaluation import RankCollector
     from cva_rec.training.run import build_module
@@ -226,8 +226,8 @@ def equality(data_path: Optional[str], name: str, work: Path, max_len: int, batc
     SASRec run (``batches`` training batches, full ranking) per engine: metrics equal?"""
     import torch
 
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.training.run import run_experiment
 
     base = [f"dataset.name={name}", f"dataset.max_seq_length={max_len}", "train.epochs=1", "train.early_stopping_patience=0",

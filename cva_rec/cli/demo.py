@@ -36,7 +36,7 @@ def ensure_text_store(path: Path) -> Path:
     if (path / "meta.json").is_file():
         return path
     from cva_rec.cli.main import main as cli_main  # by command name: cva_rec never imports data_prep
-    from cva_rec.data import bundled_data_path
+    from cva_rec.data.dataset import bundled_data_path
     from cva_rec.errors import CvaRecError
 
     items = bundled_data_path() / "ml-100k" / "ml-100k.item"
@@ -62,7 +62,7 @@ def ensure_codes(store: Path, path: Path) -> Path:
 
 def _finished_with(metrics_json: Path, cfg, epochs: int) -> bool:
     """The variant's folder holds a finished run of exactly this config (same identity and epochs)."""
-    from cva_rec.run_folder import config_id
+    from cva_rec.jobs.run_folder import config_id
 
     if not metrics_json.is_file():
         return False
@@ -90,7 +90,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.report.table import markdown_table, row_of
     from cva_rec.training.run import run_experiment
 

@@ -39,7 +39,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cva_rec.sweep import expand, load_grid, run_sweep
+    from cva_rec.jobs.sweep import expand, load_grid, run_sweep
 
     grid = load_grid(args.grid)
     if args.dry_run:
@@ -52,7 +52,7 @@ def run(args) -> int:
         print(f"{len(runs)} runs, {todo} to train, into {runs[0].run_dir.parent if runs else '-'}")
         return 0
     if args.optuna is not None:
-        from cva_rec.optuna_search import run_search
+        from cva_rec.jobs.optuna_search import run_search
 
         result = run_search(grid, args.optuna, args.out, printer=lambda s: print(s, flush=True))
         out = Path(args.out) if args.out else grid.out or Path("runs") / grid.path.stem

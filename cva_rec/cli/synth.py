@@ -5,7 +5,7 @@ import json
 import time
 from pathlib import Path
 
-from cva_rec.synthetic import MICROLENS_1M
+from cva_rec.data.synthetic import MICROLENS_1M
 
 
 def register(sub) -> None:
@@ -32,7 +32,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cva_rec.synthetic import synthesize
+    from cva_rec.data.synthetic import synthesize
 
     t0 = time.perf_counter()
     info = synthesize(Path(args.out), args.name, args.users, args.items, args.interactions, args.seed,

@@ -215,8 +215,8 @@ def _align(args, segments, counts: np.ndarray, item_ids: list):
     """Project every segment through a projection trained on the recipe's training interactions.
 
     -> (projected segments [n, S, out], rows to fit RQ-KMeans on, projection, report dict)."""
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.semantic_ids.alignment import fit_projection, training_pairs
 
     data = build_data(load_config(args.align))

@@ -40,7 +40,7 @@ def run(args) -> int:
         return 0
     if not args.config:
         raise ConfigError("--config is required (a recipe YAML, e.g. recipes/ml100k/sasrec_id.yaml)")
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.training.run import run_experiment
 
     cfg = load_config(args.config, args.overrides)

@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.report.stages import stage_table, write_stages_md
     from cva_rec.warmup import run_warmup
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping, Optional, Sequence
 
-from cva_rec.components import ENCODER_CATALOG, declare_encoder_class
+from cva_rec.config.components import ENCODER_CATALOG, declare_encoder_class
 from cva_rec.encoders.base import ItemEncoder
 from cva_rec.errors import ConfigError
 from cva_rec.features.content import ItemContent
 from cva_rec.registry import Registry, closest
 
-#: a built-in encoder's options are declared (typed) in cva_rec/components.py; a plugin's are read from its signature
+#: a built-in encoder's options are declared (typed) in cva_rec/config/components.py; a plugin's are read from its signature
 ENCODERS: Registry[type] = Registry("item encoder", on_register=declare_encoder_class)
 
 

@@ -25,7 +25,7 @@ def raw_protocol(cfg: Mapping[str, Any], data, split: str = "test") -> Tuple[np.
 
 def reference_sequences(cfg: Mapping[str, Any]) -> Dict[str, List[str]]:
     """user token -> item tokens after the dataset rules (duplicates, filters, truncation), from the raw file."""
-    from cva_rec.data import resolve_data_path  # only to find the file
+    from cva_rec.data.dataset import resolve_data_path  # only to find the file
 
     ds = cfg["dataset"]
     path = resolve_data_path(cfg) / ds["name"] / f"{ds['name']}.inter"

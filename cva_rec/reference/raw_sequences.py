@@ -6,7 +6,7 @@ rows by a *stable* sort on that float32 time. So two interactions of one user wh
 float32 (about 1 s apart on ml-100k, whose times span 7 months; any tie in the raw times too)
 keep their file order, whatever their true times. This reader reproduces that rule with pandas
 and numpy only, so it is an independent check of the histories and popularity the library
-derives from RecBole's split rows (``cva_rec.histories``).
+derives from RecBole's split rows (``cva_rec.data.histories``).
 """
 from __future__ import annotations
 

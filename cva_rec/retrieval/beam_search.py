@@ -14,21 +14,16 @@ of distinct paths nothing is ever pruned, and the result is that exact ranking.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import torch
 
 from cva_rec.errors import ConfigError
+from cva_rec.retrieval.beam_result import BeamResult  # noqa: F401  (re-exported with beam_search)
 from cva_rec.retrieval.trie import TorchTrie
 
 #: (level, user row of each beam [N], prefix codes [N, level]) -> log-probabilities [N, K]
 StepFn = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class BeamResult(NamedTuple):
-    leaves: torch.Tensor  # [U, B] leaf index per beam, best first; -1 = no path
-    scores: torch.Tensor  # [U, B] path log-likelihood (-inf for -1 leaves)
-    paths: torch.Tensor  # [U, B, L] codes of each beam's path
 
 
 def check_beam(beam: int, trie: TorchTrie) -> None:

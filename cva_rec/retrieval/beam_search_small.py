@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cva_rec.retrieval.beam_result import BeamResult
 from cva_rec.retrieval.trie import TorchTrie
 
 
@@ -27,7 +28,6 @@ def beam_search_small(step, trie: TorchTrie, n_users: int, beam: int):
     """Top-``beam`` trie paths per user (``beam_search``'s contract; the beam width already checked).
     ``step``: a ``StepFn``, or a [users, L, K] tensor of per-level log-probabilities that do not depend
     on the prefix (``reranker_context``), read here without a call per level."""
-    from cva_rec.retrieval.beam_search import BeamResult
 
     k_codes = trie.n_codes
     table = step.detach().float().numpy() if isinstance(step, torch.Tensor) else None

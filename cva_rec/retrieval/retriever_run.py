@@ -94,7 +94,7 @@ def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None, reranker_mo
     """Train the retriever a recipe (``settings.load_retriever_recipe``) describes into ``run_dir``.
     ``data`` / ``reranker_module``: already loaded (the dataset; for ``context: reranker`` the module
     of ``retriever.reranker`` with its checkpoint), to skip loading them again."""
-    from cva_rec.data import build_data
+    from cva_rec.data.dataset import build_data
 
     if rc["retriever"]["context"] == "reranker":
         return _fit_reranker_context(rc, run_dir, data, reranker_module)

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, Mapping
 import yaml
 
 from cva_rec.errors import ConfigError
-from cva_rec.recipe_yaml import load_yaml  # 1e-4 is a number here too, as in training recipes
+from cva_rec.config.recipe_yaml import load_yaml  # 1e-4 is a number here too, as in training recipes
 from cva_rec.registry import closest
 from cva_rec.retrieval.cotrain import CotrainSettings
 
@@ -71,7 +71,7 @@ def _parse_value(text: str, raw: str):
 
 def load_retriever_recipe(path: str | Path, overrides: Iterable[str] = ()) -> Dict[str, Any]:
     """-> ``{"recipe": <validated cva_rec config>, "retriever": {...}, "output": {...}}``."""
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
 
     path = Path(path)
     if not path.is_file():

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import ConfigError
-from cva_rec.ranges import range_positions
+from cva_rec.data.ranges import range_positions
 
 
 def _sort_paths(paths: np.ndarray, n_codes: int) -> np.ndarray:

@@ -5,7 +5,7 @@ import logging
 from typing import Any, Mapping
 
 from cva_rec.backbones import build_backbone
-from cva_rec.data import SequentialData
+from cva_rec.data.dataset import SequentialData
 from cva_rec.training.losses import build_loss
 
 log = logging.getLogger("cva_rec")

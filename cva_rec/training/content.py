@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import torch
 
-from cva_rec.data import SequentialData
+from cva_rec.data.dataset import SequentialData
 
 
 def load_content(cfg: Mapping[str, Any], data: SequentialData):

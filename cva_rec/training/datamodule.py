@@ -5,7 +5,7 @@ which Lightning cannot re-instantiate to add its ``DistributedSampler``. We ther
 build plain DataLoaders over the same row indices and reuse RecBole's ``collate_fn`` (which
 does the real work: slicing the dataset and building ``Interaction`` batches). With one
 process the shuffling is seeded exactly as RecBole seeds its own loader, so batches match.
-The streaming engine (``cva_rec.streaming``) hands over batch sources with the same four
+The streaming engine (``cva_rec.data.streaming``) hands over batch sources with the same four
 attributes a RecBole loader has here (``sample_size``, ``step``, ``collate_fn``, ``_dataset``).
 Row indices are ``range`` objects, not lists (a list of 10M ints costs ~360 MB).
 
@@ -29,7 +29,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from cva_rec.data import SequentialData, UserHistory
+from cva_rec.data.dataset import SequentialData, UserHistory
 from cva_rec.errors import ConfigError
 
 

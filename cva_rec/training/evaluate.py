@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from cva_rec.config import load_config
-from cva_rec.data import build_data
+from cva_rec.config.schema import load_config
+from cva_rec.data.dataset import build_data
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_write_json, atomic_write_text, ensure_writable, load_torch_file
 

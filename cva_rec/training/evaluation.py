@@ -22,7 +22,7 @@ from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from cva_rec.config import METRIC_NAMES as METRICS  # one list of metric names, declared with the config keys
+from cva_rec.config.schema import METRIC_NAMES as METRICS  # one list of metric names, declared with the config keys
 from cva_rec.errors import DataError
 
 

@@ -20,30 +20,10 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cva_rec.backbones import item_encoder_of, seq_output
-from cva_rec.components import declare_loss_class
-from cva_rec.registry import Registry
-
-#: which loss.* keys each built-in loss reads is declared in cva_rec/components.py (LOSS_CATALOG);
-#: a plugin loss may say so in a class attribute ``reads``
-LOSSES: Registry[type] = Registry("loss", on_register=declare_loss_class)
-
-
-class Loss(nn.Module):
-    #: True when the loss scores the whole catalogue (content encoders then encode every item)
-    encodes_all_items = False
-
-    def __init__(self, cfg: Mapping[str, Any], item_popularity: torch.Tensor):
-        super().__init__()
-        self.cfg = cfg
-        log_q = torch.log((item_popularity + 1.0) / (item_popularity + 1.0).sum())
-        self.register_buffer("log_q", log_q, persistent=False)
-
-    def forward(self, model: nn.Module, interaction) -> torch.Tensor:
-        raise NotImplementedError
-
+from cva_rec.training import microlens_loss  # noqa: F401  (registers microlens_inbatch)
+from cva_rec.training.loss_base import LOSSES, Loss  # noqa: F401  (re-exported: plugins register here)
 
 @LOSSES.register("full_softmax")
 class FullSoftmax(Loss):
@@ -126,5 +106,3 @@ def build_loss(cfg: Mapping[str, Any], item_popularity: torch.Tensor, data=None)
         return cls.from_data(cfg["loss"], data, int(cfg["dataset"]["max_seq_length"]))
     return cls(cfg["loss"], item_popularity)
 
-
-from cva_rec.training import microlens_loss  # noqa: E402,F401  (registers microlens_inbatch)

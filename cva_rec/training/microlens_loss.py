@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from cva_rec.backbones import item_encoder_of
 from cva_rec.errors import ConfigError
-from cva_rec.training.losses import LOSSES, Loss
+from cva_rec.training.loss_base import LOSSES, Loss
 
 
 def microlens_loss(user: torch.Tensor, windows: torch.Tensor, item_vecs: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ A run directory holds ``config.yaml`` (resolved), ``tb/`` (TensorBoard), ``check
 (best validation, test with popularity levels and the inductive split, time, memory, size).
 
 This module is the sequence; each step lives in its own module: the run folder
-(:mod:`cva_rec.run_folder`), content loading (:mod:`.content`), model building (:mod:`.build`),
+(:mod:`cva_rec.jobs.run_folder`), content loading (:mod:`.content`), model building (:mod:`.build`),
 the trainer (:mod:`.trainer`), timers and memory probes (:mod:`.probes`), ``metrics.json``
 (:mod:`.metrics_file`) and checkpoint loading (:mod:`.checkpoint_io`). Their public functions are
 re-exported here, where scripts and benchmarks have always imported them.
@@ -20,8 +20,8 @@ import torch
 
 import cva_rec
 from cva_rec.backbones import item_encoder_of
-from cva_rec.data import SequentialData, build_data
-from cva_rec.run_folder import RunClaim, claim_run_folder, run_folder_of
+from cva_rec.data.dataset import SequentialData, build_data
+from cva_rec.jobs.run_folder import RunClaim, claim_run_folder, run_folder_of
 from cva_rec.training.build import build_model, build_module
 from cva_rec.training.checkpoint_io import load_checkpoint_into
 from cva_rec.training.content import load_content
@@ -38,7 +38,7 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
                    callbacks: Sequence[Any] = (), test_on: str = "best", module=None, overwrite: bool = False) -> Dict[str, Any]:
     """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``.
 
-    The run folder is claimed first (:mod:`cva_rec.run_folder`: one writer, one config; ``overwrite``
+    The run folder is claimed first (:mod:`cva_rec.jobs.run_folder`: one writer, one config; ``overwrite``
     replaces a run it holds) and its ``config.yaml`` written once data and model are built.
     For staged training (``cva_rec.warmup``): ``prepare(module)`` runs before a *fresh* fit (not
     when resuming from ``last.ckpt``, which already holds its weights), e.g. to initialise from

@@ -26,7 +26,7 @@ import torch
 from cva_rec.backbones import item_encoder_of
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
-from cva_rec.run_folder import claim_run_folder
+from cva_rec.jobs.run_folder import claim_run_folder
 from cva_rec.warmup.schedule import IdPhaseOut
 from cva_rec.warmup.stages import Stage, check_warmup
 
@@ -148,7 +148,7 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
 
 # -- the whole schedule ---------------------------------------------------------------------------------
 def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
-    from cva_rec.data import build_data
+    from cva_rec.data.dataset import build_data
 
     stages = check_warmup(cfg)
     reuse = set(cfg["warmup"]["reuse_stages"] or [])
@@ -206,8 +206,8 @@ def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: St
     would silently mix two experiments. Warm-up keys enter through the stage's own config, except those
     the stage reads directly (``Stage.reads``); item-side options that only the room token reads are
     left out before it (an ablation of them reuses the stages before the room)."""
-    from cva_rec.config import load_config
-    from cva_rec.run_folder import config_identity, differences
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import config_identity, differences
 
     try:
         old = load_config(stage_dir / "config.yaml")

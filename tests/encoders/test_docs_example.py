@@ -52,7 +52,7 @@ def test_docs_encoder_example_trains_on_ml100k(tmp_path):
 def test_docs_encoder_rejects_a_misspelt_option(tmp_path):
     code = python_blocks(DOC.read_text(encoding="utf-8"))["my_encoders.py"]
     (tmp_path / "my_encoders.py").write_text(code, encoding="utf-8")
-    check = ("import my_encoders\nfrom cva_rec.config import load_config\n"
+    check = ("import my_encoders\nfrom cva_rec.config.schema import load_config\n"
              "load_config(None, ['item_encoder.name=max_pool', 'item_encoder.hiden=8'])\n")
     proc = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

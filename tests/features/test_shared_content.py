@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from cva_rec.data import bundled_data_path
+from cva_rec.data.dataset import bundled_data_path
 from cva_rec.features import FeatureStoreWriter, align_to_items, open_store
 from cva_rec.features.shared import shared_aligned_content
 

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from cva_rec.dataset_rules import last_n_per_user
+from cva_rec.data.rules import last_n_per_user
 from cva_rec.reference.harness import reference_sequences
 from tests.conftest import small_overrides
 from tests.protocol.test_history_oracle import check_against_recbole_rows
@@ -14,8 +14,8 @@ from tests.protocol.tied_data import write_tied_dataset
 
 
 def tied_data(tmp_path, *extra, repeat_rows=1):
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
 
     root = write_tied_dataset(tmp_path / "data", repeat_rows=repeat_rows)
     cfg = load_config(None, small_overrides(tmp_path, "dataset.name=tied", f"dataset.data_path={root}",

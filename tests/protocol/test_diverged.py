@@ -23,7 +23,7 @@ def test_diverging_training_stops_with_one_line(tmp_path, capsys, extra):
 
 
 def test_evaluate_refuses_nan_scores(tmp_path, ml100k_data):
-    from cva_rec.config import dump_config, load_config
+    from cva_rec.config.schema import dump_config, load_config
     from cva_rec.errors import DivergedError
     from cva_rec.training.evaluate import evaluate_run
     from cva_rec.training.run import build_module

@@ -63,7 +63,7 @@ def test_ml100k_histories_equal_recbole_rows(ml100k_data):
 
 
 def test_ml100k_sequences_and_popularity_equal_raw_file(ml100k_data):
-    from cva_rec.data import resolve_data_path
+    from cva_rec.data.dataset import resolve_data_path
 
     ref = check_against_raw_file(ml100k_data, resolve_data_path({"dataset": {"data_path": None, "name": "ml-100k"}}), "ml-100k")
     # the inductive split is not "popularity == 0": some items occur in training only as a user's first item
@@ -88,8 +88,8 @@ def test_inductive_split_uses_seen_in_training():
 
 def test_tied_timestamps_histories(tmp_path):
     """Times 0, 1, 2, ... per user: RecBole interleaves all users' rows; histories stay per user."""
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
 
     root = write_tied_dataset(tmp_path / "data")
     cfg = load_config(None, small_overrides(tmp_path, "dataset.name=tied", f"dataset.data_path={root}", "dataset.max_seq_length=50"))
@@ -108,8 +108,8 @@ def test_three_item_users_popularity_equals_recbole_training_rows(tmp_path):
     against RecBole's own training rows (and the raw-file reader)."""
     import torch
 
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
 
     root = write_tied_dataset(tmp_path / "data", min_len=3, seed=3)
     cfg = load_config(None, small_overrides(tmp_path, "dataset.name=tied", f"dataset.data_path={root}",
@@ -132,8 +132,8 @@ def test_three_item_users_popularity_equals_recbole_training_rows(tmp_path):
 def test_ml1m_sequences_and_popularity_agree(tmp_path):
     """ml-1m has no RecBole dataset yaml (ml-100k's turns on normalize_all): the order rule must
     not depend on that (it once did: 2% of ml-1m users agreed with the raw-file reader)."""
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.reference.harness import history_agreement
 
     cfg = load_config(None, small_overrides(tmp_path, "dataset.name=ml-1m", f"dataset.data_path={SHARED_DATA}",

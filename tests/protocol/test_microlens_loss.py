@@ -60,7 +60,7 @@ def test_training_windows_are_the_last_items_of_the_training_part(ml100k_cfg, ml
 
 
 def test_microlens_loss_trains_sasrec(tmp_path, ml100k_data):
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.training.run import run_experiment
 
     cfg = load_config(None, small_overrides(tmp_path, "loss.name=microlens_inbatch", "train.batch_size=64", "train.lr=0.005"))

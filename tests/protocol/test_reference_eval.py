@@ -15,7 +15,7 @@ TOPK = (10, 20)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, ml100k_data):
     """1 epoch of SASRec on ml-100k (max_seq_length 10); its checkpoint's test scores."""
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.training.run import build_module, load_checkpoint_into, run_experiment
 
     tmp = tmp_path_factory.mktemp("refeval")

@@ -1,7 +1,7 @@
 """Histories are views into the sequences (no copy) and read as the same items as a plain loop."""
 import numpy as np
 
-from cva_rec.histories import UserSequences
+from cva_rec.data.histories import UserSequences
 
 
 def _sequences(seed=0, n_users=30):

@@ -30,8 +30,8 @@ def test_search_trains_trials_into_run_folders_and_resumes_the_study(tmp_path, c
 
 
 def test_search_space_errors_are_one_line(tmp_path):
-    from cva_rec.optuna_search import run_search
-    from cva_rec.sweep import load_grid
+    from cva_rec.jobs.optuna_search import run_search
+    from cva_rec.jobs.sweep import load_grid
 
     with pytest.raises(ConfigError, match="low, high"):
         run_search(load_grid(write_grid(tmp_path, search={"train.lr": {"min": 1}})), 1, tmp_path / "o")
@@ -42,8 +42,8 @@ def test_search_space_errors_are_one_line(tmp_path):
 def test_a_trial_killed_mid_run_is_asked_again_with_its_values(tmp_path):
     import optuna
 
-    from cva_rec.optuna_search import distributions, run_search, trial_run
-    from cva_rec.sweep import load_grid
+    from cva_rec.jobs.optuna_search import distributions, run_search, trial_run
+    from cva_rec.jobs.sweep import load_grid
 
     grid = load_grid(write_grid(tmp_path, base={"model": {"name": "SASRec"}, "item_encoder": {"name": "id"}},
                                 fixed={**TINY, "dataset.engine": "streaming"}, search={"model.hidden_size": [16, 32]}))

@@ -7,7 +7,7 @@ import yaml
 
 from cva_rec.cli.main import main
 from cva_rec.errors import ConfigError
-from cva_rec.sweep import expand, load_grid, run_names, run_sweep
+from cva_rec.jobs.sweep import expand, load_grid, run_names, run_sweep
 
 TINY = {"dataset.max_seq_length": 5, "train.epochs": 1, "train.batch_size": 1024,
         "train.limit_train_batches": 3, "train.early_stopping_patience": 0, "eval.popularity_buckets": 5}
@@ -58,7 +58,7 @@ def test_names_fall_back_to_full_keys_when_short_ones_collide():
 ])
 def test_bad_grid_fails_before_training(tmp_path, monkeypatch, spec, message):
     calls = []
-    monkeypatch.setattr("cva_rec.sweep.train_in_subprocess", lambda run, progress: calls.append(run) or 0)
+    monkeypatch.setattr("cva_rec.jobs.sweep.train_in_subprocess", lambda run, progress: calls.append(run) or 0)
     with pytest.raises(ConfigError, match=message):
         run_sweep(load_grid(write_grid(tmp_path, **spec)), tmp_path / "out")
     assert not calls and not (tmp_path / "out").exists()
@@ -73,7 +73,7 @@ def test_skip_finished_and_resume_started(tmp_path, monkeypatch):
         (run.run_dir / "metrics.json").write_text(json.dumps({"test": {"hr@10": 0.5}}))
         return 0
 
-    monkeypatch.setattr("cva_rec.sweep.train_in_subprocess", fake_train)
+    monkeypatch.setattr("cva_rec.jobs.sweep.train_in_subprocess", fake_train)
     grid = load_grid(write_grid(tmp_path, grid={"model.name": ["SASRec", "GRU4Rec", "NextItNet"]}))
     out = tmp_path / "out"
     (out / "SASRec").mkdir(parents=True)
@@ -89,7 +89,7 @@ def test_skip_finished_and_resume_started(tmp_path, monkeypatch):
 
 
 def test_failed_run_does_not_stop_the_sweep(tmp_path, monkeypatch):
-    monkeypatch.setattr("cva_rec.sweep.train_in_subprocess", lambda run, progress: 1)
+    monkeypatch.setattr("cva_rec.jobs.sweep.train_in_subprocess", lambda run, progress: 1)
     result = run_sweep(load_grid(write_grid(tmp_path, grid={"train.seed": [1, 2]})), tmp_path / "out", printer=lambda s: None)
     assert [name for name, _ in result.failed] == ["s1", "s2"] and "exit code 1" in result.failed[0][1]
 

@@ -68,7 +68,7 @@ def test_the_payload_is_live(tmp_path):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, ml100k_data):
     """A real (tiny) run folder: config.yaml, checkpoints/best.ckpt and last.ckpt, metrics.json."""
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.training.run import run_experiment
 
     root = tmp_path_factory.mktemp("trained")
@@ -121,7 +121,7 @@ def test_planted_best_ckpt_never_runs(tmp_path, trained_run, cli):
 
 def test_planted_last_ckpt_never_runs_on_resume(tmp_path, trained_run, ml100k_data):
     """Lightning's own resume reads last.ckpt through cva_rec's checkpoint IO: weights only."""
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.training.run import run_experiment
 
     shared, marker = planted(tmp_path, trained_run, "last.ckpt")

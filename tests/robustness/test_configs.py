@@ -12,7 +12,7 @@ import random
 import pytest
 import yaml
 
-from cva_rec.config import SCHEMA, load_config, validate
+from cva_rec.config.schema import SCHEMA, load_config, validate
 from cva_rec.errors import ConfigError
 from tests.conftest import REPO
 from tests.robustness.conftest import folder_hash
@@ -138,7 +138,7 @@ def test_numbers_as_people_write_them(tmp_path):
 
 def test_default_values_of_ignored_keys_are_fine_and_resolved_configs_reload(tmp_path):
     # a resolved config (config.yaml of a run) lists every key with its default: it must load again
-    from cva_rec.config import dump_config
+    from cva_rec.config.schema import dump_config
 
     cfg = load_config(None, ["loss.name=full_softmax", "train.lr=1e-4"])
     dump_config(cfg, tmp_path / "config.yaml")

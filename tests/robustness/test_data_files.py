@@ -1,6 +1,6 @@
 """Hostile data files: each malformed atomic file is one line (exit 2) naming the file, and nothing changes.
 
-Table-driven over ``cva-rec train`` (the .inter pre-flight, cva_rec/data_files.py) and
+Table-driven over ``cva-rec train`` (the .inter pre-flight, cva_rec/data/files.py) and
 ``cva-rec extract-text`` (the .item reader), plus a seeded fuzz test that mutates a valid .inter
 file and asserts that the pre-flight and RecBole's load either work or raise DataError.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cva_rec.data_files import check_inter_file
+from cva_rec.data.files import check_inter_file
 from cva_rec.errors import CvaRecError, DataError
 from tests.conftest import REPO
 from tests.robustness.conftest import folder_hash
@@ -149,8 +149,8 @@ def _mutate(text: str, rng: random.Random) -> bytes:
 
 def test_fuzzed_inter_files_never_escape_as_tracebacks(tmp_path):
     """400 seeded mutations through the pre-flight; a sample of those it accepts also through RecBole."""
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
 
     rng = random.Random(20240610)
     accepted, outcomes = [], {"ok": 0, "DataError": 0}

@@ -24,7 +24,7 @@ import torch
 import cva_rec.io as cio
 from cva_rec.errors import FileSystemError
 from cva_rec.features import FeatureStoreWriter
-from cva_rec.data import bundled_data_path
+from cva_rec.data.dataset import bundled_data_path
 from tests.conftest import REPO, small_overrides
 from tests.robustness.conftest import Outcome, folder_hash
 
@@ -158,7 +158,7 @@ def test_training_on_a_disk_that_fills_up_keeps_whole_checkpoints(tmp_path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, ml100k_data):
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.training.run import run_experiment
 
     root = tmp_path_factory.mktemp("finished")

@@ -67,7 +67,7 @@ def copy_of(finished_run, tmp_path):
 
 
 def _holder_script(run_dir: Path) -> str:
-    return ("import sys; from cva_rec.config import load_config; from cva_rec.run_folder import claim_run_folder; "
+    return ("import sys; from cva_rec.config.schema import load_config; from cva_rec.jobs.run_folder import claim_run_folder; "
             f"cfg = load_config({str(run_dir / 'config.yaml')!r}, ['train.resume=true']); "
             f"claim = claim_run_folder({str(run_dir)!r}, cfg); print('locked', flush=True); sys.stdin.read()")
 
@@ -111,8 +111,8 @@ def test_a_held_folder_refuses_a_second_writer_naming_the_holder(cli, tiny_data,
         holder.kill()
         holder.wait()
     # the kernel released the lock of the killed holder: the folder can be claimed again
-    from cva_rec.config import load_config
-    from cva_rec.run_folder import claim_run_folder
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import claim_run_folder
 
     cfg = load_config(run / "config.yaml", ["train.resume=true"])
     with claim_run_folder(run, cfg) as claim:
@@ -138,9 +138,9 @@ def test_resume_of_the_same_config_and_overwrite_keep_other_files(cli, tiny_data
 def test_killed_overwrite_never_leaves_old_metrics_beside_the_new_config(tiny_data, copy_of):
     """Kill an overwriting run the moment its config.yaml appears: the old metrics.json is already gone,
     so `sweep` sees an unfinished run, not a finished one."""
-    from cva_rec.config import load_config
-    from cva_rec.run_folder import config_id
-    from cva_rec.sweep import SweepRun
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import config_id
+    from cva_rec.jobs.sweep import SweepRun
 
     run = copy_of()
     old_id = json.loads((run / "metrics.json").read_text())["config_id"]
@@ -174,7 +174,7 @@ def test_killed_overwrite_never_leaves_old_metrics_beside_the_new_config(tiny_da
 def test_a_lock_taken_but_not_yet_named_is_refused_in_one_line(cli, tiny_data, copy_of):
     """The window between a winner's flock and its writing its name (its config checks run there): the
     second writer is refused with one line that says the folder is in use, and nothing changes."""
-    from cva_rec.run_folder import LOCK_FILE
+    from cva_rec.jobs.run_folder import LOCK_FILE
 
     run = copy_of()
     (run / LOCK_FILE).write_text("")
@@ -196,8 +196,8 @@ def test_a_lock_taken_but_not_yet_named_is_refused_in_one_line(cli, tiny_data, c
 def test_two_real_processes_on_one_folder(tiny_data, tmp_path):
     """Two `cva-rec train` processes started together on one run folder: one trains, the other is
     refused with one line, and the folder holds the winner's config beside the winner's metrics."""
-    from cva_rec.config import load_config
-    from cva_rec.run_folder import config_id
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import config_id
 
     out = tmp_path / "out"
     a = cva_rec_process(["train", "--no-progress", *settings(tiny_data, out, "train.lr=1e-3")])
@@ -254,9 +254,9 @@ def test_a_plain_file_as_run_dir_is_one_line_and_unchanged(cli, tiny_data, tmp_p
 
 def test_refusals_name_the_calling_commands_way_out(tmp_path):
     """`cva-rec warmup` has neither --run-dir nor --overwrite: its refusals say what it can do."""
-    from cva_rec.config import dump_config, load_config
+    from cva_rec.config.schema import dump_config, load_config
     from cva_rec.errors import RunFolderError
-    from cva_rec.run_folder import claim_run_folder
+    from cva_rec.jobs.run_folder import claim_run_folder
 
     run = tmp_path / "warmup"
     run.mkdir()
@@ -272,8 +272,8 @@ def test_refusals_name_the_calling_commands_way_out(tmp_path):
 def test_an_encoder_option_at_its_default_is_the_same_config():
     """``compose: concat`` written out and left unset are one config (a folder made before an option
     existed keeps its identity); another value is a difference named with the default it replaces."""
-    from cva_rec.config import load_config
-    from cva_rec.run_folder import config_id, differences
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import config_id, differences
 
     base = ["item_encoder.name=lucid", "item_encoder.codes_path=codes.npz"]
     unset, written, other = (load_config(None, base + extra) for extra in ([], ["item_encoder.compose=concat"],

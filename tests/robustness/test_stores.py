@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from cva_rec.data import bundled_data_path
+from cva_rec.data.dataset import bundled_data_path
 from cva_rec.errors import CvaRecError, FeatureStoreError
 from cva_rec.features import FeatureStoreWriter, align_to_items, open_store
 from cva_rec.features.shared import shared_aligned_content
@@ -210,9 +210,9 @@ def test_tokenize_replaces_only_its_own_outputs(tmp_path, cli):
 
 @pytest.mark.parametrize("how", ["truncate", "missing", "manifest"])
 def test_damaged_sequence_cache_is_detected_and_rebuilt(tmp_path, how, caplog):
-    from cva_rec.streaming.cache import cached_sequences
-    from cva_rec.streaming.inter_file import read_inter
-    from cva_rec.streaming.sequences import build_sequences
+    from cva_rec.data.streaming.cache import cached_sequences
+    from cva_rec.data.streaming.inter_file import read_inter
+    from cva_rec.data.streaming.sequences import build_sequences
 
     inter = bundled_data_path() / "ml-100k" / "ml-100k.inter"
     builds = []
@@ -234,7 +234,7 @@ def test_damaged_sequence_cache_is_detected_and_rebuilt(tmp_path, how, caplog):
         (folder / "indptr.npy").unlink()
     else:
         (folder / "manifest.json").write_text("{")
-    with caplog.at_level(logging.WARNING, logger="cva_rec.streaming.cache"):
+    with caplog.at_level(logging.WARNING, logger="cva_rec.data.streaming.cache"):
         again, hit = load()
     assert not hit and len(builds) == 2 and "is damaged" in caplog.text
     assert np.array_equal(np.asarray(again.items), items)

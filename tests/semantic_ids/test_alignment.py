@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cva_rec.errors import DataError
-from cva_rec.histories import UserSequences
+from cva_rec.data.histories import UserSequences
 from cva_rec.semantic_ids.alignment import fit_projection, training_pairs
 
 
@@ -48,8 +48,8 @@ def test_projection_never_reads_held_out_rows_and_learns():
 
 def test_tokenize_align_on_a_cold_split(tmp_path, ml100k_text_store):
     from cva_rec.cli.main import main
-    from cva_rec.config import load_config
-    from cva_rec.data import build_data
+    from cva_rec.config.schema import load_config
+    from cva_rec.data.dataset import build_data
     from cva_rec.features import open_store
     from cva_rec.io import load_torch_file
     from cva_rec.semantic_ids.codes import SemanticCodes

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from cva_rec.config import load_config
-from cva_rec.data import build_data
+from cva_rec.config.schema import load_config
+from cva_rec.data.dataset import build_data
 from tests.conftest import small_overrides
 from tests.protocol.tied_data import write_tied_dataset
 
@@ -89,9 +89,9 @@ def test_data_loader_workers_give_the_same_batches(tmp_path):
 
 
 def test_cache_is_reused_and_invalidated_by_the_file_or_a_filter(tmp_path):
-    from cva_rec.streaming.cache import cached_sequences
-    from cva_rec.streaming.inter_file import read_inter
-    from cva_rec.streaming.sequences import build_sequences
+    from cva_rec.data.streaming.cache import cached_sequences
+    from cva_rec.data.streaming.inter_file import read_inter
+    from cva_rec.data.streaming.sequences import build_sequences
 
     write_tied_dataset(tmp_path / "data", seed=1)
     inter = tmp_path / "data" / "tied" / "tied.inter"
@@ -125,9 +125,9 @@ def _build_in_process(args):
     root, inter, marker = args
     import time as _time
 
-    from cva_rec.streaming.cache import cached_sequences
-    from cva_rec.streaming.inter_file import read_inter
-    from cva_rec.streaming.sequences import build_sequences
+    from cva_rec.data.streaming.cache import cached_sequences
+    from cva_rec.data.streaming.inter_file import read_inter
+    from cva_rec.data.streaming.sequences import build_sequences
 
     def build():
         with open(marker, "a") as f:
@@ -152,8 +152,8 @@ def test_processes_starting_on_a_cold_cache_build_it_once(tmp_path):
 
 
 def test_reading_in_chunks_equals_reading_at_once():
-    from cva_rec.data import bundled_data_path
-    from cva_rec.streaming.inter_file import read_inter
+    from cva_rec.data.dataset import bundled_data_path
+    from cva_rec.data.streaming.inter_file import read_inter
 
     inter = bundled_data_path() / "ml-100k" / "ml-100k.inter"
     whole = read_inter(inter, "user_id", "item_id", "timestamp", chunk_rows=10**9)

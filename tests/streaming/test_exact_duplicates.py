@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cva_rec.streaming.inter_file import RawLog
-from cva_rec.streaming.sequences import exact_duplicates
+from cva_rec.data.streaming.inter_file import RawLog
+from cva_rec.data.streaming.sequences import exact_duplicates
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 5000])

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cva_rec.errors import ConfigError
-from cva_rec.synthetic import generate, summary, synthesize
+from cva_rec.data.synthetic import generate, summary, synthesize
 
 
 def test_microlens_100k_size_reproduces_its_published_statistics():

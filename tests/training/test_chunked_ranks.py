@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.training.evaluation import chunked_target_ranks, per_user_uniform, target_ranks
 from tests.conftest import small_overrides
 

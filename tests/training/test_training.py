@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.errors import CheckpointError, DataError
 from cva_rec.training.evaluation import metrics_from_ranks, target_ranks
 from cva_rec.training.run import run_experiment
@@ -68,7 +68,7 @@ def test_too_few_interactions(tmp_path):
     rows = ["user_id:token\titem_id:token\ttimestamp:float"] + [f"u{u}\ti{i}\t{i}" for u in range(2) for i in range(4)]
     (folder / "tiny.inter").write_text("\n".join(rows) + "\n")
     cfg = load_config(None, [f"dataset.name=tiny", f"dataset.data_path={tmp_path}", f"output.dir={tmp_path}"])
-    from cva_rec.data import build_data
+    from cva_rec.data.dataset import build_data
 
     with pytest.raises(DataError, match="too few"):
         build_data(cfg)

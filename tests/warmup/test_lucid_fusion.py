@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cva_rec.backbones import item_encoder_of
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.errors import ConfigError
 from cva_rec.training.losses import build_loss
 from cva_rec.training.run import build_module
@@ -16,7 +16,7 @@ def lucid_module(tmp_path, data, codes, *extra, model="SASRec", loss="inbatch_so
     cfg = load_config(None, small_overrides(tmp_path, f"model.name={model}", "item_encoder.name=lucid",
                                             f"item_encoder.codes_path={codes}", f"loss.name={loss}", *extra))
     if model != "SASRec":  # RecBole's model hyper-parameters live in the dataset's config
-        from cva_rec.data import build_data
+        from cva_rec.data.dataset import build_data
 
         data = build_data(cfg)
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.errors import ConfigError
 from cva_rec.warmup import check_warmup, id_scale, load_seed, run_warmup
 from tests.conftest import REPO

@@ -2,26 +2,26 @@
 
 A recipe has the sections ``model``, ``dataset``, ``content``, ``item_encoder``, ``loss``,
 ``train``, ``eval``, ``warmup`` and ``output``. :data:`SCHEMA` declares every key once, typed,
-with its default, meaning and range (:mod:`cva_rec.config_keys`); ``docs/config.md`` is generated
+with its default, meaning and range (:mod:`cva_rec.config.keys`); ``docs/config.md`` is generated
 from it and a test checks the two agree. Loading a recipe checks, in one place and with one line
 naming the key:
 
 * unknown sections and keys (a typo must not silently fall back to a default);
 * each value's type and range (``train.lr`` > 0, ``eval.topk`` of integers >= 1, ...);
 * the name of each component (``model.name``, ``loss.name``, ``train.scheduler``,
-  ``item_encoder.name``) against :mod:`cva_rec.components`, and the options of the chosen one;
+  ``item_encoder.name``) against :mod:`cva_rec.config.components`, and the options of the chosen one;
 * keys the chosen component would ignore (``loss.temperature`` with ``full_softmax``).
 
-Validation reads declarations only: ``import cva_rec.config`` imports neither torch nor RecBole.
+Validation reads declarations only: ``import cva_rec.config.schema`` imports neither torch nor RecBole.
 Two sections are open: ``model`` also accepts any hyper-parameter of the chosen RecBole model
 (read from RecBole's own YAML for that model) and ``item_encoder`` accepts the declared options of
 the chosen encoder.
 
-To add a key: add it to :data:`SCHEMA` with a constructor from :mod:`cva_rec.config_keys`
+To add a key: add it to :data:`SCHEMA` with a constructor from :mod:`cva_rec.config.keys`
 (``integer``, ``number``, ``fraction``, ``flag``, ``text``, ``choice``, ``listof``), then
-regenerate docs/config.md (``python -m cva_rec.config > docs/config.md``). A key read by some
+regenerate docs/config.md (``python -m cva_rec.config.schema > docs/config.md``). A key read by some
 components of a switch only (e.g. a loss option) is declared in that component's ``reads`` in
-:mod:`cva_rec.components`. A rule that ties several keys together goes in :data:`CROSS_CHECKS`.
+:mod:`cva_rec.config.components`. A rule that ties several keys together goes in :data:`CROSS_CHECKS`.
 """
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import yaml
 
-from cva_rec.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, SCHEDULER_CATALOG, Catalog
-from cva_rec.config_keys import Key, anything, choice, flag, fraction, integer, listof, number, text
+from cva_rec.config.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, SCHEDULER_CATALOG, Catalog
+from cva_rec.config.keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
-from cva_rec.recipe_yaml import load_yaml
-from cva_rec.recbole_keys import recbole_model_keys
+from cva_rec.config.recipe_yaml import load_yaml
+from cva_rec.config.recbole_keys import recbole_model_keys
 from cva_rec.registry import closest
 
 METRIC_NAMES = ("hr", "ndcg", "mrr", "recall")
@@ -104,10 +104,10 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
                          ("recbole", "streaming")),
         "split": choice("leave_two_out", "leave_two_out: last item = test, second last = validation, by timestamp", ("leave_two_out",)),
         "cold_items": number(0.0, "item cold start: hold this fraction of items out of training and validation; they can only be "
-                             "test targets, and test metrics get warm / cold columns (0 = off; cva_rec/cold_items.py)", ge=0.0, lt=1.0),
+                             "test targets, and test metrics get warm / cold columns (0 = off; cva_rec/data/cold_items.py)", ge=0.0, lt=1.0),
         "cold_items_seed": integer(0, "seed of the held-out item choice (fixed apart from train.seed: one split for every run)", min=0),
         "duplicates": choice("drop", "exact duplicate rows (same user, item, time): drop (keep the first, log how many) | keep | error "
-                             "(cva_rec/dataset_rules.py; RecBole's rm_dup_inter would drop every repeat of a user-item pair)",
+                             "(cva_rec/data/rules.py; RecBole's rm_dup_inter would drop every repeat of a user-item pair)",
                              ("drop", "keep", "error")),
         "truncate_before_split": integer(None, "keep each user's most recent N interactions before the leave-two-out split "
                                          "(CVA App. A; after the count filters); null = whole sequences", min=3, nullable=True),
@@ -219,7 +219,7 @@ SWITCHES: Dict[Tuple[str, str], Catalog] = {
 
 
 def non_identity_keys() -> List[str]:
-    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.run_folder`)."""
+    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.jobs.run_folder`)."""
     return [f"{sec}.{k}" for sec, keys in SCHEMA.items() for k, spec in keys.items() if not spec.identity]
 
 
@@ -438,7 +438,7 @@ def _allowed(sec: str, key: str, spec: Key) -> str:
     return spec.describe().replace("|", "\\|")
 
 
-if __name__ == "__main__":  # python -m cva_rec.config > docs/config.md (regenerate the reference)
+if __name__ == "__main__":  # python -m cva_rec.config.schema > docs/config.md (regenerate the reference)
     print(
         "# Configuration reference\n\n"
         "A recipe is a YAML file with these sections; every key is optional and takes the default below. "
@@ -453,9 +453,9 @@ if __name__ == "__main__":  # python -m cva_rec.config > docs/config.md (regener
         "model (e.g. `n_layers`, `n_heads`, `inner_size`, `hidden_dropout_prob` for SASRec; `num_layers`, "
         "`dropout_prob` for GRU4Rec; `kernel_size`, `block_num`, `dilations`, `reg_weight` for NextItNet), and "
         "`item_encoder` accepts the options of the chosen encoder (declared with their types and ranges in "
-        "`cva_rec/components.py`; see docs/encoders.md).\n\n"
+        "`cva_rec/config/components.py`; see docs/encoders.md).\n\n"
         "These keys do not change what a run computes and are left out of the run folder's config identity "
         "(see docs/reliability.md): " + ", ".join(f"`{k}`" for k in non_identity_keys()) + ".\n\n"
-        "_Generated by `python -m cva_rec.config > docs/config.md`; a test checks it lists every key._\n"
+        "_Generated by `python -m cva_rec.config.schema > docs/config.md`; a test checks it lists every key._\n"
     )
     print(config_reference_markdown())

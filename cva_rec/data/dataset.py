@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping
 
 import numpy as np
 import torch
 
 import cva_rec  # noqa: F401  (RecBole compat shims first)
-from cva_rec.data_files import check_dataset_files
+from cva_rec.data.files import check_dataset_files
 from cva_rec.errors import DataError
 from cva_rec.heap import release_free_heap
-from cva_rec.histories import UserHistory, UserSequences  # noqa: F401  (UserHistory re-exported)
+from cva_rec.data.histories import UserHistory, UserSequences  # noqa: F401  (UserHistory re-exported)
+from cva_rec.data.sequential_data import SequentialData  # noqa: F401  (re-exported: the type build_data returns)
 
 
 def bundled_data_path() -> Path:
@@ -87,39 +87,6 @@ def _recbole_metric_name(name: str) -> str:
     return {"hr": "Hit", "ndcg": "NDCG", "mrr": "MRR", "recall": "Recall"}[metric] + "@" + k
 
 
-@dataclass
-class SequentialData:
-    """Everything the loops need about one dataset split."""
-
-    config: Any  # recbole.config.Config
-    dataset: Any  # the filtered full dataset (RecBole's augmented rows; their order is RecBole's business)
-    train: Any  # RecBole TrainDataLoader
-    valid: Any  # RecBole FullSortEvalDataLoader
-    test: Any
-    item_popularity: torch.Tensor  # [n_items] training-target counts
-    valid_history: UserHistory
-    test_history: UserHistory
-    sequences: UserSequences  # each user's whole sequence in split order
-    seen_in_training: torch.Tensor  # [n_items] bool: occurs in training (input or target)
-    cold_items: Optional[torch.Tensor] = None  # [n_items] bool: held out of training (dataset.cold_items)
-
-    @property
-    def n_items(self) -> int:
-        return self.dataset.item_num
-
-    @property
-    def item_tokens(self) -> list:
-        return list(self.dataset.field2id_token[self.dataset.iid_field])
-
-    @classmethod
-    def from_sequences(cls, config, dataset, train, valid, test, seqs: UserSequences, **extra) -> "SequentialData":
-        """The protocol's histories, popularity and training items, derived from ``seqs`` in one place."""
-        n_items = dataset.item_num
-        return cls(config, dataset, train, valid, test,
-                   item_popularity=seqs.training_popularity(n_items), valid_history=seqs.valid_history(),
-                   test_history=seqs.test_history(), sequences=seqs, seen_in_training=seqs.seen_in_training(n_items), **extra)
-
-
 def user_sequences(split_datasets, n_users: int) -> UserSequences:
     """Each user's whole sequence in the order RecBole's own split used.
 
@@ -168,7 +135,7 @@ def recbole_config(cfg: Mapping[str, Any]):
 
 def build_data(cfg: Mapping[str, Any]) -> SequentialData:
     """Load, filter and split the dataset named in ``cfg``: RecBole's datasets (``dataset.engine:
-    recbole``, the default) or the streaming engine's CSR sequences (``cva_rec.streaming``)."""
+    recbole``, the default) or the streaming engine's CSR sequences (``cva_rec.data.streaming``)."""
     data = _build_data(cfg)
     # the build's freed transients (raw columns, sort permutations, DataFrames) stay in glibc's heap;
     # left there, the training step's allocations land above them (measured at 10M: +230 MB at the peak)
@@ -180,11 +147,11 @@ def _build_data(cfg: Mapping[str, Any]) -> SequentialData:
     from recbole.data import data_preparation
     from recbole.utils import init_seed
 
-    from cva_rec.dataset_rules import create_dataset  # duplicates / truncation rules, held-out items
+    from cva_rec.data.rules import create_dataset  # duplicates / truncation rules, held-out items
 
     config = recbole_config(cfg)
     if cfg["dataset"].get("engine", "recbole") == "streaming":  # the one switch between the two engines
-        from cva_rec.streaming.engine import build_streaming_data
+        from cva_rec.data.streaming.engine import build_streaming_data
 
         return build_streaming_data(cfg, config, resolve_data_path(cfg) / cfg["dataset"]["name"] / f"{cfg['dataset']['name']}.inter")
     check_dataset_files(cfg, resolve_data_path(cfg))  # one DataError line for malformed atomic files

@@ -27,7 +27,7 @@ import numpy as np
 
 from cva_rec.errors import DataError
 from cva_rec.io import check_free_space, file_sha256, load_numpy, make_temp_dir, manifest_problem, publish_dir, write_manifest
-from cva_rec.streaming.sequences import CsrSequences
+from cva_rec.data.streaming.sequences import CsrSequences
 
 FORMAT_VERSION = 1
 ARRAYS = ("indptr", "items", "times", "time_key", "user_tokens", "item_tokens")

@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from cva_rec.ranges import range_positions
+from cva_rec.data.ranges import range_positions
 
 
 class UserHistory:

@@ -14,7 +14,7 @@
 Both live in a subclass of RecBole's ``SequentialDataset`` (its ``_remove_duplication`` hook runs
 before the filters; the truncation runs right before its augmentation), so RecBole still builds
 every window and split itself. The subclass stacks on top of the held-out-items dataset
-(:mod:`cva_rec.cold_items`) when that is on: truncation first, then the hold-out.
+(:mod:`cva_rec.data.cold_items`) when that is on: truncation first, then the hold-out.
 """
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def create_dataset(config, dataset_cfg: Mapping[str, Any]):
     """RecBole's sequential dataset (or the held-out-items one) with the rules above."""
     from recbole.data.dataset import SequentialDataset
 
-    from cva_rec import cold_items
+    import cva_rec.data.cold_items as cold_items
 
     fraction = float(dataset_cfg.get("cold_items") or 0.0)
     if config["benchmark_filename"] is not None:

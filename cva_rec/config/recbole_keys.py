@@ -13,8 +13,8 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Any, Dict
 
-from cva_rec.config_keys import Key, anything, choice, flag, integer, listof, number, text
-from cva_rec.recipe_yaml import load_yaml
+from cva_rec.config.keys import Key, anything, choice, flag, integer, listof, number, text
+from cva_rec.config.recipe_yaml import load_yaml
 
 _DROPOUT = number(None, "dropout probability", ge=0.0, lt=1.0)
 _COUNT = integer(None, "a size or count", min=1)

@@ -24,7 +24,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from cva_rec.streaming.sequences import CsrSequences
+from cva_rec.data.streaming.sequences import CsrSequences
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``dataset.engine: streaming``: a :class:`cva_rec.data.SequentialData` from CSR sequences.
+"""``dataset.engine: streaming``: a :class:`cva_rec.data.dataset.SequentialData` from CSR sequences.
 
 The same RecBole ``Config`` as the RecBole engine (the backbones read it), the same splits,
 training rows (and their order), evaluation rows, histories, popularity and item ids; no
@@ -15,11 +15,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from cva_rec.errors import ConfigError, DataError
-from cva_rec.histories import UserSequences
-from cva_rec.streaming.cache import cached_sequences
-from cva_rec.streaming.inter_file import DEFAULT_CHUNK_ROWS, read_inter
-from cva_rec.streaming.sequences import build_sequences
-from cva_rec.streaming.windows import BatchSource, DatasetInfo, EvalRows, FieldNames, TrainingWindows, leave_two_out
+from cva_rec.data.histories import UserSequences
+from cva_rec.data.streaming.cache import cached_sequences
+from cva_rec.data.streaming.inter_file import DEFAULT_CHUNK_ROWS, read_inter
+from cva_rec.data.streaming.sequences import build_sequences
+from cva_rec.data.streaming.windows import BatchSource, DatasetInfo, EvalRows, FieldNames, TrainingWindows, leave_two_out
 
 log = logging.getLogger("cva_rec")
 
@@ -48,7 +48,7 @@ def _refuse_unsupported(config, cfg: Mapping[str, Any]) -> None:
 
 def build_streaming_data(cfg: Mapping[str, Any], config, inter_path: Path, chunk_rows: int = DEFAULT_CHUNK_ROWS):
     """``config``: the RecBole Config the RecBole engine would use; ``inter_path``: the checked .inter file."""
-    from cva_rec.data import SequentialData
+    from cva_rec.data.sequential_data import SequentialData
 
     ds = cfg["dataset"]
     _refuse_unsupported(config, cfg)
@@ -60,7 +60,7 @@ def build_streaming_data(cfg: Mapping[str, Any], config, inter_path: Path, chunk
     params = {"user_field": ds["user_field"], "item_field": ds["item_field"], "time_field": ds["time_field"],
               "field_separator": config["field_separator"], "min_user": min_u, "min_item": min_i,
               "rm_dup_inter": config["rm_dup_inter"], "normalize_time": normalize,
-              # cva_rec's own row rules (cva_rec/dataset_rules.py); absent keys mean RecBole's behaviour
+              # cva_rec's own row rules (cva_rec/data/rules.py); absent keys mean RecBole's behaviour
               "duplicates": ds.get("duplicates", "keep"), "truncate_before_split": ds.get("truncate_before_split")}
     t0 = time.perf_counter()
 

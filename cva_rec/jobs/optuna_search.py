@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
 from cva_rec.errors import ConfigError, RunFolderError
-from cva_rec.sweep import Grid, SweepResult, SweepRun, train_in_subprocess, yaml_value
+from cva_rec.jobs.sweep import Grid, SweepResult, SweepRun, train_in_subprocess, yaml_value
 
 
 def distributions(grid: Grid) -> Dict[str, Any]:
@@ -48,7 +48,7 @@ def distributions(grid: Grid) -> Dict[str, Any]:
 
 
 def trial_run(grid: Grid, out: Path, params: Dict[str, Any]) -> SweepRun:
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
 
     key = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:10]
     name = f"trial-{key}"

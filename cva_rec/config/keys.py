@@ -2,7 +2,7 @@
 
 ``Key.check(value, where)`` returns the value (ints widened to float for float keys) or raises a
 one-line :class:`ConfigError` naming the key, what it must be and what it got. The schema in
-:mod:`cva_rec.config` and the component catalog in :mod:`cva_rec.components` are built from the
+:mod:`cva_rec.config.schema` and the component catalog in :mod:`cva_rec.config.components` are built from the
 constructors below (``integer``, ``number``, ``flag``, ``text``, ``choice``, ``listof``, ``anything``).
 
 Plain dataclasses rather than pydantic: the checks are a few comparisons, the messages must be

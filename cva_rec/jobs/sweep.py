@@ -41,9 +41,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from cva_rec.config import load_config, read_recipe
+from cva_rec.config.schema import load_config, read_recipe
 from cva_rec.errors import ConfigError, CvaRecError, RunFolderError
-from cva_rec.run_folder import differences
+from cva_rec.jobs.run_folder import differences
 
 log = logging.getLogger("cva_rec")
 
@@ -115,7 +115,7 @@ class Grid:
     variants: Dict[str, List[str]]
     axes: List[Tuple[str, List[Any]]]
     out: Optional[Path]
-    search: Dict[str, Any] = field(default_factory=dict)  # section.key -> Optuna search space (cva_rec/optuna_search.py)
+    search: Dict[str, Any] = field(default_factory=dict)  # section.key -> Optuna search space (cva_rec/jobs/optuna_search.py)
 
 
 def yaml_value(value: Any) -> str:
@@ -230,7 +230,7 @@ def expand(grid: Grid, out_dir: Optional[str | os.PathLike] = None) -> List[Swee
 
 def train_in_subprocess(run: SweepRun, progress: bool) -> int:
     """``cva-rec train`` on the run's resolved config in a child process; returns its exit code."""
-    from cva_rec.config import dump_config
+    from cva_rec.config.schema import dump_config
 
     run.run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run.run_dir / "sweep_config.yaml"

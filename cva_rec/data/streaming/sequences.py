@@ -6,7 +6,7 @@ and how it is reproduced here:
 1. ``rm_dup_inter`` (off by default): rows sorted by time with pandas' default sort (numpy's
    quicksort on the float64 times), then duplicate (user, item) pairs dropped keeping the first
    or last. The same ``np.argsort(kind="quicksort")`` on the same array gives the same order.
-   cva_rec's ``dataset.duplicates`` (:mod:`cva_rec.dataset_rules`, in RecBole's duplicate hook)
+   cva_rec's ``dataset.duplicates`` (:mod:`cva_rec.data.rules`, in RecBole's duplicate hook)
    then drops (``drop``: keeps the first) or refuses (``error``) exact duplicate rows (same
    user, item and time).
 2. ``user_inter_num_interval`` / ``item_inter_num_interval``: *iterative*: each round bans every
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cva_rec.errors import DataError
-from cva_rec.streaming.inter_file import RawLog
+from cva_rec.data.streaming.inter_file import RawLog
 
 
 @dataclass

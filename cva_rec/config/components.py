@@ -1,6 +1,6 @@
 """What each configurable component is called and which config options it reads, without importing it.
 
-Config validation (:mod:`cva_rec.config`) reads these catalogs, so loading a recipe never imports
+Config validation (:mod:`cva_rec.config.schema`) reads these catalogs, so loading a recipe never imports
 torch or RecBole. The implementations register themselves in their own registries
 (``cva_rec.encoders.ENCODERS``, ``cva_rec.training.losses.LOSSES``, ``cva_rec.backbones.BACKBONES``);
 those registries are tied to the catalogs here:
@@ -20,7 +20,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, Mapping, Optional
 
-from cva_rec.config_keys import Key, anything, choice, flag, fraction, integer, listof, number, text
+from cva_rec.config.keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
 from cva_rec.registry import Registry
 
@@ -184,7 +184,7 @@ def declare_encoder_class(name: str, cls: type) -> None:
     mismatch = sorted(set(sig) ^ set(declared)) or [k for k in sig if _norm(sig[k]) != _norm(declared[k].default)]
     if mismatch:
         raise TypeError(f"encoder {name!r} ({cls.__module__}.{cls.__qualname__}): options {mismatch} differ between its "
-                        f"__init__ and its declaration in cva_rec/components.py; keep the two in step")
+                        f"__init__ and its declaration in cva_rec/config/components.py; keep the two in step")
 
 
 def declare_loss_class(name: str, cls: Any) -> None:

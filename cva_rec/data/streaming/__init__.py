@@ -11,5 +11,5 @@ so the training examples, splits, histories, popularity and metrics are RecBole'
 * :mod:`.sequences`   RecBole's filters, remap and per-user order -> CSR arrays
 * :mod:`.cache`       the CSR arrays on disk, keyed by the file's hash and the filters
 * :mod:`.windows`     leave-two-out layout, training windows and evaluation rows as batches
-* :mod:`.engine`      ``build_streaming_data(cfg)`` -> :class:`cva_rec.data.SequentialData`
+* :mod:`.engine`      ``build_streaming_data(cfg)`` -> :class:`cva_rec.data.dataset.SequentialData`
 """

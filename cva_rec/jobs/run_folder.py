@@ -10,7 +10,7 @@ anything into a run folder:
 2. **Identity.** The folder's ``config.yaml`` says which config it holds; the config's identity
    (:func:`config_id`, also recorded in ``metrics.json``) is a hash of the resolved config without
    the keys that do not change what the run computes (``train.resume``, ``train.epochs``,
-   ``output.*``, ...: ``Key(identity=False)`` in :mod:`cva_rec.config`). It is recomputed from the
+   ``output.*``, ...: ``Key(identity=False)`` in :mod:`cva_rec.config.schema`). It is recomputed from the
    folder's ``config.yaml`` through the loader, so keys added to the schema later (with their
    defaults) do not make an old folder look different. A folder holding a run is reused only to
    resume the *same* config (``--set train.resume=true``) or when the caller asked to overwrite it.
@@ -56,7 +56,7 @@ def is_primary_process() -> bool:
 def config_identity(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> Dict[str, Any]:
     """The resolved config without the keys that do not change what a run computes (and ``ignore``,
     a list of ``section.key``)."""
-    from cva_rec.config import non_identity_keys
+    from cva_rec.config.schema import non_identity_keys
 
     skip = set(non_identity_keys()) | set(ignore)
     out = {sec: {k: v for k, v in values.items() if f"{sec}.{k}" not in skip} for sec, values in cfg.items()}
@@ -70,7 +70,7 @@ _UNSET = object()
 
 def _encoder_defaults(enc: Mapping[str, Any]) -> Dict[str, Any]:
     """Declared defaults of the options of the encoder ``enc`` names ({} for an unknown one)."""
-    from cva_rec.components import ENCODER_CATALOG
+    from cva_rec.config.components import ENCODER_CATALOG
 
     name = enc.get("name")
     if not isinstance(name, str) or name not in ENCODER_CATALOG:
@@ -141,7 +141,7 @@ class RunClaim:
         if self.overwrite:
             for name in RUN_OUTPUTS:
                 _remove(self.run_dir / name)
-        from cva_rec.config import dump_config
+        from cva_rec.config.schema import dump_config
 
         dump_config(self.cfg, self.run_dir / CONFIG_FILE)
         self._committed = True
@@ -176,7 +176,7 @@ def run_folder_of(cfg: Mapping[str, Any], run_dir: Optional[str | os.PathLike] =
     which must stay inside ``output.dir`` (also through symlinks)."""
     if run_dir is not None:
         return Path(run_dir)
-    from cva_rec.config import run_name
+    from cva_rec.config.schema import run_name
 
     parent = Path(cfg["output"]["dir"])
     path = parent / run_name(cfg)
@@ -286,7 +286,7 @@ def _check_reuse(claim: RunClaim) -> None:
 
 
 def _read_prior(path: Path):
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
 
     try:
         return load_config(path), None
