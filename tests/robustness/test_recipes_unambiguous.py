@@ -2,7 +2,7 @@
 
 PyYAML keeps the last of two equal keys without a word and expands aliases on demand, so
 ``lr`` written twice trained with the second value and nine nested anchors made a 10^9-value
-config; both are refused before anything runs (cva_rec/recipe_yaml.py).
+config; both are refused before anything runs (cva_rec/config/recipe_yaml.py).
 """
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import random
 
 import pytest
 
-from cva_rec.config import load_config, read_recipe
+from cva_rec.config.schema import load_config, read_recipe
 from cva_rec.errors import ConfigError
-from cva_rec.sweep import load_grid
+from cva_rec.jobs.sweep import load_grid
 from tests.conftest import REPO
 from tests.robustness.conftest import folder_hash
 
@@ -62,7 +62,7 @@ def test_aliases_that_stay_small_and_merge_keys_still_load(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("train: &t {epochs: 2, lr: 1e-3}\nwarmup:\n  finetune_lr: 1e-4\n"
                       "eval: {topk: &k [10, 20]}\n" + laughs(4))  # 9^4 = 6561 values: allowed
-    from cva_rec.recipe_yaml import load_yaml
+    from cva_rec.config.recipe_yaml import load_yaml
 
     assert load_yaml(recipe.read_text())["a3"][8][8][8] == ["lol"] * 9
     merged = load_yaml("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n")
