@@ -6,9 +6,9 @@ ID-free from scratch (slice + room, no item-ID parameter anywhere) and the FLUID
 (``cva-rec warmup``, the ID deleted everywhere); ``idfree_dropout`` is ID-free trained with level
 dropout (``item_encoder.level_dropout``: candidates' codes cut at a random depth). Each (variant, seed) is its own run folder
 ``RUNS/<variant>-s<seed>``; a finished one is read, not retrained, and an interrupted one resumes,
-so re-running the same command after a crash repeats nothing. A folder trained with another seed,
-``--budget`` or ``--chain`` than asked stops the call before anything runs (one line naming the key):
-one table is of one budget. ``--rules`` also evaluates each
+so re-running the same command after a crash repeats nothing. A folder holding another experiment
+than this call would train (another seed, ``--budget``, ``--chain`` or recipe; the run folders' rule)
+stops the call before anything runs (one line naming the key): one table is of one budget. ``--rules`` also evaluates each
 ID-free checkpoint with the other prefix-table rules (``prefix_rows: all`` = before issue 12, and
 ``unseen_prefix: zero``), and each ID + room hybrid checkpoint with ``id_rows: trained`` (a held-out
 item's never-trained ID row left out): training is the same, only items outside training differ.
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from cva_rec.benchmarks import project_root
-from cva_rec.config.schema import parse_override, read_recipe
+from cva_rec.errors import ConfigError
 
 #: name -> (label, recipe, command)
 VARIANTS = {
@@ -82,43 +82,50 @@ def _sets(pairs) -> list[str]:
     return [a for kv in pairs for a in ("--set", kv)]
 
 
-def asked_settings(name: str, seed: int, budget, chain) -> list[str]:
-    """The overrides that make (variant, seed) what this call asks for: seed, budget, and for a FLUID chain
-    (or an ablation of it) the stage lengths and the ablation's own choice (later ones win)."""
-    asked = [f"train.seed={seed}", *budget]
+def variant_command(name: str, seed: int, runs: Path, recipes: Path, budget, chain, resume: bool = False):
+    """(command, recipe, ``--set`` overrides) that train (variant, seed) into ``runs/<name>-s<seed>`` at this
+    budget: seed and budget, and for a FLUID chain (or an ablation of it, trained on top of ``fluid-s<seed>``)
+    the stage lengths and the ablation's own choice (later overrides win)."""
+    run = runs / f"{name}-s{seed}"
     if name in ABLATIONS:
-        asked += [*chain, *ABLATIONS[name][2]]
-    elif VARIANTS[name][2] == "warmup":
-        asked += chain
-    return asked
+        _, reuse, overrides = ABLATIONS[name]
+        extra = [*overrides, f"warmup.reuse_run={runs / f'fluid-s{seed}'}", f"warmup.reuse_stages=[{','.join(reuse)}]"]
+        _, recipe, command = VARIANTS["fluid"]
+    else:
+        (_, recipe, command), extra = VARIANTS[name], []
+    sets = [f"train.seed={seed}", *budget]
+    if command == "train":
+        sets += ["train.resume=true"] if resume else []
+    else:  # cva-rec warmup resumes on its own; its folder is output.dir / output.name
+        sets += [*chain, *extra, f"output.dir={runs}", f"output.name={run.name}"]
+    return command, recipes / recipe, sets
 
 
-def budget_mismatch(run: Path, asked) -> list[str]:
-    """``key: trained value (asked value)`` for each asked override that the folder's config.yaml does not
-    have. A finished folder is read, not retrained, so a table under another --budget would silently mix
-    budgets (and its header would name the wrong one) without this check."""
-    path = run / "config.yaml"
+def budget_mismatch(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> list[str]:
+    """How the folder's config.yaml differs from the config this call would train (the run folders' rule,
+    :func:`cva_rec.config.identity.differences`; empty when there is no folder yet). A finished folder is
+    read, not retrained, so a table under another --budget would silently mix budgets (and its header
+    would name the wrong one) without this check."""
+    from cva_rec.config.schema import load_config
+    from cva_rec.config.identity import differences
+
+    path = runs / f"{name}-s{seed}" / "config.yaml"
     if not path.is_file():
         return []
-    cfg = read_recipe(path)
-    wanted = {tuple(keys): value for keys, value in map(parse_override, asked)}  # a later override wins
-    found = []
-    for keys, value in wanted.items():
-        node = cfg
-        for k in keys:
-            node = node.get(k) if isinstance(node, dict) else None
-        if node != value:
-            found.append(f"{'.'.join(keys)}: {node!r} (asked {value!r})")
-    return found
+    _, recipe, sets = variant_command(name, seed, runs, recipes, budget, chain)
+    try:
+        trained = load_config(path)
+    except ConfigError as exc:
+        return [f"its config.yaml is not a valid config here: {exc}"]
+    return differences(trained, load_config(recipe, sets))
 
 
-def check_budget(name: str, seed: int, runs: Path, budget, chain) -> None:
+def check_budget(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> None:
     """One clear line, nothing touched, when ``runs/<name>-s<seed>`` was trained with other settings."""
-    run = runs / f"{name}-s{seed}"
-    wrong = budget_mismatch(run, asked_settings(name, seed, budget, chain))
+    wrong = budget_mismatch(name, seed, runs, recipes, budget, chain)
     if wrong:
-        raise SystemExit(f"{run} was trained with other settings than asked ({'; '.join(wrong)}): pass the "
-                         "--budget / --chain it was trained with, or another --runs folder")
+        raise SystemExit(f"{runs / f'{name}-s{seed}'} was trained with another config than asked ({'; '.join(wrong)}): "
+                         "pass the --budget / --chain it was trained with, or another --runs folder")
 
 
 def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> Path:
@@ -126,23 +133,14 @@ def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain
     ``name`` may be an ablation of the FLUID chain (trained on top of ``fluid-s<seed>``). ``main`` has
     checked every folder it will read against the asked budget (:func:`check_budget`)."""
     if name in ABLATIONS:
-        _, reuse, overrides = ABLATIONS[name]
-        base = train_variant("fluid", seed, runs, recipes, budget, chain)
-        extra = [*overrides, f"warmup.reuse_run={base}", f"warmup.reuse_stages=[{','.join(reuse)}]"]
-        _, recipe, command = VARIANTS["fluid"]
-    else:
-        (_, recipe, command), extra = VARIANTS[name], []
+        train_variant("fluid", seed, runs, recipes, budget, chain)
     run = runs / f"{name}-s{seed}"
     if (run / "metrics.json").is_file():
         return run
-    sets = [f"train.seed={seed}", *budget]
-    cmd = [sys.executable, "-m", "cva_rec.cli.main", command, "-c", str(recipes / recipe), "--no-progress"]
+    command, recipe, sets = variant_command(name, seed, runs, recipes, budget, chain, resume=(run / "config.yaml").is_file())
+    cmd = [sys.executable, "-m", "cva_rec.cli.main", command, "-c", str(recipe), "--no-progress"]
     if command == "train":
-        if (run / "config.yaml").is_file():
-            sets.append("train.resume=true")
         cmd += ["--run-dir", str(run)]
-    else:  # cva-rec warmup resumes on its own; its folder is output.dir / output.name
-        sets += [*chain, *extra, f"output.dir={runs}", f"output.name={run.name}"]
     print(f"[idfree] {' '.join(cmd[3:] + _sets(sets))}", flush=True)
     start = time.perf_counter()
     subprocess.run(cmd + _sets(sets), check=True)
@@ -267,7 +265,7 @@ def main(argv=None) -> int:
     args.runs.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:  # before training anything: the table must be of one budget
         for name in [*args.variants, *args.ablations, *(["fluid"] if args.ablations else [])]:
-            check_budget(name, seed, args.runs, args.budget, args.chain)
+            check_budget(name, seed, args.runs, args.recipes, args.budget, args.chain)
     if not args.table_only:
         for seed in args.seeds:  # seed-major: the first seed of every variant comes first
             for name in args.variants:

@@ -3,6 +3,7 @@
 * :mod:`.keys`         typed keys (default, meaning, type, range) every section is built from
 * :mod:`.components`   names and options of backbones, losses, encoders (validation without torch)
 * :mod:`.schema`       the sections, recipe loading (``base:`` chains, ``--set``), validation
+* :mod:`.identity`     whether two configs are the same experiment (run folders, sweeps, report, ...)
 * :mod:`.recipe_yaml`  the one YAML loader recipes and grids are read with
 * :mod:`.recbole_keys` which RecBole model keys a backbone reads
 

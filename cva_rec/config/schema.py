@@ -135,7 +135,7 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
                                    "its logQ subtracts the log of that same probability (0 = uniform)", ge=0.0),
     },
     "train": {
-        "epochs": integer(20, "maximum training epochs (a resumed run may raise it)", min=1, identity=False),
+        "epochs": integer(20, "maximum training epochs (a resumed run may raise it)", min=1),
         "batch_size": integer(2048, "global training batch (interactions), split evenly over the DDP processes; must divide by devices x num_nodes", min=1),
         "optimizer": choice("adamw", "adamw | adam", ("adamw", "adam")),
         "lr": number(1e-3, "learning rate", gt=0.0),
@@ -151,7 +151,7 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "strategy": text("auto", "Lightning strategy, e.g. ddp"),
         "num_nodes": integer(1, "Lightning number of nodes", min=1),
         "precision": choice("32-true", "Lightning precision, e.g. 32-true | bf16-mixed | 16-mixed", PRECISIONS),
-        "num_workers": integer(0, "DataLoader workers", min=0),
+        "num_workers": integer(0, "DataLoader workers", min=0, identity=False),
         "fast": flag(False, "opt-in fast path for SASRec, GRU4Rec and NextItNet: SASRec attention through fused "
                      "scaled_dot_product_attention, dropout masks from 16-bit random words, torch.compile (train.compile) "
                      "and bf16-mixed precision on a GPU or a CPU with bf16 support when train.precision is left at 32-true "
@@ -196,9 +196,10 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "room_init": choice("slice", "stage 3 room tables: slice (copy the warm slice tables by prefix) | random", ("slice", "random")),
         "add_id_back_epochs": integer(5, "the add-the-ID-back check: maximum epochs", min=1),
         "finetune_lr": number(None, "learning rate of the stages after 'id' (they fine-tune a converged model); null = train.lr", gt=0.0, nullable=True),
-        "reuse_run": text(None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain; a stage trained with other data, model, seed, epochs or lr is refused)", nullable=True),
+        "reuse_run": text(None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain; a stage trained with other data, model, seed, epochs or lr is refused)", nullable=True,
+                          identity=False),
         "reuse_stages": listof([], "the leading stages taken from reuse_run instead of trained, e.g. [id] or [id, slice, phase_out]",
-                               choice(None, "stage", WARMUP_STAGE_NAMES)),
+                               choice(None, "stage", WARMUP_STAGE_NAMES), identity=False),
     },
     "output": {
         "dir": text("runs", "parent folder of run directories", identity=False),
@@ -219,7 +220,7 @@ SWITCHES: Dict[Tuple[str, str], Catalog] = {
 
 
 def non_identity_keys() -> List[str]:
-    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.jobs.run_folder`)."""
+    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.config.identity`)."""
     return [f"{sec}.{k}" for sec, keys in SCHEMA.items() for k, spec in keys.items() if not spec.identity]
 
 

@@ -9,11 +9,13 @@ anything into a run folder:
    lock when the holder exits, however it exits, so a killed run never leaves a stale lock.
 2. **Identity.** The folder's ``config.yaml`` says which config it holds; the config's identity
    (:func:`config_id`, also recorded in ``metrics.json``) is a hash of the resolved config without
-   the keys that do not change what the run computes (``train.resume``, ``train.epochs``,
-   ``output.*``, ...: ``Key(identity=False)`` in :mod:`cva_rec.config.schema`). It is recomputed from the
-   folder's ``config.yaml`` through the loader, so keys added to the schema later (with their
+   the keys that do not change what the run computes (``train.resume``, ``train.num_workers``,
+   ``output.*``, ...: ``Key(identity=False)`` in :mod:`cva_rec.config.schema`), the rule of
+   :mod:`cva_rec.config.identity` that sweeps, Optuna and ``report`` apply too. It is recomputed from
+   the folder's ``config.yaml`` through the loader, so keys added to the schema later (with their
    defaults) do not make an old folder look different. A folder holding a run is reused only to
-   resume the *same* config (``--set train.resume=true``) or when the caller asked to overwrite it.
+   resume the *same* config (``--set train.resume=true``; a resumed run may be given more epochs,
+   :data:`~cva_rec.config.identity.RESUME_MAY_CHANGE`) or when the caller asked to overwrite it.
 3. **Commit.** ``config.yaml`` is written by :meth:`RunClaim.commit_config`, called once every
    check (data, content, model) has passed, right before training. When overwriting, the old
    ``metrics.json`` is removed first, then the old checkpoints and logs, then the new config is
@@ -28,7 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -36,8 +37,9 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
+from cva_rec.config.identity import RESUME_MAY_CHANGE, config_id, config_identity, differences  # noqa: F401 (re-exported)
 from cva_rec.errors import ConfigError, RunFolderError
 
 LOCK_FILE = ".lock"
@@ -51,64 +53,6 @@ _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCI
 def is_primary_process() -> bool:
     """False in the non-zero ranks of a distributed job (which must not claim or write the folder)."""
     return all(os.environ.get(v, "0") in ("", "0") for v in _RANK_VARIABLES)
-
-
-def config_identity(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> Dict[str, Any]:
-    """The resolved config without the keys that do not change what a run computes (and ``ignore``,
-    a list of ``section.key``)."""
-    from cva_rec.config.schema import non_identity_keys
-
-    skip = set(non_identity_keys()) | set(ignore)
-    out = {sec: {k: v for k, v in values.items() if f"{sec}.{k}" not in skip} for sec, values in cfg.items()}
-    if isinstance(out.get("item_encoder"), dict):
-        out["item_encoder"] = _without_encoder_defaults(out["item_encoder"])
-    return out
-
-
-_UNSET = object()
-
-
-def _encoder_defaults(enc: Mapping[str, Any]) -> Dict[str, Any]:
-    """Declared defaults of the options of the encoder ``enc`` names ({} for an unknown one)."""
-    from cva_rec.config.components import ENCODER_CATALOG
-
-    name = enc.get("name")
-    if not isinstance(name, str) or name not in ENCODER_CATALOG:
-        return {}
-    return {k: spec.default for k, spec in ENCODER_CATALOG.get(name).options.items()}
-
-
-def _without_encoder_defaults(enc: Dict[str, Any]) -> Dict[str, Any]:
-    """Item-encoder options at their declared default are left out (the config section keeps only what
-    a recipe set): ``compose: concat`` written out and left unset are one config, and a run folder made
-    before an option existed keeps its identity."""
-    defaults = _encoder_defaults(enc)
-    return {k: v for k, v in enc.items() if k not in defaults or v != defaults[k]}
-
-
-def _shown(identity: Mapping[str, Any], sec: str, key: str) -> str:
-    """A value as :func:`differences` names it: an item-encoder option left out is its default."""
-    values = identity.get(sec, {})
-    if key in values:
-        return repr(values[key])
-    defaults = _encoder_defaults(values) if sec == "item_encoder" else {}
-    return f"{defaults[key]!r} (default)" if key in defaults else "<unset>"
-
-
-def config_id(cfg: Mapping[str, Any], ignore: Iterable[str] = ()) -> str:
-    """A short stable hash of :func:`config_identity` (recorded in ``metrics.json`` and the lock file)."""
-    text = json.dumps(config_identity(cfg, ignore), sort_keys=True, default=str, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def differences(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterable[str] = (), most: int = 3) -> List[str]:
-    a, b = config_identity(old, ignore), config_identity(new, ignore)
-    out = []
-    for sec in sorted(set(a) | set(b)):
-        for key in sorted(set(a.get(sec, {})) | set(b.get(sec, {}))):
-            if a.get(sec, {}).get(key, _UNSET) != b.get(sec, {}).get(key, _UNSET):
-                out.append(f"{sec}.{key} {_shown(a, sec, key)} -> {_shown(b, sec, key)}")
-    return out[:most] + ([f"... ({len(out) - most} more)"] if len(out) > most else [])
 
 
 @dataclass
@@ -272,14 +216,16 @@ def _check_reuse(claim: RunClaim) -> None:
                                  f"choose {claim.elsewhere} or {replace}")
         return
     old, problem = _read_prior(prior)
-    same = old is not None and config_id(old, claim.ignore) == claim.config_id
+    # resuming continues the same run, possibly for more epochs
+    ignore = (*claim.ignore, *RESUME_MAY_CHANGE) if claim.resume else claim.ignore
+    same = old is not None and config_id(old, ignore) == config_id(cfg, ignore)
     what = "a finished run" if (run_dir / "metrics.json").exists() else "an unfinished run" if has_outputs else "the config of a run"
     if same:
         if claim.resume or not has_outputs:
             return
         raise RunFolderError(f"run folder {run_dir} already holds {what} of this config; --set train.resume=true "
                              f"continues it, {f'{flag} starts it again' if flag else 'deleting the folder starts it again'}")
-    why = problem or "config differs: " + "; ".join(differences(old, cfg, claim.ignore))
+    why = problem or "config differs: " + "; ".join(differences(old, cfg, ignore))
     raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
                          + ("resume needs the same config; " if claim.resume else "")
                          + f"choose {claim.elsewhere} or {replace}")

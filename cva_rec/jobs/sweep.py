@@ -41,9 +41,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from cva_rec.config.identity import RESUME_MAY_CHANGE, differences
 from cva_rec.config.schema import load_config, read_recipe
 from cva_rec.errors import ConfigError, CvaRecError, RunFolderError
-from cva_rec.jobs.run_folder import differences
 
 log = logging.getLogger("cva_rec")
 
@@ -77,8 +77,8 @@ class SweepRun:
 
         Folder names come from the grid point only, so an edited base recipe or ``fixed:`` finds the
         same folders: a finished one would be skipped and reported as if it were this config's. The
-        epoch count counts for a finished run (it was trained to its own); an unfinished one may
-        raise it on resume, as ``cva-rec train`` allows."""
+        rule is the run folder's (:mod:`cva_rec.config.identity`): an unfinished run is resumed, and a
+        resumed run may be given more epochs, as ``cva-rec train`` allows."""
         path = self.run_dir / "config.yaml"
         if not path.is_file():
             return None
@@ -86,10 +86,7 @@ class SweepRun:
             old = load_config(path)
         except ConfigError as exc:
             return f"its config.yaml is not a valid config here: {exc}"
-        diffs = differences(old, self.config)
-        if self.finished and old["train"]["epochs"] != self.config["train"]["epochs"]:
-            diffs.append(f"train.epochs {old['train']['epochs']!r} -> {self.config['train']['epochs']!r}")
-        return "; ".join(diffs) or None
+        return "; ".join(differences(old, self.config, () if self.finished else RESUME_MAY_CHANGE)) or None
 
 
 def check_folders_match(runs: Sequence[SweepRun]) -> None:

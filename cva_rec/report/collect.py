@@ -2,9 +2,10 @@
 
 A run is any directory holding ``metrics.json`` (written by ``run_experiment``); its
 ``config.yaml`` (when present) tells which settings it used, and ``stages.json`` (warmup runs)
-holds per-stage test metrics. Runs whose configs differ only in ``train.seed`` (and in keys
-that do not change the result, such as ``output.*`` or ``train.resume``) form one group:
-the report shows the group's mean and standard deviation.
+holds per-stage test metrics. Runs whose configs differ only in ``train.seed`` form one group
+(the run folders' rule of :mod:`cva_rec.config.identity` with the seed left out, so keys that do
+not change the result, such as ``output.*``, ``train.resume`` or ``train.num_workers``, never
+split a group): the report shows the group's mean and standard deviation.
 """
 from __future__ import annotations
 
@@ -18,17 +19,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from cva_rec.config.identity import REPORT_GROUPS_ACROSS, config_identity
 from cva_rec.errors import DataError
 
 log = logging.getLogger("cva_rec")
 
 #: metrics averaged over seeds (test split); names as in metrics.json["test"]
 TABLE_METRICS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
-#: config keys that never change a run's result, so they never split a group
 #: row order of the paper's tables (anything else after, alphabetically)
 BACKBONE_ORDER = ("SASRec", "GRU4Rec", "NextItNet")
 ENCODER_ORDER = ("id", "pooling", "mlp", "perceiver_io", "cva", "id_content", "semantic_id")
-IGNORED_KEYS = {"train.seed", "train.resume", "train.num_workers", "output.dir", "output.name"}
 
 
 @dataclass
@@ -69,16 +69,15 @@ class RunRecord:
         return float(v) if v is not None else _float(self.metrics.get("total_seconds"))
 
     def flat_config(self) -> Dict[str, Any]:
-        """``section.key`` -> value (without the keys in :data:`IGNORED_KEYS`)."""
+        """``section.key`` -> value of the config's identity without the seed (what groups runs)."""
         if self.config is None:  # no config.yaml: the identity metrics.json carries
             return {f"metrics.{k}": self.metrics.get(k) for k in ("dataset", "model", "item_encoder", "loss")}
+        # the warmup section is ignored by `cva-rec train`: not a setting of an ordinary run
+        ignore = (*REPORT_GROUPS_ACROSS, *(() if self.stages else ("warmup.*",)))
+        identity = config_identity(self.config, ignore)
         flat = {}
-        for sec, values in self.config.items():
-            if sec == "warmup" and not self.stages:
-                continue  # ignored by `cva-rec train`: not a setting of an ordinary run
-            for key, value in (values or {}).items():
-                if f"{sec}.{key}" not in IGNORED_KEYS:
-                    flat[f"{sec}.{key}"] = value
+        for sec, values in identity.items():
+            flat.update({f"{sec}.{k}": v for k, v in values.items()} if isinstance(values, Mapping) else {sec: values})
         return flat
 
 

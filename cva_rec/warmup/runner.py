@@ -207,7 +207,7 @@ def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: St
     the stage reads directly (``Stage.reads``); item-side options that only the room token reads are
     left out before it (an ablation of them reuses the stages before the room)."""
     from cva_rec.config.schema import load_config
-    from cva_rec.jobs.run_folder import config_identity, differences
+    from cva_rec.config.identity import config_identity, differences
 
     try:
         old = load_config(stage_dir / "config.yaml")

@@ -123,10 +123,14 @@ def test_resume_of_the_same_config_and_overwrite_keep_other_files(cli, tiny_data
     run = copy_of()
     (run / "my_notes.txt").write_text("mine")
     old_metrics = json.loads((run / "metrics.json").read_text())
-    # resume: same config (epochs may grow: it is not part of the identity)
+    # resume: same config, and a resumed run may be given more epochs; it is then the 2-epoch experiment
     assert cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true", "train.epochs=2")).code == 0
     resumed = json.loads((run / "metrics.json").read_text())
-    assert resumed["config_id"] == old_metrics["config_id"] and resumed["epochs_trained"] == 2
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import config_id
+
+    assert resumed["config_id"] == config_id(load_config(run / "config.yaml")) != old_metrics["config_id"]
+    assert resumed["epochs_trained"] == 2
     # overwrite with another config: the old run is replaced, the user's file stays
     assert cli("train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent, "train.lr=1e-4")).code == 0
     cfg = yaml.safe_load((run / "config.yaml").read_text())
