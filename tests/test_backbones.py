@@ -3,7 +3,8 @@
 * the layout: shapes, padding, positions shared within an interaction, kinds, lengths;
 * candidates vs history: a history token minus its kind embedding is the item's candidate part;
 * deepcopy: a copy scores like the original and shares nothing with it;
-* ID runs: every backbone equals RecBole's own class bit for bit (init, forward, loss, scores);
+* ID runs: every backbone RecBole has equals RecBole's own class bit for bit (init, forward, loss, scores;
+  BERT4Rec's mask row lives in the backbone, so its state is compared with that row put back);
 * the ID phase-out is continuous: scores at ID weight s -> 0 converge to the ID-free model's;
 * a random slice is drawn for every occurrence of an item in a history.
 """
@@ -19,7 +20,8 @@ from cva_rec.config.schema import load_config
 from cva_rec.encoders.lucid import KINDS
 from tests.conftest import small_overrides
 
-BACKBONE_NAMES = ["SASRec", "GRU4Rec", "NextItNet", "NARM", "STAMP"]
+BACKBONE_NAMES = ["SASRec", "GRU4Rec", "NextItNet", "NARM", "STAMP", "BERT4Rec", "FMLPRec"]
+RECBOLE_NAMES = [n for n in BACKBONE_NAMES if n != "FMLPRec"]  # FMLP-Rec is the project's own (tests/test_fmlp_rec.py)
 # tokens per item -> the kinds of a late-fusion history; early fusion fuses the same kinds into one token
 KINDS_FOR = {1: ["slice"], 2: ["id", "slice"], 3: ["id", "slice", "room"]}
 
@@ -45,11 +47,31 @@ def lucid_cfg(tmp_path, model, codes, k, fusion, *extra):
 
 
 @pytest.fixture(scope="module")
-def batch(ml100k_data):
-    """A training batch of real rows; the first rows have short (padded) histories."""
+def batch(ml100k_data, tmp_path_factory):
+    """A training batch of real rows; the first rows have short (padded) histories. It also carries the
+    fields RecBole's mask_itemseq transform adds for BERT4Rec (masked sequences, their targets), drawn
+    with a fixed seed; the other backbones ignore them."""
+    import random
+
+    from recbole.data.transform import MaskItemSequence
+
+    from cva_rec.data import recbole_config
+
     inter = ml100k_data.train.collate_fn(list(range(64)))
     assert (inter["item_length"] < inter["item_id_list"].shape[1]).any(), "want padded rows"
+    config = recbole_config(make_cfg(tmp_path_factory.mktemp("bert4rec"), "BERT4Rec"))
+    random.seed(3)
+    inter = MaskItemSequence(config)(ml100k_data.train._dataset, inter)
+    assert (inter["MASK_INDEX"] > 0).any()
     return inter
+
+
+def recbole_state(model):
+    """Our state dict under RecBole's names; BERT4Rec's mask vector goes back to its row n_items."""
+    state = {k.replace("item_embedding.encoder.table.", "item_embedding."): v for k, v in model.state_dict().items()}
+    if "mask_embedding" in state:
+        state["item_embedding.weight"] = torch.cat([state["item_embedding.weight"], state.pop("mask_embedding")[None]])
+    return state
 
 
 def test_builtin_backbones_are_registered():
@@ -104,7 +126,7 @@ def test_token_layout_in_every_backbone(tmp_path, ml100k_data, ml100k_codes, bat
         assert torch.equal(model.full_sort_predict(batch), scores)
 
 
-@pytest.mark.parametrize("model_name", BACKBONE_NAMES)
+@pytest.mark.parametrize("model_name", RECBOLE_NAMES)
 def test_id_backbones_are_recbole_bit_for_bit(tmp_path, ml100k_data, batch, model_name):
     """Same seed -> same initial weights, same user states, same loss, same scores as RecBole's own class."""
     from recbole.utils import get_model, init_seed
@@ -118,7 +140,7 @@ def test_id_backbones_are_recbole_bit_for_bit(tmp_path, ml100k_data, batch, mode
     init_seed(1, True)
     theirs = get_model(model_name)(config, ml100k_data.train._dataset).eval()
     assert type(ours).__mro__[1] is type(theirs)
-    state = {k.replace("item_embedding.encoder.table.", "item_embedding."): v for k, v in ours.state_dict().items()}
+    state = recbole_state(ours)
     assert state.keys() == theirs.state_dict().keys()
     assert all(torch.equal(v, theirs.state_dict()[k]) for k, v in state.items())
     with torch.no_grad():

@@ -2,7 +2,8 @@
 
 Each built-in backbone is a thin subclass of RecBole's model (one file each) that reads the
 encoder's token layout in ``forward`` and inherits RecBole's ``calculate_loss``, ``predict`` and
-``full_sort_predict`` unchanged; ``seam.py`` holds the ``nn.Embedding`` look-alike they read
+``full_sort_predict`` unchanged (BERT4Rec also owns its mask vector); FMLP-Rec, which RecBole lacks,
+is written here in RecBole's style (``fmlp_rec.py``); ``seam.py`` holds the ``nn.Embedding`` look-alike they read
 items through. The names are declared for config validation in ``cva_rec/config/components.py``
 (``BACKBONE_CATALOG``); register your own with ``BACKBONES.register(name, Backbone(name, cls))``.
 """
@@ -15,6 +16,8 @@ import torch
 from torch import nn
 
 import cva_rec  # noqa: F401  (RecBole shims before RecBole is imported)
+from cva_rec.backbones.bert4rec import TokenBERT4Rec
+from cva_rec.backbones.fmlp_rec import FMLPRec
 from cva_rec.backbones.gru4rec import TokenGRU4Rec
 from cva_rec.backbones.narm import TokenNARM
 from cva_rec.backbones.nextitnet import TokenNextItNet
@@ -35,7 +38,8 @@ class Backbone:
 
 
 BACKBONES: Registry[Backbone] = Registry("model", on_register=declare_backbone)
-_CLASSES = {cls.__mro__[1].__name__: cls for cls in (TokenSASRec, TokenGRU4Rec, TokenNextItNet, TokenNARM, TokenSTAMP)}
+_CLASSES = {"SASRec": TokenSASRec, "GRU4Rec": TokenGRU4Rec, "NextItNet": TokenNextItNet, "NARM": TokenNARM,
+            "STAMP": TokenSTAMP, "BERT4Rec": TokenBERT4Rec, "FMLPRec": FMLPRec}
 for _component in map(BACKBONE_CATALOG.get, BACKBONE_CATALOG.names()):  # the one list of built-in names
     if _component.builtin:
         BACKBONES.register(_component.name, Backbone(_component.name, _CLASSES[_component.name]))
@@ -78,6 +82,8 @@ def attach_encoder(model: nn.Module, cfg: Mapping[str, Any], content: Optional[I
             encoder = build_encoder(enc_cfg, model.n_items, model.item_embedding.embedding_dim, content,
                                     item_tokens=item_tokens, trained_items=trained_items)
     model.item_embedding = ItemEmbeddingAdapter(encoder)
+    if hasattr(model, "fit_token_layout"):  # a backbone whose layers are sized by the token count (FMLP-Rec)
+        model.fit_token_layout(encoder.tokens_per_item)
     return model
 
 
@@ -91,4 +97,5 @@ def seq_output(model: nn.Module, interaction, items: Optional[EncodedItems] = No
 
 
 __all__ = ["BACKBONES", "Backbone", "ItemEmbeddingAdapter", "build_backbone", "attach_encoder", "item_encoder_of",
-           "seq_output", "TokenSASRec", "TokenGRU4Rec", "TokenNextItNet", "TokenNARM", "TokenSTAMP"]
+           "seq_output", "TokenSASRec", "TokenGRU4Rec", "TokenNextItNet", "TokenNARM", "TokenSTAMP", "TokenBERT4Rec",
+           "FMLPRec"]

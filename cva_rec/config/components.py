@@ -80,7 +80,7 @@ SCHEDULER_CATALOG.declare("linear", reads=("warmup_steps",))
 
 # -- backbones (model.name); their other keys are RecBole's own (its properties/model/<name>.yaml) ----------
 BACKBONE_CATALOG = Catalog("model", "model.name")
-for _name in ("SASRec", "GRU4Rec", "NextItNet", "NARM", "STAMP"):
+for _name in ("SASRec", "GRU4Rec", "NextItNet", "NARM", "STAMP", "BERT4Rec", "FMLPRec"):
     BACKBONE_CATALOG.declare(_name)
 
 

@@ -1,5 +1,9 @@
 """The hyper-parameters RecBole declares for a model, typed, read from its own YAML without importing RecBole.
 
+A backbone of this project that RecBole lacks (FMLP-Rec) declares its hyper-parameters in
+``OWN_MODEL_DEFAULTS`` instead; they are typed the same way and handed to RecBole's ``Config`` as
+that model's defaults (``cva_rec/data.py``).
+
 The ``model`` section of a recipe is open: it accepts every key in
 ``recbole/properties/model/<name>.yaml``. Each key is typed like RecBole's default value (an
 integer default takes integers, a float default numbers, a list default lists), and the keys
@@ -33,6 +37,15 @@ RANGES: Dict[str, Key] = {
 }
 
 
+#: the project's own backbones (RecBole has no YAML for them): their hyper-parameters and defaults
+OWN_MODEL_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    # FMLP-Rec (cva_rec/backbones/fmlp_rec.py): the paper's released defaults (2 blocks, width 64, feed-forward
+    # 4 x 64, dropout 0.5, GELU, LayerNorm eps 1e-12, N(0, 0.02) initialisation)
+    "FMLPRec": {"n_layers": 2, "hidden_size": 64, "inner_size": 256, "hidden_dropout_prob": 0.5, "hidden_act": "gelu",
+                "layer_norm_eps": 1e-12, "initializer_range": 0.02},
+}
+
+
 def _typed_like(default: Any) -> Key:
     if isinstance(default, bool):
         return flag(default, "")
@@ -47,9 +60,7 @@ def _typed_like(default: Any) -> Key:
     return anything(default, "")
 
 
-@lru_cache(maxsize=None)
-def recbole_model_keys(model_name: str) -> Dict[str, Key]:
-    """Key -> typed spec for every hyper-parameter RecBole declares for ``model_name`` ({} when unknown)."""
+def _recbole_yaml(model_name: str) -> Dict[str, Any]:
     try:
         path = Path(distribution("recbole").locate_file(f"recbole/properties/model/{model_name}.yaml"))
     except PackageNotFoundError:
@@ -57,6 +68,12 @@ def recbole_model_keys(model_name: str) -> Dict[str, Key]:
     if not path.is_file():
         return {}
     with open(path, encoding="utf-8") as fh:
-        raw = load_yaml(fh) or {}  # RecBole writes 1e-12 / 1e-5 (its own loader reads them as floats)
+        return load_yaml(fh) or {}  # RecBole writes 1e-12 / 1e-5 (its own loader reads them as floats)
+
+
+@lru_cache(maxsize=None)
+def recbole_model_keys(model_name: str) -> Dict[str, Key]:
+    """Key -> typed spec for every hyper-parameter RecBole (or this project) declares for ``model_name`` ({} when unknown)."""
+    raw = dict(OWN_MODEL_DEFAULTS[model_name]) if model_name in OWN_MODEL_DEFAULTS else _recbole_yaml(model_name)
     raw.pop("loss_type", None)  # set by the loss, not the recipe
     return {k: (RANGES[k].but(default=v) if k in RANGES else _typed_like(v)) for k, v in raw.items()}

@@ -20,6 +20,7 @@ from cva_rec.errors import DataError
 from cva_rec.heap import release_free_heap
 from cva_rec.data.histories import UserHistory, UserSequences  # noqa: F401  (UserHistory re-exported)
 from cva_rec.data.sequential_data import SequentialData  # noqa: F401  (re-exported: the type build_data returns)
+from cva_rec.config.recbole_keys import OWN_MODEL_DEFAULTS
 
 
 def bundled_data_path() -> Path:
@@ -42,7 +43,8 @@ def recbole_config_dict(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     """The RecBole config for a cva_rec config (model hyper-parameters pass through)."""
     ds, tr, ev = cfg["dataset"], cfg["train"], cfg["eval"]
     uf, itf, tf = ds["user_field"], ds["item_field"], ds["time_field"]
-    model_params = {k: v for k, v in cfg["model"].items() if k != "name"}
+    own_defaults = OWN_MODEL_DEFAULTS.get(cfg["model"]["name"], {})  # a backbone RecBole lacks: its defaults here
+    model_params = {**own_defaults, **{k: v for k, v in cfg["model"].items() if k != "name"}}
     return {
         **model_params,
         "data_path": str(resolve_data_path(cfg)),
@@ -122,11 +124,16 @@ def recbole_config(cfg: Mapping[str, Any]):
     """RecBole's ``Config`` for ``cfg`` (both engines: the backbones read it), on the CPU."""
     from recbole.config import Config
 
+    model = cfg["model"]["name"]
+    if model == "FMLPRec":  # the project's own model (OWN_MODEL_DEFAULTS): RecBole's Config takes its class
+        from cva_rec.backbones.fmlp_rec import FMLPRec  # a leaf module: torch and RecBole only
+
+        model = FMLPRec
     # RecBole's Config also parses sys.argv as "--key=value" overrides; our CLI's arguments are
     # not meant for it (and it would print a warning about each), so hide them while it reads
     argv, sys.argv = sys.argv, sys.argv[:1]
     try:
-        config = Config(model=cfg["model"]["name"], dataset=cfg["dataset"]["name"], config_dict=recbole_config_dict(cfg))
+        config = Config(model=model, dataset=cfg["dataset"]["name"], config_dict=recbole_config_dict(cfg))
     finally:
         sys.argv = argv
     config["device"] = torch.device("cpu")

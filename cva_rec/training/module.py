@@ -105,8 +105,14 @@ class SeqRecModule(L.LightningModule):
         if chunk and not self.cfg["eval"]["negatives"] and weight.shape[0] > chunk:
             # full_sort_predict's scores (user state x item vectors), a chunk of the catalogue at a time
             user = seq_output(self.model, interaction)
+            bias = getattr(self.model, "output_bias", None)  # a per-item score bias full_sort_predict adds (BERT4Rec's)
+
+            def scores(lo, hi):
+                block = torch.matmul(user, weight[lo:hi].transpose(0, 1))
+                return block if bias is None else block + bias[lo:hi]
+
             try:
-                ranks = chunked_target_ranks(lambda lo, hi: torch.matmul(user, weight[lo:hi].transpose(0, 1)), weight.shape[0],
+                ranks = chunked_target_ranks(scores, weight.shape[0],
                                              targets, chunk, history, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])))
             except FloatingPointError:
                 raise self._diverged(batch_idx) from None
