@@ -55,7 +55,7 @@ def batch(ml100k_data, tmp_path_factory):
 
     from recbole.data.transform import MaskItemSequence
 
-    from cva_rec.data import recbole_config
+    from cva_rec.data.dataset import recbole_config
 
     inter = ml100k_data.train.collate_fn(list(range(64)))
     assert (inter["item_length"] < inter["item_id_list"].shape[1]).any(), "want padded rows"

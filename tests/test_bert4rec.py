@@ -16,8 +16,8 @@ import torch
 from recbole.data.transform import MaskItemSequence
 
 from cva_rec.backbones import build_backbone, item_encoder_of
-from cva_rec.config import load_config
-from cva_rec.data import recbole_config
+from cva_rec.config.schema import load_config
+from cva_rec.data.dataset import recbole_config
 from tests.conftest import small_overrides
 
 

@@ -2,7 +2,7 @@
 
 A backbone of this project that RecBole lacks (FMLP-Rec) declares its hyper-parameters in
 ``OWN_MODEL_DEFAULTS`` instead; they are typed the same way and handed to RecBole's ``Config`` as
-that model's defaults (``cva_rec/data.py``).
+that model's defaults (``cva_rec/data/dataset.py``).
 
 The ``model`` section of a recipe is open: it accepts every key in
 ``recbole/properties/model/<name>.yaml``. Each key is typed like RecBole's default value (an
