@@ -9,6 +9,7 @@ from cva_rec.config.schema import load_config
 from cva_rec.data.dataset import build_data
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_write_json, atomic_write_text, ensure_writable, load_torch_file
+from cva_rec.training.run_identity import check_identity
 
 
 def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "test", overrides: Sequence[str] = (),
@@ -59,7 +60,10 @@ def run_config_and_checkpoint(run_dir: Path, checkpoint: Optional[str] = None, o
     ckpt = Path(checkpoint) if checkpoint else run_dir / "checkpoints" / "best.ckpt"
     if not ckpt.is_file():
         raise CheckpointError(f"checkpoint not found: {ckpt}")
-    load_torch_file(ckpt, "checkpoint")
+    # the run the checkpoint records is this folder's run (its config.yaml; the overrides are evaluation
+    # settings); its dataset is checked once the data is loaded (load_trained_module)
+    check_identity(load_torch_file(ckpt, "checkpoint"), ckpt, cfg=load_config(run_dir / "config.yaml"),
+                   against=f"the run folder {run_dir}")
     return cfg, ckpt
 
 
@@ -90,8 +94,9 @@ def load_trained_module(cfg, ckpt: Path):
     from cva_rec.training.build import build_module
     from cva_rec.training.checkpoint_io import load_checkpoint_into
     from cva_rec.training.content import load_content
+    from cva_rec.training.run_identity import dataset_fingerprint
 
     data = build_data(cfg)
     module = build_module(cfg, data, load_content(cfg, data))
-    load_checkpoint_into(module, ckpt)
+    load_checkpoint_into(module, ckpt, dataset=dataset_fingerprint(data))
     return data, module

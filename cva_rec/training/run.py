@@ -27,6 +27,7 @@ from cva_rec.training.checkpoint_io import load_checkpoint_into
 from cva_rec.training.content import load_content
 from cva_rec.training.metrics_file import best_valid, write_metrics
 from cva_rec.training.probes import EpochTimer, count_parameters, peak_memory_bytes
+from cva_rec.training.run_identity import RunIdentity
 from cva_rec.training.trainer import make_trainer, quiet_lightning
 
 __all__ = ["run_experiment", "build_model", "build_module", "load_checkpoint_into", "load_content", "make_trainer",
@@ -60,7 +61,7 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     content = load_content(cfg, data)
     module = module if module is not None else build_module(cfg, data, content)
     timer = EpochTimer()
-    trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar)
+    trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar, identity=RunIdentity(cfg, data))
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = str(last) if claim.resume and not claim.overwrite and last.exists() else None
     if prepare is not None and resume is None:

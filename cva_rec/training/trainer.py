@@ -10,7 +10,9 @@ from typing import Any, Mapping
 from cva_rec.errors import ConfigError
 
 
-def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_progress_bar: bool = True):
+def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_progress_bar: bool = True, identity=None):
+    """``identity`` (a :class:`~cva_rec.training.run_identity.RunIdentity`): recorded in every checkpoint
+    written, required of every checkpoint read back (see :mod:`.checkpoint_io`)."""
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
@@ -25,7 +27,7 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
     if tr["early_stopping_patience"]:
         cbs.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tr["early_stopping_patience"])))
     try:
-        return _trainer(L, tr, run_dir, cbs, enable_progress_bar)
+        return _trainer(L, tr, run_dir, cbs, enable_progress_bar, identity)
     # Lightning checks accelerator / devices / strategy / precision when the Trainer is built
     # (a gpu on a machine without one, a strategy it does not know, tpu without torch_xla): one line
     except (MisconfigurationException, ValueError, TypeError, ImportError) as exc:
@@ -56,7 +58,7 @@ def cpu_has_bf16() -> bool:
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool):
+def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool, identity=None):
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from cva_rec.training.checkpoint_io import AtomicCheckpointIO
@@ -73,7 +75,7 @@ def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool):
         limit_train_batches=tr["limit_train_batches"],
         callbacks=cbs,
         logger=TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False),
-        plugins=[AtomicCheckpointIO()],  # checkpoints: atomic writes, weights-only reads (cva_rec.io)
+        plugins=[AtomicCheckpointIO(identity)],  # checkpoints: atomic writes, weights-only reads (cva_rec.io), run identity
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
         enable_progress_bar=enable_progress_bar,

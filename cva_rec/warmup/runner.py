@@ -24,9 +24,11 @@ from typing import Any, Dict, List, Mapping, Optional
 import torch
 
 from cva_rec.backbones import item_encoder_of
+from cva_rec.config import load_config
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
 from cva_rec.jobs.run_folder import claim_run_folder
+from cva_rec.training.run_identity import RunIdentity, check_identity
 from cva_rec.warmup.schedule import IdPhaseOut
 from cva_rec.warmup.stages import Stage, check_warmup
 
@@ -57,14 +59,22 @@ def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) ->
 
 
 # -- seeds ----------------------------------------------------------------------------------------
-def save_seed(module, path: Path) -> Path:
-    return atomic_torch_save({"format": "cva_rec.warmup_seed", "state_dict": module.state_dict()}, path)
+def save_seed(module, path: Path, identity: Optional[RunIdentity] = None) -> Path:
+    """The stage's weights, with the stage's run identity (its config and data) when given."""
+    state = {"format": "cva_rec.warmup_seed", "state_dict": module.state_dict()}
+    return atomic_torch_save(identity.stamp(state) if identity is not None else state, path)
 
 
-def load_seed(path: Path) -> Dict[str, torch.Tensor]:
+def load_seed(path: Path, dataset: Optional[Mapping[str, Any]] = None) -> Dict[str, torch.Tensor]:
+    """A seed's weights; with ``dataset`` (this chain's :func:`dataset_fingerprint`) a seed trained on other
+    data, or by another run than the stage folder it sits in (its ``config.yaml``), is refused."""
     state = load_torch_file(path, "warmup seed (has that stage finished?)")
     if not isinstance(state, dict) or state.get("format") != "cva_rec.warmup_seed":
         raise CheckpointError(f"{path} is not a cva_rec warmup seed")
+    if dataset is not None:
+        folder_cfg = path.parent / "config.yaml"
+        cfg = load_config(folder_cfg) if folder_cfg.is_file() else None
+        check_identity(state, path, cfg=cfg, dataset=dataset, against=f"its stage folder {path.parent}", what="warmup seed")
     return state["state_dict"]
 
 
@@ -96,13 +106,13 @@ def id_parameter_keys(module) -> tuple:
 
 
 # -- one stage ------------------------------------------------------------------------------------
-def _prepare(stage: Stage, cfg, prev_seed: Optional[Path]):
+def _prepare(stage: Stage, cfg, prev_seed: Optional[Path], dataset: Optional[Mapping[str, Any]] = None):
     def prepare(module):
         encoder = item_encoder_of(module.model)
         if prev_seed is None:
             return
         # a stage without the ID (early 'replace') leaves the previous stage's ID table behind on purpose
-        fresh = init_from_seed(module, load_seed(prev_seed), allow_unused=() if encoder.has_id else id_parameter_keys(module))
+        fresh = init_from_seed(module, load_seed(prev_seed, dataset), allow_unused=() if encoder.has_id else id_parameter_keys(module))
         log.info("stage %s: initialised from %s; new parameters: %s", stage.name, prev_seed,
                  sorted({k.rsplit(".", 1)[0] for k in fresh}) or "none")
         if stage.name == "room" and cfg["warmup"]["room_init"] == "slice":
@@ -128,7 +138,8 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
         callbacks.append(IdPhaseOut(encoder, int(cfg["warmup"]["phase_out_span"]), cfg["warmup"]["phase_out_schedule"],
                                     int(cfg["warmup"]["phase_out_steps"]), where=retire))
         test_on = "last"  # the ID-free end of the schedule, not an earlier epoch that still had the ID
-    metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed),
+    identity = RunIdentity(scfg, data)
+    metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed, identity.dataset),
                              callbacks=callbacks, test_on=test_on, module=module)
     if stage.name == "phase_out":
         encoder.set_id_scale(0.0, retire)
@@ -142,7 +153,7 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     metrics["id_retired"] = retire if stage.name == "phase_out" else None  # ... and where it ended ID-free
     metrics["parameters"] = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
     atomic_write_json(run_dir / "metrics.json", metrics)
-    save_seed(module, run_dir / SEED_FILE)
+    save_seed(module, run_dir / SEED_FILE, identity)
     return metrics
 
 
@@ -206,7 +217,6 @@ def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: St
     would silently mix two experiments. Warm-up keys enter through the stage's own config, except those
     the stage reads directly (``Stage.reads``); item-side options that only the room token reads are
     left out before it (an ablation of them reuses the stages before the room)."""
-    from cva_rec.config.schema import load_config
     from cva_rec.config.identity import config_identity, differences
 
     try:
