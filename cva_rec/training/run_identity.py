@@ -4,9 +4,9 @@ Two checkpoints of one model on two datasets (or two seeds, two learning rates) 
 shapes, so loading one where the other was meant works and reports the wrong run's numbers. Every
 checkpoint cva_rec writes (Lightning's ``best.ckpt`` / ``last.ckpt``, warm-up seeds) therefore records
 
-* ``config``: the run's resolved config; compared through :func:`cva_rec.run_folder.differences`
+* ``config``: the run's resolved config; compared through :func:`cva_rec.config.identity.differences`
   (the run-folder identity rule: keys that do not change what a run computes are left out, and
-  ``train.epochs``, which a resume may raise), so the refusal names the first differing keys;
+  what a resume may change, ``RESUME_MAY_CHANGE``), so the refusal names the first differing keys;
 * ``dataset``: the dataset name, the item count and a sha256 of the item tokens in id order
   (:func:`dataset_fingerprint`): the same row of the item table means the same item.
 
@@ -30,8 +30,6 @@ log = logging.getLogger("cva_rec")
 
 #: where a checkpoint dict holds its identity
 IDENTITY_KEY = "cva_rec_identity"
-#: keys a run may change while its checkpoints stay its own (a resume trains more epochs)
-MAY_CHANGE = ("train.epochs",)
 
 
 def dataset_fingerprint(data) -> Dict[str, Any]:
@@ -102,8 +100,8 @@ def _dataset_problem(recorded: Any, here: Mapping[str, Any]) -> Optional[str]:
 
 
 def _config_problem(recorded: Any, cfg: Mapping[str, Any]) -> Optional[str]:
-    from cva_rec.config import load_config
-    from cva_rec.run_folder import differences
+    from cva_rec.config.identity import RESUME_MAY_CHANGE, differences
+    from cva_rec.config.schema import load_config
 
     if not isinstance(recorded, Mapping):
         return "its recorded config is unreadable"
@@ -111,5 +109,5 @@ def _config_problem(recorded: Any, cfg: Mapping[str, Any]) -> Optional[str]:
         old = load_config(None, extra=recorded)
     except ConfigError as exc:
         return f"its recorded config is not a valid config here: {exc}"
-    diffs = differences(old, cfg, ignore=MAY_CHANGE)
+    diffs = differences(old, cfg, ignore=RESUME_MAY_CHANGE)
     return "config differs: " + "; ".join(diffs) if diffs else None

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import torch
 
 from cva_rec.backbones import item_encoder_of
-from cva_rec.config import load_config
+from cva_rec.config.schema import load_config
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
 from cva_rec.jobs.run_folder import claim_run_folder

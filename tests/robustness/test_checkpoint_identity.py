@@ -132,7 +132,7 @@ def test_resume_from_a_foreign_last_ckpt_is_refused(cli, runs, tmp_path):
 
 
 def test_a_warmup_seed_of_other_data_is_refused(tmp_path):
-    from cva_rec.config import load_config
+    from cva_rec.config.schema import load_config
     from cva_rec.errors import CheckpointError
     from cva_rec.training.run_identity import RunIdentity, dataset_fingerprint
     from cva_rec.warmup.runner import load_seed, save_seed
