@@ -9,6 +9,7 @@ Writes into ``--out``::
                        (feature-store row order; align to a dataset with SemanticCodes.align)
     diagnostics.json   code-quality diagnostics of the slice and the room codes
     alignment.pt       with --align: the collaborative projection W [out, d] (segments are W x)
+    alignment/         with --align: the projection's fit (checkpoints/last.ckpt, tb/), as a training run's
 
 ``--distinct`` appends collision-resolving levels to the room codes (semantic_ids/distinct.py);
 ``--align RECIPE`` projects the content first (semantic_ids/alignment.py).
@@ -219,7 +220,8 @@ def _align(args, segments, counts: np.ndarray, item_ids: list):
     from cva_rec.data.dataset import build_data
     from cva_rec.semantic_ids.alignment import fit_projection, training_pairs
 
-    data = build_data(load_config(args.align))
+    recipe = load_config(args.align)
+    data = build_data(recipe)
     held_out = None if data.cold_items is None else data.cold_items.numpy()
     pairs = training_pairs(data.sequences, held_out)
     row_of = {str(t): i for i, t in enumerate(item_ids)}
@@ -230,7 +232,8 @@ def _align(args, segments, counts: np.ndarray, item_ids: list):
         raise FeatureStoreError(f"{args.source}: no item of {args.align}'s dataset has content here (item ids do not match)")
     means = _mean_segments(segments, counts)
     projection, report = fit_projection(means, rows[has_content], args.align_dim, args.align_epochs, args.align_batch_size,
-                                        args.align_lr, args.align_temperature, args.seed, args.device)
+                                        args.align_lr, args.align_temperature, args.seed, args.device,
+                                        run_dir=Path(args.out) / "alignment", train=recipe["train"])
     held_rows = set(to_row[np.flatnonzero(held_out)].tolist()) - {-1} if held_out is not None else set()
     if held_rows & set(report.rows_read.tolist()):  # training_pairs already refuses this; belt and braces
         raise FeatureStoreError("the alignment read a held-out item's vector")

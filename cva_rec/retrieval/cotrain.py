@@ -18,14 +18,20 @@ with ``w_v`` the posterior of view ``v`` (detached), which splits exactly into t
 terms: ``L_CE`` on level ``m`` and ``L_HC`` on the levels before it, both weighted by ``w_v``.
 In fixed-codes mode (single-view RQ-KMeans codes) there is no tokenizer: the loss is that
 marginal over all levels at once.
+
+The whole schedule is one fit of the training runs' Lightning Trainer (:mod:`cva_rec.training.loop_fit`:
+progress, ``checkpoints/last.ckpt``, signals, DDP, anomaly detection off); each epoch's windows, their
+order, the steps' target subsamples and dropout are seeded by ``(seed, epoch)`` (and the DDP rank).
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
 
+import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,6 +39,7 @@ import torch.nn.functional as F
 from cva_rec.retrieval.grdr import GRDR
 from cva_rec.retrieval.multiview_tokenizer import MultiViewTokenizer
 from cva_rec.retrieval.sequences import training_windows
+from cva_rec.training.loop_fit import EpochBatches, epoch_generators, epoch_seed, fit_loop, loop_config
 
 log = logging.getLogger(__name__)
 
@@ -149,53 +156,117 @@ def init_codebook_level(model: GRDR, level: int, s: CotrainSettings) -> None:
     model.codebook.books[level].data.copy_(km.centroids[0].to(residual.device))
 
 
-def _epoch(model, opt, s, indptr, items, level, phase, rng, gen, device) -> Dict[str, float]:
-    model.train()
-    windows, lengths = training_windows(indptr, items, s.max_len, s.extra_windows, rng)
-    order = torch.randperm(len(windows), generator=gen)
-    sums: Dict[str, float] = {}
-    steps = 0
-    for idx in order.split(s.batch_size):
-        losses = batch_loss(model, s, windows[idx].to(device), lengths[idx].to(device), level, phase, gen)
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
-        opt.step()
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        steps += 1
-    return {k: v / max(steps, 1) for k, v in sums.items()}
-
-
-def cotrain(model: GRDR, indptr: np.ndarray, items: np.ndarray, s: CotrainSettings, device: str = "cpu") -> List[dict]:
-    """Train ``model`` on the users' training histories (CSR); returns one record per epoch."""
-    torch.manual_seed(s.seed)
-    rng, gen = np.random.default_rng(s.seed), torch.Generator().manual_seed(s.seed)
-    model.to(device)
-    opt = torch.optim.AdamW([p for p in model.parameters()], lr=s.lr, weight_decay=s.weight_decay)
-    records = []
-
-    def run(level, phase, epochs):
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            # RecBole's sine.py switches autograd anomaly detection on, process-wide, when its model zoo is
-            # imported (a SASRec reranker loads it); Lightning's fit switches it off, this loop does the same
-            with torch.autograd.set_detect_anomaly(False):
-                losses = _epoch(model, opt, s, indptr, items, level, phase, rng, gen, device)
-            rec = {"level": level + 1, "phase": phase, "epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 2),
-                   **{k: round(v, 5) for k, v in losses.items()}}
-            records.append(rec)
-            log.info("level %d %s epoch %d: %s", level + 1, phase, epoch + 1,
-                     ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
-
+def schedule(model: GRDR, s: CotrainSettings) -> List[tuple]:
+    """(level, phase, epoch within the phase) of each training epoch, in Algorithm 1's order (levels from 0)."""
     if model.tokenizer is None:
-        run(model.codebook.levels - 1, "train", s.train_epochs)
-        return records
-    for level in range(model.codebook.levels):
-        model.codebook.freeze_below(level)
-        run(level, "align", s.align_epochs_first if level == 0 else s.align_epochs)
-        init_codebook_level(model, level, s)
-        run(level, "train", s.train_epochs)
-    model.codebook.freeze_below(0)
-    model.eval()
-    return records
+        return [(model.codebook.levels - 1, "train", e) for e in range(s.train_epochs)]
+    return [(level, phase, e) for level in range(model.codebook.levels)
+            for phase, n in (("align", s.align_epochs_first if level == 0 else s.align_epochs), ("train", s.train_epochs))
+            for e in range(n)]
+
+
+class _WindowBatches:
+    """One epoch's batches of training windows: ``order`` split into ``batch_size`` rows, indexed on demand."""
+
+    def __init__(self, windows: torch.Tensor, lengths: torch.Tensor, order: torch.Tensor, batch_size: int):
+        self.windows, self.lengths, self.parts = windows, lengths, order.split(batch_size)
+
+    def __len__(self) -> int:
+        return len(self.parts)
+
+    def __getitem__(self, i: int):
+        idx = self.parts[i]
+        return self.windows[idx], self.lengths[idx]
+
+
+class CotrainFit(L.LightningModule):
+    """Algorithm 1 as one Lightning fit: epoch ``e`` is ``schedule[e]``; at its start the codebooks below its
+    level are frozen and any level whose P1 alignment is over gets its k-means initialisation. One AdamW over
+    every parameter for the whole fit (frozen ones keep their state and skip updates: no gradient)."""
+
+    def __init__(self, model: GRDR, s: CotrainSettings):
+        super().__init__()
+        self.model, self.s = model, s
+        self.plan = schedule(model, s)
+        self.records: List[dict] = []
+        self.initialised = 0  # levels whose codebook came from k-means (Algorithm 1, line 10)
+        self._sums: Dict[str, float] = {}
+        self._steps, self._t0, self._pair_gen = 0, 0.0, None
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(list(self.model.parameters()), lr=self.s.lr, weight_decay=self.s.weight_decay)
+
+    def initialise_codebooks(self, upto: int) -> None:
+        """k-means initialisation of every level below ``upto`` not initialised yet (learned codes only)."""
+        while self.model.tokenizer is not None and self.initialised < upto:
+            init_codebook_level(self.model, self.initialised, self.s)
+            self.initialised += 1
+
+    def on_train_epoch_start(self) -> None:
+        level, phase, _ = self.plan[self.current_epoch]
+        if self.model.tokenizer is not None:
+            self.initialise_codebooks(level + (phase == "train"))
+            self.model.codebook.freeze_below(level)
+        self.model.train()
+        # the (context, target) subsample of each step and dropout: per epoch and rank, so that a resumed fit
+        # draws what an uninterrupted one would (Lightning's checkpoints hold no RNG state)
+        self._pair_gen = epoch_generators(self.s.seed, self.current_epoch, 1, self.global_rank)[1]
+        torch.manual_seed(epoch_seed(self.s.seed, self.current_epoch, 2, self.global_rank))
+        self._sums, self._steps, self._t0 = {}, 0, time.perf_counter()
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        level, phase, _ = self.plan[self.current_epoch]
+        losses = batch_loss(self.model, self.s, batch[0], batch[1], level, phase, self._pair_gen)
+        for k, v in losses.items():
+            self._sums[k] = self._sums.get(k, 0.0) + float(v.detach())
+        self._steps += 1
+        self.log(f"cotrain/{phase}_total", losses["total"], prog_bar=True, batch_size=len(batch[0]))
+        return losses["total"]
+
+    def on_train_epoch_end(self) -> None:
+        level, phase, epoch = self.plan[self.current_epoch]
+        losses = {k: v / max(self._steps, 1) for k, v in self._sums.items()}
+        self.records.append({"level": level + 1, "phase": phase, "epoch": epoch + 1,
+                             "seconds": round(time.perf_counter() - self._t0, 2), **{k: round(v, 5) for k, v in losses.items()}})
+        log.info("level %d %s epoch %d: %s", level + 1, phase, epoch + 1, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["cotrain"] = {"records": list(self.records), "initialised": self.initialised}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("cotrain", {})
+        self.records, self.initialised = list(state.get("records", [])), int(state.get("initialised", 0))
+
+
+def window_batches(indptr: np.ndarray, items: np.ndarray, s: CotrainSettings, epoch_of) -> EpochBatches:
+    """Each epoch: every user's windows (``training_windows``) in a random order, both seeded by ``(seed, epoch)``."""
+    def draw(epoch: int) -> _WindowBatches:
+        rng, gen = epoch_generators(s.seed, epoch)
+        windows, lengths = training_windows(indptr, items, s.max_len, s.extra_windows, rng)
+        return _WindowBatches(windows, lengths, torch.randperm(len(windows), generator=gen), s.batch_size)
+
+    users = int((np.diff(indptr) >= 2).sum())
+    return EpochBatches(draw, -(-users * (1 + s.extra_windows) // s.batch_size), epoch_of)
+
+
+def cotrain(model: GRDR, indptr: np.ndarray, items: np.ndarray, s: CotrainSettings, device: str = "cpu",
+            run_dir: Optional[Path] = None, train: Optional[Mapping[str, Any]] = None, progress: bool = True,
+            resume: bool = False) -> List[dict]:
+    """Train ``model`` on the users' training histories (CSR); returns one record per epoch.
+
+    Fitted by the training runs' Trainer (:mod:`cva_rec.training.loop_fit`; gradient norm clipped at 5):
+    ``run_dir`` gets ``checkpoints/last.ckpt`` and ``tb/`` (None: a temporary folder); ``train``: the
+    recipe's train section, for ``device: cuda`` its devices / strategy (DDP); ``resume``: continue
+    from ``run_dir``'s last.ckpt."""
+    module = CotrainFit(model, s)
+    cfg = loop_config(device, len(module.plan), 5.0, train)
+    if cfg["train"]["strategy"] == "ddp":
+        # P1 leaves the decoder's later heads and the tokenizer's reconstruction unused, and frozen codebooks
+        # get no gradient: DDP must look for unused parameters (they then keep no gradient, as in one process)
+        cfg["train"]["strategy"] = "ddp_find_unused_parameters_true"
+    fit_loop(module, window_batches(indptr, items, s, lambda: module.current_epoch), cfg, run_dir, progress, resume)
+    module.initialise_codebooks(model.codebook.levels if model.tokenizer is not None else 0)
+    if model.tokenizer is not None:
+        model.codebook.freeze_below(0)
+    model.to(device).eval()
+    return module.records

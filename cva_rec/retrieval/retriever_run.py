@@ -112,7 +112,7 @@ def train_retriever(rc: Mapping[str, Any], run_dir: Path, data=None, reranker_mo
         model.codebook.freeze_below(0)
     hist = data.valid_history  # items before each user's validation target: the training part
     device = r["device"]
-    records = cotrain(model, hist.indptr, hist.items, s, device)
+    records = cotrain(model, hist.indptr, hist.items, s, device, run_dir=run_dir, train=cfg["train"])
     model.eval()
     codes = MultiViewCodes(model.item_codes().cpu(), model.codebook.codes, data.item_tokens,
                            list(fixed.view_names) if fixed is not None else [])

@@ -11,7 +11,8 @@ vectors:
   of them by construction of the split, and :func:`training_pairs` refuses any that is.
 * **Objective**: symmetric in-batch InfoNCE (contrastive next-item): the projected, L2-normalised
   mean content vector of a should score b above the other items of the batch, and vice versa,
-  at ``temperature``. Plain torch, seeded, CPU or CUDA.
+  at ``temperature``, Adam; seeded, CPU or CUDA, fitted by the training runs' Lightning Trainer
+  (progress, ``checkpoints/last.ckpt``, signals, DDP; :mod:`cva_rec.training.loop_fit`).
 * **Projection**: ``W`` [out_dim, d] without bias, initialised orthogonal (seeded), so a linear
   map of segment vectors: the projected mean of an item's segments is the mean of its projected
   segments, and slice codes (per segment) and room codes (vote) keep their meaning.
@@ -27,13 +28,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
+import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
 from cva_rec.errors import ConfigError, DataError
+from cva_rec.training.loop_fit import EpochBatches, epoch_generators, fit_loop, loop_config
 
 
 def training_pairs(sequences, held_out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -86,10 +90,58 @@ class AlignmentReport:
                 "fit_seconds": round(self.seconds, 3)}
 
 
+def info_nce(model: nn.Module, xa: torch.Tensor, xb: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric in-batch InfoNCE: W xa_i should score W xb_i above the batch's other rows, and vice versa."""
+    za = nn.functional.normalize(model(xa), dim=-1)
+    zb = nn.functional.normalize(model(xb), dim=-1)
+    logits = za @ zb.T / temperature
+    target = torch.arange(len(xa), device=logits.device)
+    return 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
+
+
+class AlignmentFit(L.LightningModule):
+    """The projection trained on batches of (a, b) rows of ``vectors`` [n, d] with Adam at ``lr``."""
+
+    def __init__(self, projection: CollaborativeProjection, vectors: torch.Tensor, lr: float, temperature: float):
+        super().__init__()
+        self.projection, self.lr, self.temperature = projection, lr, temperature
+        self.register_buffer("vectors", vectors, persistent=False)  # data, rebuilt by the caller: not in checkpoints
+        self.epoch_losses: list = []
+        self._sum, self._steps = 0.0, 0
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.projection.parameters(), lr=self.lr)
+
+    def on_train_epoch_start(self) -> None:
+        self._sum, self._steps = 0.0, 0
+
+    def training_step(self, pairs: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = info_nce(self.projection, self.vectors[pairs[:, 0]], self.vectors[pairs[:, 1]], self.temperature)
+        self._sum, self._steps = self._sum + float(loss.detach()), self._steps + 1
+        self.log("align/loss", loss, prog_bar=True, batch_size=len(pairs))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.epoch_losses.append(self._sum / max(self._steps, 1))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["epoch_losses"] = list(self.epoch_losses)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.epoch_losses = list(checkpoint.get("epoch_losses", []))
+
+
 def fit_projection(item_vectors, pairs: np.ndarray, out_dim: int = 128, epochs: int = 5, batch_size: int = 1024,
-                   lr: float = 1e-3, temperature: float = 0.07, seed: int = 0, device: str = "cpu"
-                   ) -> tuple[CollaborativeProjection, AlignmentReport]:
-    """Train the projection on ``pairs`` [P, 2] of rows of ``item_vectors`` [n, d] (symmetric InfoNCE)."""
+                   lr: float = 1e-3, temperature: float = 0.07, seed: int = 0, device: str = "cpu",
+                   run_dir: Optional[Path] = None, train: Optional[Mapping[str, Any]] = None, progress: bool = True,
+                   resume: bool = False) -> tuple[CollaborativeProjection, AlignmentReport]:
+    """Train the projection on ``pairs`` [P, 2] of rows of ``item_vectors`` [n, d] (symmetric InfoNCE).
+
+    Fitted by the training runs' Trainer (:mod:`cva_rec.training.loop_fit`): ``run_dir`` gets
+    ``checkpoints/last.ckpt`` and ``tb/`` (None: a temporary folder); ``train``: a recipe's train section,
+    for ``device: cuda`` its devices / strategy (DDP); ``resume``: continue from ``run_dir``'s last.ckpt.
+    Each epoch visits the pairs in a random order seeded by ``(seed, epoch)``; a last batch of one pair
+    is skipped (no in-batch negative)."""
     pairs = np.asarray(pairs, dtype=np.int64)
     if pairs.ndim != 2 or pairs.shape[1] != 2 or len(pairs) < 2:
         raise DataError(f"collaborative alignment needs at least 2 training pairs [P, 2], got shape {tuple(pairs.shape)}")
@@ -97,34 +149,21 @@ def fit_projection(item_vectors, pairs: np.ndarray, out_dim: int = 128, epochs: 
         raise ConfigError("alignment needs out_dim >= 1, epochs >= 1, batch_size >= 2, lr > 0, temperature > 0")
     rows = np.unique(pairs)
     # read only the rows the pairs use: nothing else (held-out items) can influence the fit
-    local = np.searchsorted(rows, pairs)
-    vectors = torch.as_tensor(np.asarray(item_vectors[rows], dtype=np.float32), device=device)
+    local = torch.from_numpy(np.searchsorted(rows, pairs))
+    vectors = torch.as_tensor(np.asarray(item_vectors[rows], dtype=np.float32))
     torch.manual_seed(seed)
-    model = CollaborativeProjection(vectors.shape[1], out_dim, seed).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    local_t = torch.from_numpy(local)
-    report = AlignmentReport(len(pairs), rows)
+    model = CollaborativeProjection(vectors.shape[1], out_dim, seed)
+    module = AlignmentFit(model, vectors, lr, temperature)
+
+    def draw(epoch: int) -> list:
+        order = torch.randperm(len(local), generator=epoch_generators(seed, epoch)[1])
+        return [local[idx] for idx in order.split(batch_size) if len(idx) >= 2]
+
+    count = len(local) // batch_size + (len(local) % batch_size >= 2)
+    batches = EpochBatches(draw, count, lambda: module.current_epoch)
     t0 = time.perf_counter()
-    # anomaly detection off, as under Lightning's fit: RecBole's sine.py switches it on process-wide at import
-    with torch.autograd.set_detect_anomaly(False):
-        for _ in range(epochs):
-            total, steps = 0.0, 0
-            for idx in torch.randperm(len(local_t), generator=gen).split(batch_size):
-                if len(idx) < 2:
-                    continue
-                a, b = local_t[idx, 0].to(device), local_t[idx, 1].to(device)
-                za = nn.functional.normalize(model(vectors[a]), dim=-1)
-                zb = nn.functional.normalize(model(vectors[b]), dim=-1)
-                logits = za @ zb.T / temperature
-                target = torch.arange(len(idx), device=device)
-                loss = 0.5 * (nn.functional.cross_entropy(logits, target) + nn.functional.cross_entropy(logits.T, target))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total, steps = total + float(loss.detach()), steps + 1
-            report.epoch_losses.append(total / max(steps, 1))
-    report.seconds = time.perf_counter() - t0
+    fit_loop(module, batches, loop_config(device, epochs, None, train), run_dir, progress, resume)
+    report = AlignmentReport(len(pairs), rows, list(module.epoch_losses), time.perf_counter() - t0)
     if not all(math.isfinite(x) for x in report.epoch_losses):
         raise ConfigError(f"collaborative alignment diverged (losses {report.epoch_losses}); lower --align-lr")
-    return model.eval(), report
+    return model.to(device).eval(), report

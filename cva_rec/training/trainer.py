@@ -10,21 +10,24 @@ from typing import Any, Mapping
 from cva_rec.errors import ConfigError
 
 
-def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_progress_bar: bool = True, identity=None):
+def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_progress_bar: bool = True, identity=None,
+                 validate: bool = True):
     """``identity`` (a :class:`~cva_rec.training.run_identity.RunIdentity`): recorded in every checkpoint
-    written, required of every checkpoint read back (see :mod:`.checkpoint_io`)."""
+    written, required of every checkpoint read back (see :mod:`.checkpoint_io`).
+    ``validate=False``: a fit without validation (cva_rec.training.loop_fit): no early stopping, and the one
+    checkpoint, ``last.ckpt``, written after every epoch (Lightning's save_last alone waits for the fit's end)."""
     import lightning as L
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-    tr, ev = cfg["train"], cfg["eval"]
-    monitor = f"valid/{ev['valid_metric'].lower()}"
+    tr = cfg["train"]
+    monitor = f"valid/{cfg['eval']['valid_metric'].lower()}" if validate else None
     ckpt = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode="max",
-        save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False,
+        dirpath=run_dir / "checkpoints", filename="best" if validate else "last", monitor=monitor, mode="max",
+        save_top_k=1, save_last=validate, enable_version_counter=False, auto_insert_metric_name=False,
     )
     cbs = [ckpt, *callbacks]
-    if tr["early_stopping_patience"]:
+    if validate and tr["early_stopping_patience"]:
         cbs.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tr["early_stopping_patience"])))
     try:
         return _trainer(L, tr, run_dir, cbs, enable_progress_bar, identity)

@@ -1,5 +1,6 @@
 """Multi-view tokenizer + generative retriever co-training on a toy catalogue."""
 import numpy as np
+import pytest
 import torch
 
 from cva_rec.retrieval.cotrain import CotrainSettings, cotrain
@@ -31,6 +32,14 @@ def model_for(content, views, levels=2, codes=8, seed=0):
     tok = MultiViewTokenizer(content.shape[1], cb, views, hidden=32)
     ret = GenerativeRetriever(content.shape[0], 16, levels, content.shape[1], hidden=16, layers=1, heads=2, max_len=10)
     return GRDR(cb, ret, tok, content=content)
+
+
+def fixed_model(seed=0):
+    fixed = torch.zeros(81, 1, 2, dtype=torch.long)
+    fixed[1:, 0] = torch.from_numpy(np.random.default_rng(0).integers(0, 8, size=(80, 2)))
+    torch.manual_seed(seed)
+    cb = SharedCodebook(2, 8, 16)
+    return GRDR(cb, GenerativeRetriever(81, 16, 2, None, hidden=16, layers=1, heads=2, max_len=10), fixed_codes=fixed)
 
 
 FAST = CotrainSettings(align_epochs_first=1, align_epochs=1, train_epochs=2, batch_size=32, max_targets=256, max_len=10,
@@ -72,27 +81,105 @@ def test_diversity_term_separates_views():
 def test_fixed_single_view_codes_train_the_retriever_only():
     """Codes from `cva-rec tokenize` (one view, fixed): the paths stay, the retriever learns to decode them."""
     content, indptr, items = toy(seed=2)
-    fixed = torch.zeros(81, 1, 2, dtype=torch.long)
-    fixed[1:, 0] = torch.from_numpy(np.random.default_rng(0).integers(0, 8, size=(80, 2)))
-    torch.manual_seed(0)
-    cb = SharedCodebook(2, 8, 16)
-    ret = GenerativeRetriever(81, 16, 2, None, hidden=16, layers=1, heads=2, max_len=10)
-    model = GRDR(cb, ret, fixed_codes=fixed.clone())
+    model = fixed_model()
+    fixed = model.fixed_codes.clone()
     records = cotrain(model, indptr, items, CotrainSettings(**{**FAST.__dict__, "train_epochs": 4}))
     assert [r["phase"] for r in records] == ["train"] * 4
     assert records[-1]["ce"] < records[0]["ce"]  # the decoder learns the fixed paths
     assert torch.equal(model.item_codes(), fixed)
 
 
-def test_cotraining_runs_with_anomaly_detection_off_after_recbole_switched_it_on(monkeypatch):
+def _reference_cotrain(model, indptr, items, s, plan):
+    """Plain torch, written apart from the module: Algorithm 1's epochs ``plan`` [(level, phase)], the level's
+    codebook from k-means before its first P2 epoch, one AdamW, clipping at 5; each epoch's windows, order,
+    target subsample and dropout seeded as documented (``(seed, epoch[, stream, rank])``)."""
+    from cva_rec.retrieval.cotrain import batch_loss, init_codebook_level
+    from cva_rec.retrieval.sequences import training_windows
+    from cva_rec.training.loop_fit import epoch_generators, epoch_seed
+
+    opt = torch.optim.AdamW(list(model.parameters()), lr=s.lr, weight_decay=s.weight_decay)
+    for epoch, (level, phase) in enumerate(plan):
+        if model.tokenizer is not None:
+            if phase == "train" and plan[epoch - 1] == (level, "align"):
+                init_codebook_level(model, level, s)
+            model.codebook.freeze_below(level)
+        model.train()
+        pair_gen = epoch_generators(s.seed, epoch, 1, 0)[1]
+        torch.manual_seed(epoch_seed(s.seed, epoch, 2, 0))
+        rng, gen = epoch_generators(s.seed, epoch)
+        windows, lengths = training_windows(indptr, items, s.max_len, s.extra_windows, rng)
+        for idx in torch.randperm(len(windows), generator=gen).split(s.batch_size):
+            loss = batch_loss(model, s, windows[idx], lengths[idx], level, phase, pair_gen)["total"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
+            opt.step()
+    if model.tokenizer is not None:
+        model.codebook.freeze_below(0)
+    return model.eval()
+
+
+ONE_EACH = CotrainSettings(**{**FAST.__dict__, "train_epochs": 1, "extra_windows": 1, "seed": 4})
+
+
+@pytest.mark.parametrize("mode", ["learned", "fixed"])
+def test_lightning_fit_matches_a_plain_torch_loop(mode):
+    content, indptr, items = toy(n_users=40, seed=5)
+    build = (lambda: model_for(content, views=2, seed=1)) if mode == "learned" else fixed_model
+    plan = [(0, "align"), (0, "train"), (1, "align"), (1, "train")] if mode == "learned" else [(1, "train")]
+    model, reference = build(), build()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    records = cotrain(model, indptr, items, ONE_EACH, progress=False)
+    assert [(r["level"] - 1, r["phase"]) for r in records] == plan
+    _reference_cotrain(reference, indptr, items, ONE_EACH, plan)
+    got, want = model.state_dict(), reference.state_dict()
+    assert got.keys() == want.keys()
+    for k in want:
+        assert torch.allclose(got[k].float(), want[k].float(), atol=1e-5), (k, (got[k].float() - want[k].float()).abs().max())
+    assert not torch.equal(got["retriever.heads.1.0.weight"], start["retriever.heads.1.0.weight"])  # it trained
+
+
+def test_cotraining_runs_with_anomaly_detection_off_and_checkpoints(monkeypatch, tmp_path):
     """RecBole's sine.py switches autograd anomaly detection on, process-wide, at import (a SASRec reranker
-    imports the model zoo); this loop is not Lightning's, so it switches it off itself, and back after."""
-    seen = []
-    states = GenerativeRetriever.sequence_states
+    imports the model zoo); co-training is a fit of the training runs' Trainer, which switches it off (and
+    back after), shows progress and writes checkpoints/last.ckpt after every epoch."""
+    from cva_rec.io import load_torch_file
+    from cva_rec.training import trainer as trainer_module
+
+    seen, made = [], []
+    states, make = GenerativeRetriever.sequence_states, trainer_module.make_trainer
     monkeypatch.setattr(GenerativeRetriever, "sequence_states",
                         lambda self, *a, **k: seen.append(torch.is_anomaly_enabled()) or states(self, *a, **k))
+    monkeypatch.setattr(trainer_module, "make_trainer", lambda *a, **k: made.append(make(*a, **k)) or made[-1])
     content, indptr, items = toy()
+    model = model_for(content, views=2)
     with torch.autograd.set_detect_anomaly(True):
-        cotrain(model_for(content, views=2), indptr, items, FAST)
+        records = cotrain(model, indptr, items, FAST, run_dir=tmp_path)
         assert torch.is_anomaly_enabled()
     assert seen and not any(seen)
+    assert len(made) == 1 and made[0].progress_bar_callback is not None and made[0].max_epochs == len(records) == 6
+    assert made[0].gradient_clip_val == 5.0
+    ckpt = load_torch_file(tmp_path / "checkpoints" / "last.ckpt", "checkpoint")
+    assert ckpt["epoch"] == 5 and ckpt["cotrain"] == {"records": records, "initialised": 2}
+    assert torch.equal(ckpt["state_dict"]["model.codebook.books.1"], model.codebook.books[1])
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # 3: before level 2's P1; 4: after it, before its codebook init
+def test_a_resumed_cotraining_ends_where_an_uninterrupted_one_does(monkeypatch, tmp_path, stop_after):
+    from cva_rec.retrieval import cotrain as cotrain_module
+
+    content, indptr, items = toy()
+    config = cotrain_module.loop_config
+    monkeypatch.setattr(cotrain_module, "loop_config", lambda device, epochs, *a: config(device, stop_after, *a))
+    first = cotrain(model_for(content, views=2), indptr, items, FAST, run_dir=tmp_path, progress=False)  # stopped
+    monkeypatch.undo()
+    assert len(first) == stop_after
+    resumed = model_for(content, views=2)  # a new process: fresh weights, all from the checkpoint
+    records = cotrain(resumed, indptr, items, FAST, run_dir=tmp_path, resume=True, progress=False)
+    straight = model_for(content, views=2)
+    straight_records = cotrain(straight, indptr, items, FAST, progress=False)
+    drop = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert drop(records) == drop(straight_records)
+    for k, v in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[k], v), k

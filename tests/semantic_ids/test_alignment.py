@@ -82,18 +82,95 @@ def test_tokenize_align_on_a_cold_split(tmp_path, ml100k_text_store):
         assert (codes.room_codes[r] >= 0).all()
 
 
-def test_alignment_trains_with_anomaly_detection_off_after_recbole_switched_it_on(monkeypatch):
-    """RecBole's sine.py switches autograd anomaly detection on process-wide at import; the alignment loop
-    (not Lightning's) switches it off itself, and restores it after."""
+def _reference_fit(x, pairs, out_dim, epochs, batch_size, lr, temperature, seed):
+    """Plain torch, written apart from the module: symmetric in-batch InfoNCE of W, Adam, each epoch's order
+    from ``epoch_generators(seed, epoch)``, a last batch of one pair skipped; W starts as the projection's."""
+    import torch.nn.functional as F
+
+    from cva_rec.semantic_ids.alignment import CollaborativeProjection
+    from cva_rec.training.loop_fit import epoch_generators
+
+    rows = np.unique(pairs)
+    local = torch.from_numpy(np.searchsorted(rows, pairs))
+    v = torch.from_numpy(x[rows])
+    weight = CollaborativeProjection(x.shape[1], out_dim, seed).weight.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([weight], lr=lr)
+    epoch_losses = []
+    for epoch in range(epochs):
+        losses = []
+        for idx in torch.randperm(len(local), generator=epoch_generators(seed, epoch)[1]).split(batch_size):
+            if len(idx) < 2:
+                continue
+            za = F.normalize(v[local[idx, 0]] @ weight.T, dim=-1)
+            zb = F.normalize(v[local[idx, 1]] @ weight.T, dim=-1)
+            logits, target = za @ zb.T / temperature, torch.arange(len(idx))
+            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        epoch_losses.append(float(np.mean(losses)))
+    return weight.detach(), epoch_losses
+
+
+def _toy_pairs():
+    x = np.random.default_rng(0).normal(size=(30, 6)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    return x, np.stack([rng.integers(0, 30, 41), rng.integers(0, 30, 41)], 1)  # 41 pairs: 5 batches of 8 + one of 1
+
+
+def test_lightning_fit_matches_a_plain_torch_loop():
+    x, pairs = _toy_pairs()
+    args = dict(out_dim=4, epochs=3, batch_size=8, lr=5e-2, temperature=0.2, seed=3)
+    proj, report = fit_projection(x, pairs, progress=False, **args)
+    weight, losses = _reference_fit(x, pairs, **args)
+    assert not torch.equal(weight, _initial_weight(x, args))  # it trained
+    assert torch.allclose(proj.weight.detach(), weight, atol=1e-6), (proj.weight - weight).abs().max()
+    assert np.allclose(report.epoch_losses, losses, atol=1e-5)
+
+
+def _initial_weight(x, args):
+    from cva_rec.semantic_ids.alignment import CollaborativeProjection
+
+    return CollaborativeProjection(x.shape[1], args["out_dim"], args["seed"]).weight.detach()
+
+
+def _spy_on_trainers(monkeypatch) -> list:
+    from cva_rec.training import trainer as trainer_module
+
+    made, make = [], trainer_module.make_trainer
+    monkeypatch.setattr(trainer_module, "make_trainer", lambda *a, **k: made.append(make(*a, **k)) or made[-1])
+    return made
+
+
+def test_alignment_fits_with_the_training_trainer_anomaly_off_and_checkpointed(monkeypatch, tmp_path):
+    """RecBole's sine.py switches autograd anomaly detection on process-wide at import; the alignment runs as a
+    fit of the training runs' Trainer, which switches it off (and back after), shows progress and checkpoints."""
+    from cva_rec.io import load_torch_file
     from cva_rec.semantic_ids.alignment import CollaborativeProjection
 
     seen = []
     forward = CollaborativeProjection.forward
     monkeypatch.setattr(CollaborativeProjection, "forward",
                         lambda self, x: seen.append(torch.is_anomaly_enabled()) or forward(self, x))
-    x = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
-    pairs = np.stack([np.arange(19), np.arange(1, 20)], 1)
+    made = _spy_on_trainers(monkeypatch)
+    x, pairs = _toy_pairs()
     with torch.autograd.set_detect_anomaly(True):
-        fit_projection(x, pairs, out_dim=4, epochs=1, batch_size=8, seed=0)
+        proj, report = fit_projection(x, pairs, out_dim=4, epochs=2, batch_size=8, seed=0, run_dir=tmp_path)
         assert torch.is_anomaly_enabled()
     assert seen and not any(seen)
+    assert len(made) == 1 and made[0].progress_bar_callback is not None and made[0].max_epochs == 2
+    ckpt = load_torch_file(tmp_path / "checkpoints" / "last.ckpt", "checkpoint")
+    assert ckpt["epoch"] == 1 and ckpt["epoch_losses"] == report.epoch_losses
+    assert torch.equal(ckpt["state_dict"]["projection.weight"], proj.weight.detach())
+    assert not (tmp_path / "checkpoints" / "best.ckpt").exists()  # no validation: nothing to pick a best by
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_a_resumed_alignment_ends_where_an_uninterrupted_one_does(tmp_path):
+    x, pairs = _toy_pairs()
+    args = dict(out_dim=4, batch_size=8, lr=5e-2, temperature=0.2, seed=3, progress=False)
+    fit_projection(x, pairs, epochs=1, run_dir=tmp_path / "run", **args)  # stopped after one epoch
+    resumed, report = fit_projection(x, pairs, epochs=3, run_dir=tmp_path / "run", resume=True, **args)
+    straight, straight_report = fit_projection(x, pairs, epochs=3, **args)
+    assert torch.equal(resumed.weight, straight.weight) and report.epoch_losses == straight_report.epoch_losses
