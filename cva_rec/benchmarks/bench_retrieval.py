@@ -112,15 +112,14 @@ def _reranker(args, out: Path, eval_batch: int):
 
 def _retriever(args, context: str, shape, views: int, out: Path, data, reranker_dir: Path, module):
     """(trained-or-reused retriever run dir, its metrics) for one row group; ``shape`` (levels, codes) for ``reranker``."""
-    from cva_rec.retrieval.retriever_run import train_retriever
-    from cva_rec.retrieval.settings import load_retriever_recipe
+    from cva_rec.retrieval.retriever_run import load_retriever_recipe, train_retriever
 
     if context == "reranker":  # k-means of the reranker's item table: seconds, always refitted for this reranker
         rc = load_retriever_recipe(REPO / "recipes" / "ml1m" / "retriever_reranker.yaml",
                                    [f"retriever.views={views}", f"retriever.reranker={reranker_dir}",
                                     f"retriever.levels={shape[0]}", f"retriever.codes={shape[1]}"])
         rdir = out / f"ctx-{shape[0]}x{shape[1]}-v{views}"
-        return rdir, train_retriever(rc, rdir, data=data, reranker_module=module)
+        return rdir, train_retriever(rc, rdir, data=data, reranker_module=module, overwrite=True)
     rc = load_retriever_recipe(REPO / "recipes" / "ml1m" / "retriever_mv4.yaml", [
         f"retriever.views={views}", f"retriever.train_epochs={args.retriever_train_epochs}",
         "retriever.align_epochs_first=1", "retriever.align_epochs=1", "retriever.extra_windows=0",

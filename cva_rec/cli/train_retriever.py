@@ -14,33 +14,25 @@ def register(sub) -> None:
         "co-train the multi-view tokenizer and the generative retriever level by level (GRDR Algorithm 1), or, with "
         "retriever.codes_path, train the retriever on fixed codes (e.g. single-view `cva-rec tokenize` output), or, with "
         "retriever.context: reranker, fit codes on the item table of the trained run retriever.reranker, whose encoder "
-        "then is the recall context (seconds; no training). Writes "
+        "then is the recall context (seconds; no training). Claims RUN_DIR like a training run (a lock while it "
+        "runs; a finished run or another config there is refused) and writes "
         "RUN_DIR/config.yaml, retriever.pt, codes.npz (every item's paths, per view), metrics.json. Use the run with "
         "`cva-rec retrieve RERANK_RUN --retriever RUN_DIR`. See docs/retrieval.md.",
     )
-    p.add_argument("-c", "--config", required=True, help="retriever recipe (YAML: recipe, retriever, output), "
-                   "e.g. recipes/ml1m/retriever_mv4.yaml")
+    p.add_argument("-c", "--config", required=True, help="retriever recipe (YAML: `recipe:` the cva_rec recipe of the data, "
+                   "`retriever:`, `output:`; keys in docs/config.md), e.g. recipes/ml1m/retriever_mv4.yaml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="retriever.KEY / output.KEY change the retriever recipe, any other section the cva_rec recipe "
-                   "it names, e.g. --set retriever.views=2 --set train.seed=1 (repeatable)")
+                   help="override one key of any section, e.g. --set retriever.views=2 --set train.seed=1 (repeatable)")
     p.add_argument("--out", help="run directory (default: output.dir/output.name, or <dataset>-grdr-v<views>-s<seed>)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run the run directory holds (refused otherwise)")
     p.set_defaults(func=run)
 
 
-def run_dir_for(rc) -> Path:
-    r, cfg = rc["retriever"], rc["recipe"]
-    views = 1 if r["codes_path"] else r["views"]
-    kind = "ctx" if r["context"] == "reranker" else "grdr"
-    name = rc["output"]["name"] or f"{cfg['dataset']['name']}-{kind}-v{views}-s{cfg['train']['seed']}"
-    return Path(rc["output"]["dir"]) / name
-
-
 def run(args) -> int:
-    from cva_rec.retrieval.retriever_run import train_retriever
-    from cva_rec.retrieval.settings import load_retriever_recipe
+    from cva_rec.retrieval.retriever_run import load_retriever_recipe, run_dir_for, train_retriever
 
-    rc = load_retriever_recipe(args.config, args.overrides)
-    out = Path(args.out) if args.out else run_dir_for(rc)
-    metrics = train_retriever(rc, out)
+    cfg = load_retriever_recipe(args.config, args.overrides)
+    out = Path(args.out) if args.out else run_dir_for(cfg)
+    metrics = train_retriever(cfg, out, overwrite=args.overwrite)
     print(json.dumps({"run": str(out), "mode": metrics["mode"], "seconds": metrics["total_seconds"], **metrics["codes"]}, indent=2))
     return 0

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
 from cva_rec.config.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, SCHEDULER_CATALOG, Catalog
+from cva_rec.config.jobs import (BENCH, EXTRACT_TEXT, EXTRACT_VIDEO, RETRIEVER, RETRIEVER_CHECKS, TOKENIZE,
+                                 TOKENIZE_CHECKS)
 from cva_rec.config.keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
 from cva_rec.config.recipe_yaml import load_yaml
@@ -219,24 +222,84 @@ SWITCHES: Dict[Tuple[str, str], Catalog] = {
 }
 
 
-def non_identity_keys() -> List[str]:
-    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.config.identity`)."""
-    return [f"{sec}.{k}" for sec, keys in SCHEMA.items() for k, spec in keys.items() if not spec.identity]
+@dataclass(frozen=True)
+class Job:
+    """What one command reads: its own sections (typed keys) and the rules over several of their keys.
+
+    ``recipe=True``: the command also reads a whole cva_rec recipe (every section of :data:`SCHEMA`,
+    checked as for training); its YAML file may name that recipe with a top-level ``recipe: PATH``
+    (relative to the file), read first like ``base:`` but without its ``output`` section, which is
+    this command's own.
+    """
+
+    name: str
+    commands: str  # how the docs name the commands that read it
+    own: Mapping[str, Mapping[str, Key]] = field(default_factory=dict)
+    checks: Sequence[Callable[[Dict[str, Any]], None]] = ()
+    recipe: bool = False
+    about: str = ""  # how its YAML file / command line give these settings (docs/config.md)
+
+    @property
+    def sections(self) -> Dict[str, Mapping[str, Key]]:
+        return {**SCHEMA, **self.own} if self.recipe else dict(self.own)
+
+    def all_checks(self) -> List[Callable[[Dict[str, Any]], None]]:
+        return [*(CROSS_CHECKS if self.recipe else ()), *self.checks]
+
+
+#: every command's settings, by job name; ``load_config(path, job=...)`` reads any of them
+JOBS: Dict[str, Job] = {job.name: job for job in (
+    Job("train", "cva-rec train, evaluate, warmup, sweep, demo", recipe=True),
+    Job("retriever", "cva-rec train-retriever", {"retriever": RETRIEVER}, RETRIEVER_CHECKS, recipe=True,
+        about="A retriever recipe is a recipe (every section above) plus this section. Its top-level `recipe: PATH` "
+        "names the recipe that gives the dataset, content store and seed (read first, like `base:`, without its "
+        "`output`); `output.dir` / `output.name` name the retriever's run folder. `--set` reaches every section."),
+    Job("tokenize", "cva-rec tokenize", {"tokenize": TOKENIZE, "output": SCHEMA["output"]}, TOKENIZE_CHECKS,
+        about="Read from `cva-rec tokenize -c FILE` (sections `tokenize` and `output`), then its options "
+        "(`--levels 3` is `--set tokenize.levels=3`), then `--set`. The run folder is `--out`, else "
+        "`output.dir/output.name`."),
+    Job("extract_text", "cva-rec extract-text", {"extract_text": EXTRACT_TEXT},
+        about="The options of `cva-rec extract-text` (`--window-words 3` is `extract_text.window_words`), checked "
+        "against these keys before any work."),
+    Job("extract_video", "cva-rec extract-video, prep-frames", {"extract_video": EXTRACT_VIDEO},
+        about="The options of `cva-rec extract-video` and `cva-rec prep-frames` (`--n-frames 8` is "
+        "`extract_video.n_frames`), checked against these keys before any work."),
+    Job("bench", "cva-rec bench", {"bench": BENCH},
+        about="`cva-rec bench NAME [-- ARGS]`: the benchmark's own options follow `--`."),
+)}
+
+
+def job_of(job: "str | Job") -> Job:
+    if isinstance(job, Job):
+        return job
+    if job not in JOBS:
+        raise ValueError(f"unknown job {job!r}; jobs: {', '.join(JOBS)}")
+    return JOBS[job]
 
 
 def all_sections() -> Dict[str, Dict[str, Key]]:
-    return SCHEMA
+    """Every section of every job (docs/config.md lists them all)."""
+    out: Dict[str, Dict[str, Key]] = {}
+    for job in JOBS.values():
+        out.update(job.sections)
+    return out
 
 
-def defaults() -> Dict[str, Dict[str, Any]]:
-    return {sec: {k: copy.deepcopy(spec.default) for k, spec in keys.items()} for sec, keys in SCHEMA.items()}
+def non_identity_keys() -> List[str]:
+    """``section.key`` of every key that does not change what a run computes (see :mod:`cva_rec.config.identity`)."""
+    return [f"{sec}.{k}" for sec, keys in all_sections().items() for k, spec in keys.items() if not spec.identity]
+
+
+def defaults(job: "str | Job" = "train") -> Dict[str, Dict[str, Any]]:
+    return {sec: {k: copy.deepcopy(spec.default) for k, spec in keys.items()} for sec, keys in job_of(job).sections.items()}
 
 
 # -- reading ------------------------------------------------------------------------------------------------
 def _merge(base: Dict[str, Any], update: Mapping[str, Any], source: str) -> None:
+    """Merge sections into ``base``, whose keys are the job's sections."""
     for sec, values in update.items():
-        if sec not in SCHEMA:
-            raise ConfigError(f"{source}: unknown config section {sec!r}{closest(str(sec), SCHEMA)}; sections: {', '.join(SCHEMA)}")
+        if sec not in base:
+            raise ConfigError(f"{source}: unknown config section {sec!r}{closest(str(sec), base)}; sections: {', '.join(base)}")
         if values is None:
             continue
         if not isinstance(values, Mapping):
@@ -261,9 +324,10 @@ def parse_override(text_: str) -> tuple[list[str], Any]:
 
 
 def apply_override(cfg: Dict[str, Any], text_: str) -> None:
+    """One ``--set section.key=value`` into ``cfg`` (whose keys are the job's sections)."""
     parts, value = parse_override(text_)
-    if parts[0] not in SCHEMA:
-        raise ConfigError(f"--set {text_}: unknown config section {parts[0]!r}{closest(parts[0], SCHEMA)}")
+    if parts[0] not in cfg:
+        raise ConfigError(f"--set {text_}: unknown config section {parts[0]!r}{closest(parts[0], cfg)}; sections: {', '.join(cfg)}")
     if parts[0] == "item_encoder" and parts[1:] == ["name"] and value != cfg["item_encoder"].get("name"):
         cfg["item_encoder"] = {}  # switching encoder drops the old encoder's options
     node = cfg[parts[0]]
@@ -293,9 +357,10 @@ def read_recipe(p: Path) -> Any:
         raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from None
 
 
-def _merge_file(cfg: Dict[str, Any], p: Path, chain: tuple) -> None:
+def _merge_file(cfg: Dict[str, Any], p: Path, chain: tuple, job: Job) -> None:
     """Merge one recipe file; a top-level ``base: other.yaml`` (relative to this file) is merged first,
-    so an ablation recipe states only what differs from the recipe it varies."""
+    so an ablation recipe states only what differs from the recipe it varies. A job that reads a
+    recipe (:attr:`Job.recipe`) may name it with ``recipe: PATH``: merged next, without its output."""
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}" + (f" (base of {chain[-1]})" if chain else ""))
     if p.resolve() in chain:
@@ -304,50 +369,79 @@ def _merge_file(cfg: Dict[str, Any], p: Path, chain: tuple) -> None:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{p}: top level must be a mapping of sections")
     data = dict(data)
-    base = data.pop("base", None)
-    if base is not None:
-        if not isinstance(base, str):
-            raise ConfigError(f"{p}: base must be a recipe path, got {base!r}")
-        _merge_file(cfg, p.parent / base, chain + (p.resolve(),))
+    for key in ("base", "recipe"):
+        ref = data.pop(key, None)
+        if ref is None:
+            continue
+        if key == "recipe" and not job.recipe:
+            raise ConfigError(f"{p}: unknown config section 'recipe'; sections: {', '.join(cfg)}")
+        if not isinstance(ref, str):
+            raise ConfigError(f"{p}: {key} must be a recipe path, got {ref!r}")
+        if key == "base":
+            _merge_file(cfg, p.parent / ref, chain + (p.resolve(),), job)
+            continue
+        recipe = defaults("train")
+        _merge_file(recipe, p.parent / ref, chain + (p.resolve(),), JOBS["train"])
+        recipe.pop("output")  # where this job writes is its own
+        _merge(cfg, recipe, str(p))
     _merge(cfg, data, str(p))
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (), extra: Mapping | None = None) -> Dict[str, Any]:
-    """Defaults <- YAML file <- ``extra`` mapping <- ``--set`` overrides, then validated."""
-    cfg = defaults()
+def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = (), extra: Mapping | None = None,
+                job: "str | Job" = "train") -> Dict[str, Any]:
+    """Defaults <- YAML file <- ``extra`` mapping <- ``--set`` overrides, then validated.
+
+    ``job`` names the command whose settings these are (:data:`JOBS`; default: a training recipe)."""
+    job = job_of(job)
+    cfg = defaults(job)
     if path is not None:
-        _merge_file(cfg, Path(path), ())
+        _merge_file(cfg, Path(path), (), job)
     if extra:
         _merge(cfg, extra, "config")
     for text_ in overrides:
         apply_override(cfg, text_)
-    validate(cfg)
+    validate(cfg, job)
     return cfg
 
 
+def validate_section(job: "str | Job", values: Mapping[str, Any], source: str = "config") -> Dict[str, Any]:
+    """One job's settings given as a flat mapping of its only section (command-line options): checked
+    and returned with every default filled in (e.g. ``validate_section("extract_text", vars(args))``)."""
+    job = job_of(job)
+    (sec,) = job.own
+    cfg = defaults(job)
+    _merge(cfg, {sec: dict(values)}, source)
+    validate(cfg, job)
+    return cfg[sec]
+
+
 # -- checking -----------------------------------------------------------------------------------------------
-def validate(cfg: Dict[str, Any]) -> None:
+def validate(cfg: Dict[str, Any], job: "str | Job" = "train") -> None:
     """Check (and normalise in place: canonical names, ints widened for float keys) a merged config."""
+    job = job_of(job)
+    sections = job.sections
     for sec, keys in cfg.items():
-        if sec not in SCHEMA:
-            raise ConfigError(f"unknown config section {sec!r}{closest(str(sec), SCHEMA)}; sections: {', '.join(SCHEMA)}")
+        if sec not in sections:
+            raise ConfigError(f"unknown config section {sec!r}{closest(str(sec), sections)}; sections: {', '.join(sections)}")
         if not isinstance(keys, dict):
             raise ConfigError(f"section {sec!r} must be a mapping, got {type(keys).__name__}")
-        if sec in OPEN_SECTIONS:
+        if sec in OPEN_SECTIONS and job.recipe:
             continue
         for key in keys:
-            if key not in SCHEMA[sec]:
-                raise ConfigError(f"unknown config key {sec}.{key}{closest(str(key), SCHEMA[sec])}; keys of {sec!r}: {', '.join(SCHEMA[sec])}")
-    for sec, keys in SCHEMA.items():
+            if key not in sections[sec]:
+                raise ConfigError(f"unknown config key {sec}.{key}{closest(str(key), sections[sec])}; "
+                                  f"keys of {sec!r}: {', '.join(sections[sec])}")
+    for sec, keys in sections.items():
         for key, spec in keys.items():
             if key in cfg[sec]:
                 cfg[sec][key] = spec.check(cfg[sec][key], f"{sec}.{key}")
-    for (sec, key), catalog in SWITCHES.items():
-        cfg[sec][key] = catalog.canonical(cfg[sec][key])
-        _check_ignored_keys(cfg, sec, catalog)
-    _check_model_keys(cfg)
-    _check_encoder_options(cfg)
-    for check in CROSS_CHECKS:
+    if job.recipe:
+        for (sec, key), catalog in SWITCHES.items():
+            cfg[sec][key] = catalog.canonical(cfg[sec][key])
+            _check_ignored_keys(cfg, sec, catalog)
+        _check_model_keys(cfg)
+        _check_encoder_options(cfg)
+    for check in job.all_checks():
         check(cfg)
 
 
@@ -420,16 +514,30 @@ def run_name(cfg: Mapping[str, Any]) -> str:
 
 
 def config_reference_markdown() -> str:
-    """Every config key with its default, meaning and allowed values (docs/config.md is generated from this)."""
+    """Every config key of every job with its default, meaning and allowed values (docs/config.md is generated from this)."""
     lines = []
     for sec, keys in SCHEMA.items():
-        lines += [f"## `{sec}`", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
-        for key, spec in keys.items():
-            default = yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
-            meaning = spec.meaning.replace("|", "\\|")  # a | inside a table cell would split it
-            lines.append(f"| `{sec}.{key}` | `{default}` | {_allowed(sec, key, spec)} | {meaning} |")
-        lines.append("")
+        lines += _section_table(sec, keys)
+    lines += ["# Other commands", "",
+              "These commands read their settings through the same loader and checks as a recipe (same errors, "
+              "same `--set section.key=value`).", ""]
+    shown = set(SCHEMA)
+    for job in JOBS.values():
+        for sec, keys in job.own.items():
+            if sec in shown:
+                continue
+            shown.add(sec)
+            lines += [f"## `{sec}` ({job.commands})", "", job.about, ""] + _section_table(sec, keys)[2:]
     return "\n".join(lines)
+
+
+def _section_table(sec: str, keys: Mapping[str, Key]) -> List[str]:
+    lines = [f"## `{sec}`", "", "| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for key, spec in keys.items():
+        default = yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
+        meaning = spec.meaning.replace("|", "\\|")  # a | inside a table cell would split it
+        lines.append(f"| `{sec}.{key}` | `{default}` | {_allowed(sec, key, spec)} | {meaning} |")
+    return lines + [""]
 
 
 def _allowed(sec: str, key: str, spec: Key) -> str:

@@ -24,6 +24,10 @@ anything into a run folder:
    the commit removes what claiming created (the lock file, folders that did not exist).
 
 In a DDP job only the primary process (global rank 0) claims the folder; the other ranks only read it.
+
+Every job that writes a run folder claims it here: training, warm-up, ``train-retriever`` and
+``tokenize`` (``job`` names the schema its ``config.yaml`` is read back with, :data:`cva_rec.config.schema.JOBS`).
+A job that writes ``metrics.json`` from its claim does it with :meth:`RunClaim.write_metrics`.
 """
 from __future__ import annotations
 
@@ -68,6 +72,10 @@ class RunClaim:
     elsewhere: str = "another output.name / --run-dir"
     replace_flag: Optional[str] = "--overwrite"  # None: the command cannot replace a run
     primary: bool = True
+    #: the schema the folder's config.yaml is read back with (cva_rec.config.schema.JOBS)
+    job: str = "train"
+    #: how the refusal of a finished run of the same config names the way to continue it (None: no way)
+    resume_hint: Optional[str] = "--set train.resume=true continues it"
     _fh: Any = field(default=None, repr=False)
     #: what claiming created (folders, the lock file): removed again when the run fails before
     #: commit_config, so a run that never started leaves no trace
@@ -89,6 +97,17 @@ class RunClaim:
 
         dump_config(self.cfg, self.run_dir / CONFIG_FILE)
         self._committed = True
+
+    def write_metrics(self, metrics: Mapping[str, Any]) -> dict:
+        """Write ``metrics.json`` (atomically, last: it marks the run finished) with the config identity.
+        The one place a claimed job's metrics.json is written: what it records about the run's own
+        files belongs here."""
+        from cva_rec.io import atomic_write_json
+
+        out = {**metrics, "config_id": self.config_id}
+        if self.primary:
+            atomic_write_json(self.run_dir / "metrics.json", out)
+        return out
 
     def release(self) -> None:
         if self._fh is not None:
@@ -131,18 +150,21 @@ def run_folder_of(cfg: Mapping[str, Any], run_dir: Optional[str | os.PathLike] =
 
 def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, overwrite: bool = False,
                      resume: Optional[bool] = None, ignore: Iterable[str] = (),
-                     elsewhere: str = "another output.name / --run-dir", replace_flag: Optional[str] = "--overwrite") -> RunClaim:
+                     elsewhere: str = "another output.name / --run-dir", replace_flag: Optional[str] = "--overwrite",
+                     job: str = "train", resume_hint: Optional[str] = "--set train.resume=true continues it") -> RunClaim:
     """Lock ``run_dir`` and check that ``cfg`` may write it (see the module docstring).
 
     ``resume`` defaults to ``cfg['train']['resume']``; ``ignore``: more ``section.key`` left out of
     the identity (e.g. ``warmup.stages``: a warmup may be continued with more stages); ``elsewhere`` and
-    ``replace_flag`` name the calling command's way out in its refusals. Raises :class:`RunFolderError`
+    ``replace_flag`` name the calling command's way out in its refusals; ``job`` names the schema the
+    folder's ``config.yaml`` is read back with, ``resume_hint`` the way to continue a finished run. Raises :class:`RunFolderError`
     (a folder in use, or holding another config / a run that would be lost) before anything is written.
     """
     run_dir = Path(run_dir)
     resume = bool(cfg["train"]["resume"]) if resume is None else resume
+    more = {"job": job, "resume_hint": resume_hint}
     if not is_primary_process():
-        return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, primary=False)
+        return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, primary=False, **more)
     created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +177,7 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     except BaseException:
         RunClaim(run_dir, cfg, resume, overwrite, _created=created)._undo()
         raise
-    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, _fh=fh, _created=created)
+    claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, _fh=fh, _created=created, **more)
     try:
         _check_reuse(claim)
         _record_holder(fh)
@@ -215,7 +237,7 @@ def _check_reuse(claim: RunClaim) -> None:
             raise RunFolderError(f"run folder {run_dir} holds run files (metrics.json / checkpoints) but no {CONFIG_FILE}; "
                                  f"choose {claim.elsewhere} or {replace}")
         return
-    old, problem = _read_prior(prior)
+    old, problem = _read_prior(prior, claim.job)
     # resuming continues the same run, possibly for more epochs
     ignore = (*claim.ignore, *RESUME_MAY_CHANGE) if claim.resume else claim.ignore
     same = old is not None and config_id(old, ignore) == config_id(cfg, ignore)
@@ -223,19 +245,20 @@ def _check_reuse(claim: RunClaim) -> None:
     if same:
         if claim.resume or not has_outputs:
             return
-        raise RunFolderError(f"run folder {run_dir} already holds {what} of this config; --set train.resume=true "
-                             f"continues it, {f'{flag} starts it again' if flag else 'deleting the folder starts it again'}")
+        again = f"{flag} starts it again" if flag else "deleting the folder starts it again"
+        raise RunFolderError(f"run folder {run_dir} already holds {what} of this config; "
+                             + (f"{claim.resume_hint}, {again}" if claim.resume_hint else again))
     why = problem or "config differs: " + "; ".join(differences(old, cfg, ignore))
     raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
                          + ("resume needs the same config; " if claim.resume else "")
                          + f"choose {claim.elsewhere} or {replace}")
 
 
-def _read_prior(path: Path):
+def _read_prior(path: Path, job: str = "train"):
     from cva_rec.config.schema import load_config
 
     try:
-        return load_config(path), None
+        return load_config(path, job=job), None
     except ConfigError as exc:
         return None, f"its {CONFIG_FILE} is not a valid config here: {exc}"
 

@@ -126,8 +126,8 @@ def retrieve_run(run_dir: Path, retriever_dir: Path, beam: int, n_candidates: in
 
     cfg, data, module, ckpt = load_reranker(run_dir, checkpoint, overrides)
     retriever, rcfg, codes = load_retriever(retriever_dir, data)
-    if rcfg["recipe"]["dataset"]["name"] != cfg["dataset"]["name"]:
-        raise ConfigError(f"retriever {retriever_dir} was trained on {rcfg['recipe']['dataset']['name']!r}, "
+    if rcfg["dataset"]["name"] != cfg["dataset"]["name"]:
+        raise ConfigError(f"retriever {retriever_dir} was trained on {rcfg['dataset']['name']!r}, "
                           f"the reranker on {cfg['dataset']['name']!r}")
     result = two_stage_eval(module, data, cfg, retriever, codes, beam, n_candidates, split, device)
     result["reranker"], result["retriever"], result["checkpoint"] = str(run_dir), str(retriever_dir), str(ckpt)
