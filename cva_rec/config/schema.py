@@ -86,6 +86,12 @@ def _inside_output_dir(value: str) -> Optional[str]:
     p = PurePath(value)
     if p.is_absolute() or ".." in p.parts or not p.parts or str(value).strip() in ("", "."):
         return "must be a folder name inside output.dir (relative, no '..'); use --run-dir for another place"
+    # a NUL byte, a newline or a lone surrogate cannot name a folder (os.mkdir raised ValueError / UnicodeEncodeError)
+    odd = [c for c in str(value) if ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF]
+    if odd:
+        return f"must be a folder name of printable characters (it holds {odd[0]!r})"
+    if any(len(part.encode("utf-8")) > 255 for part in p.parts):
+        return "must be a folder name of at most 255 bytes per path component"
     return None
 
 
