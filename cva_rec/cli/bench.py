@@ -20,13 +20,14 @@ BENCHMARKS = {
     "fast-path": "bench_fast_path",
     "codes": "bench_codes",
     "idfree": "bench_idfree",
+    "eval": "bench_eval",
 }
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path, eval)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
@@ -37,7 +38,8 @@ def register(sub) -> None:
         "wall time); retrieval: generative recall + dense rerank vs full ranking "
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s); fast-path: RecBole's Trainer vs cva_rec's exact and "
-        "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet). Extra arguments go to the benchmark "
+        "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet); eval: full-ranking evaluation vs its "
+        "arithmetic limit (matmul + top-k) on ml-1m and a 110k x 10k synthetic shape. Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
     p.add_argument("name", choices=sorted(BENCHMARKS))
