@@ -7,6 +7,7 @@ from __future__ import annotations
 import runpy
 import sys
 
+from cva_rec.config.jobs import BENCH
 from cva_rec.errors import CvaRecError
 
 
@@ -42,13 +43,16 @@ def register(sub) -> None:
         "arithmetic limit (matmul + top-k) on ml-1m and a 110k x 10k synthetic shape. Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
-    p.add_argument("name", choices=sorted(BENCHMARKS))
+    p.add_argument("name", help="one of " + ", ".join(BENCH["name"].choices) + " (bench.name, docs/config.md)")
     p.add_argument("args", nargs="*", help="arguments passed to the benchmark")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    module = BENCHMARKS[args.name]
+    from cva_rec.config.schema import validate_section
+
+    name = validate_section("bench", {"name": args.name}, "cva-rec bench")["name"]
+    module = BENCHMARKS[name]
     module = module if "." in module else f"cva_rec.benchmarks.{module}"
     sys.argv = [module, *args.args]
     try:

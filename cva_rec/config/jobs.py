@@ -149,9 +149,9 @@ EXTRACT_VIDEO: Dict[str, Key] = {
     "videos": text(None, "directory of video files; item id = file name without extension", nullable=True),
     "out": text(None, "feature store directory to create (prep-frames: output directory)", nullable=True),
     "titles": text(None, "MicroLens titles CSV (videoID,title; no header): needed by sampler title", nullable=True),
-    "sampler": choice("mid5", "key-frame sampler: mid5 | uniform | random | title | codec (codec: I-frames always, then the "
-                      "candidates with the most codec motion + residual; falls back to uniform for intra-only videos)",
-                      ("mid5", "uniform", "random", "title", "codec")),
+    "sampler": text("mid5", "key-frame sampler (data_prep/samplers.py): mid5 | uniform | random | title | codec (codec: "
+                    "I-frames always, then the candidates with the most codec motion + residual; falls back to uniform "
+                    "for intra-only videos)"),
     "n_frames": _positive(5, "key frames per video, N"),
     "seed": integer(0, "seed of the random sampler and of title corruptions", min=0),
     "clip_checkpoint": text(None, "local CLIP for sampler title: a transformers CLIP directory, or an open_clip weights file",

@@ -20,3 +20,15 @@ def test_bench_runs_outside_the_source_checkout(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "usage" in out.stdout.lower()
+
+
+def test_bench_name_is_a_schema_key(capsys):
+    """`cva-rec bench NAME`: NAME is checked by the config schema (bench.name), which lists every benchmark."""
+    from cva_rec.cli.bench import BENCHMARKS
+    from cva_rec.cli.main import main
+    from cva_rec.config.jobs import BENCH
+
+    assert sorted(BENCHMARKS) == sorted(BENCH["name"].choices)
+    assert main(["bench", "fidelty"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cva-rec bench: error: bench.name must be one of codes, encoders,") and "\n" not in err
