@@ -189,7 +189,8 @@ EXTRACT_VIDEO: Dict[str, Key] = {
 }
 
 # -- cva-rec bench (cva_rec/cli/bench.py) -------------------------------------------------------------------
-BENCH_NAMES = ("codes", "encoders", "extract", "fast-path", "fidelity", "idfree", "retrieval", "scale", "tokenize")
+#: keep in step with cva_rec/cli/bench.py BENCHMARKS (tests/cli/test_bench.py checks)
+BENCH_NAMES = ("codes", "encoders", "eval", "extract", "fast-path", "fidelity", "idfree", "retrieval", "scale", "tokenize")
 BENCH: Dict[str, Key] = {
     "name": choice(None, "the benchmark to run; its own options follow `--` (`cva-rec bench NAME -- --help`)", BENCH_NAMES),
 }
