@@ -45,6 +45,10 @@ def recbole_run(cfg):
 
     data = build_data(cfg)
     data.config["metric_decimal_place"] = 12  # RecBole rounds its metrics to 4 decimals by default
+    if cfg["train"]["accelerator"] in ("gpu", "cuda"):
+        import torch
+
+        data.config["device"] = torch.device("cuda")  # RecBole's Trainer on the GPU too (build_data pins the CPU)
     init_seed(cfg["train"]["seed"], True)
     model = get_model(cfg["model"]["name"])(data.config, data.train._dataset)
     trainer = Trainer(data.config, model)
@@ -171,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--protocol-batches", type=int, default=20, help="training batches of the protocol part's SASRec")
     ap.add_argument("--out", default="runs/bench_fidelity")
     ap.add_argument("--json", help="also write the table as JSON here")
+    ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
+                    help="loop part: train both RecBole's Trainer and the Lightning loop on this device (default cpu)")
     args = ap.parse_args(argv)
     if args.protocol_datasets is None:
         shared = project_root().parent / "shared" / "data"
@@ -188,6 +194,7 @@ def main(argv=None):
             f"model.name={name}", f"train.epochs={args.epochs}", f"dataset.max_seq_length={args.max_seq_length}",
             f"train.batch_size={args.batch_size}", "train.optimizer=adam", "train.early_stopping_patience=0",
             "eval.mask_history=false", "eval.popularity_buckets=0", f"output.dir={args.out}",
+            f"train.accelerator={args.accelerator}",
         ]
         cfg = load_config(None, overrides)
         rb, rb_sec = recbole_run(cfg)

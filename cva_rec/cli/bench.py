@@ -22,13 +22,14 @@ BENCHMARKS = {
     "codes": "bench_codes",
     "idfree": "bench_idfree",
     "eval": "bench_eval",
+    "gpu": "bench_gpu",
 }
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path, eval)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path, eval, gpu)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
@@ -40,7 +41,8 @@ def register(sub) -> None:
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s); fast-path: RecBole's Trainer vs cva_rec's exact and "
         "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet); eval: full-ranking evaluation vs its "
-        "arithmetic limit (matmul + top-k) on ml-1m and a 110k x 10k synthetic shape. Extra arguments go to the benchmark "
+        "arithmetic limit (matmul + top-k) on ml-1m and a 110k x 10k synthetic shape; gpu: the CUDA benchmarks in one command "
+        "(encoders at the paper's sizes, eval, fidelity timing). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
     p.add_argument("name", help="one of " + ", ".join(BENCH["name"].choices) + " (bench.name, docs/config.md)")
