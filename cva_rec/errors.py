@@ -41,3 +41,15 @@ class FileSystemError(CvaRecError, OSError):
 
 class RunFolderError(CvaRecError):
     """A run folder that another process is writing, or that holds another config or a run that would be lost."""
+
+
+class Stopped(BaseException):
+    """The process was asked to stop (SIGTERM, SIGINT) and did: ``signum``, where it was and what is saved.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so no ``except Exception`` on the way takes it for an error
+    to handle; the CLI prints one line (with the command that resumes) and exits 128 + ``signum``.
+    """
+
+    def __init__(self, signum: int, where: str = "", saved: str = ""):
+        super().__init__(signum, where, saved)
+        self.signum, self.where, self.saved = int(signum), where, saved

@@ -114,20 +114,9 @@ def register(subparsers) -> None:
     register_extract_video(subparsers)
 
 
-def settings(args) -> dict:
-    """The options as the ``extract_video`` section of the config schema, checked there (one-line errors;
-    prep-frames gives the selection options only, the others take their defaults)."""
-    from cva_rec.config.jobs import EXTRACT_VIDEO
-    from cva_rec.config.schema import validate_section
-
-    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in EXTRACT_VIDEO}
-    return validate_section("extract_video", given, f"{args.command} options")
-
-
 def _config(args):
     from data_prep.extract import VideoExtractConfig
 
-    settings(args)
     return VideoExtractConfig(
         sampler=args.sampler, n_frames=args.n_frames, encoder=getattr(args, "encoder", "efficientnet_lite0"),
         encoder_checkpoint=getattr(args, "checkpoint", None), encoder_model_name=getattr(args, "model_name", None),
@@ -177,9 +166,9 @@ def run_extract_video(args) -> int:
 
 def run_prep_frames(args) -> int:
     from PIL import Image
-    from tqdm.auto import tqdm
 
     from cva_rec.io import atomic_write_json
+    from cva_rec.plain_progress import progress_iter
 
     from data_prep.converters.titles import read_titles
     from data_prep.extract import KeyFrameChooser, list_videos
@@ -192,7 +181,7 @@ def run_prep_frames(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest: dict = {"config": asdict(cfg), "items": {}, "failures": []}
     start = time.perf_counter()
-    for item_id, path in tqdm(videos, desc="prep frames", unit="video"):
+    for item_id, path in progress_iter(videos, desc="prep frames", unit="video"):
         cand = chooser.decode(item_id, path)
         if isinstance(cand, FrameError):
             manifest["failures"].append(asdict(cand))

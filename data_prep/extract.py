@@ -440,7 +440,7 @@ def extract_video_features(
     the sorted video listing, into its own resumable store ``<out>.shards/shard-IIIII-of-CCCCC``
     (:mod:`data_prep.shards`); ``cva-rec merge-stores`` joins the shards into ``out``.
     """
-    from tqdm.auto import tqdm
+    from cva_rec.plain_progress import progress_bar  # a bar on a terminal, plain lines in a log
 
     from data_prep.converters.titles import read_titles
     from data_prep.shards import shard_metadata, shard_rows, shard_store_path
@@ -463,8 +463,8 @@ def extract_video_features(
     sink = open_sink(out, item_ids, cfg, encoder, meta, overwrite=overwrite)
     pending = sink.writer.pending_rows()
     report = ExtractReport(out, len(item_ids), len(item_ids) - len(pending))
-    bar = tqdm(total=len(pending), desc=f"extract {cfg.encoder}/{cfg.sampler}{cfg.n_frames}", unit="video",
-               disable=not progress)
+    bar = progress_bar(total=len(pending), desc=f"extract {cfg.encoder}/{cfg.sampler}{cfg.n_frames}", unit="video",
+                       disable=not progress)
     for items in prepared_batches(chooser, videos, pending, batch_items, num_workers):
         sink.write(items, [sink.encode(item) for item in items])
         bar.update(len(items))

@@ -39,14 +39,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from cva_rec.config.jobs import EXTRACT_TEXT
 from cva_rec.data.files import read_header
 from cva_rec.errors import DataError, FeatureStoreError
 from cva_rec.features.store import FeatureStoreWriter, file_sha256
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPLIT_FIELDS = tuple(EXTRACT_TEXT["split_fields"].default)  # declared with the extract-text settings
+DEFAULT_SPLIT_FIELDS = ("class", "genre", "genres", "tag", "tags", "category", "categories")
 TEXT_ENCODER_NAME = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
 
@@ -211,9 +210,9 @@ def build_text_store(
 
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from cva_rec.plain_progress import progress_bar  # a bar on a terminal, plain lines in a log
 
-            bar = tqdm(total=len(item_ids), initial=len(item_ids) - pending.size, desc=f"text features {out.name}", unit="item")
+            bar = progress_bar(total=len(item_ids), initial=len(item_ids) - pending.size, desc=f"text features {out.name}", unit="item")
         for start in range(0, pending.size, batch_size):
             rows = pending[start:start + batch_size]
             feats = np.zeros((rows.size, max_segments, TEXT_DIM), dtype=np.float32)

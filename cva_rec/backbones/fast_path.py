@@ -63,6 +63,11 @@ class FastBackbone:
         """Run ``forward`` through ``torch.compile`` from now on (compiled lazily, at the first call)."""
         self._compiled_forward = torch.compile(super().forward, options={"fallback_random": True})
 
+    @property
+    def compiled(self) -> bool:
+        """Whether ``forward`` runs through ``torch.compile`` (it compiles at its first call)."""
+        return self._compiled_forward is not None
+
     def forward(self, item_seq, item_seq_len=None, items=None):
         if self._compiled_forward is None:
             return super().forward(item_seq, item_seq_len, items)

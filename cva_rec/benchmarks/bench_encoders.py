@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from cva_rec.io import atomic_write_json, atomic_write_text
-from cva_rec.benchmarks import project_root
+from cva_rec.benchmarks import bench_output, project_root
 
 REPO = project_root()
 ML100K_ITEMS = "recbole/dataset_example/ml-100k/ml-100k.item"
@@ -178,7 +178,7 @@ def child_run(spec: Dict[str, Any]) -> Dict[str, Any]:
     def before_fit(_module):
         baseline["rss"] = reset_peak_rss()
 
-    metrics = run_experiment(cfg, Path(spec["run_dir"]), enable_progress_bar=False, data=data, module=module, overwrite=True,
+    metrics = run_experiment(cfg, Path(spec["run_dir"]), enable_progress_bar=True, data=data, module=module, overwrite=True,
                              prepare=before_fit)
     peak_fit = metrics["peak_memory_bytes"] if cuda else peak_rss() - baseline["rss"]
 
@@ -474,7 +474,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="cuda: peak memory = torch.cuda.max_memory_allocated")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     ap.add_argument("--seed", type=int, default=2020)
-    ap.add_argument("--out", type=Path, default=Path("runs/bench_encoders"), help="writes results.md and results.json here")
+    ap.add_argument("--out", type=Path, default=bench_output("encoders"),
+                    help="writes results.md and results.json here (default: runs/bench/encoders)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from cva_rec.benchmarks import project_root
+from cva_rec.benchmarks import bench_output, project_root
 
 CONFIGS = ("recbole", "recbole_no_anomaly", "exact", "fast")
 LABELS = {"recbole": "RecBole Trainer", "recbole_no_anomaly": "RecBole, no anomaly", "exact": "cva_rec exact", "fast": "cva_rec fast"}
@@ -160,7 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default: %(default)s)")
     p.add_argument("--no-compile", action="store_true", help="the fast path without torch.compile")
     p.add_argument("--no-anomaly-column", action="store_true", help="skip the 'RecBole, no anomaly' configuration")
-    p.add_argument("--out", type=Path, default=Path("/tmp/cva_rec_bench_fast_path"), help="RecBole's and Lightning's files go here")
+    p.add_argument("--out", type=Path, default=bench_output("fast-path"),
+                   help="RecBole's and Lightning's files go here (default: runs/bench/fast-path)")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = p.parse_args(argv)
     if args.data_path != "bundled" and not (Path(args.data_path) / args.dataset / f"{args.dataset}.inter").is_file():
@@ -172,6 +173,7 @@ def main(argv=None) -> int:
     from cva_rec.training.trainer import quiet_lightning
 
     quiet_lightning()
+    args.out = args.out.resolve()  # absolute: the configs name it after the chdir below
     args.out.mkdir(parents=True, exist_ok=True)
     args.json = args.json.resolve() if args.json else None
     os.chdir(args.out)  # RecBole's Trainer writes saved/ and log_tensorboard/ into the working directory

@@ -25,6 +25,7 @@ full-sort evaluator does not mask the user's history, so the Lightning side runs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from cva_rec.config.schema import load_config
 from cva_rec.data.dataset import build_data
 from cva_rec.io import atomic_write_json
 from cva_rec.training.run import run_experiment
-from cva_rec.benchmarks import project_root
+from cva_rec.benchmarks import bench_output, project_root
 
 KEYS = ("hr@10", "ndcg@10", "hr@20", "ndcg@20")
 
@@ -45,10 +46,6 @@ def recbole_run(cfg):
 
     data = build_data(cfg)
     data.config["metric_decimal_place"] = 12  # RecBole rounds its metrics to 4 decimals by default
-    if cfg["train"]["accelerator"] in ("gpu", "cuda"):
-        import torch
-
-        data.config["device"] = torch.device("cuda")  # RecBole's Trainer on the GPU too (build_data pins the CPU)
     init_seed(cfg["train"]["seed"], True)
     model = get_model(cfg["model"]["name"])(data.config, data.train._dataset)
     trainer = Trainer(data.config, model)
@@ -70,7 +67,7 @@ def recbole_run(cfg):
 
 def lightning_run(cfg, out_dir):
     # a benchmark re-measures: it replaces its own earlier run (run folders refuse reuse otherwise)
-    metrics = run_experiment(cfg, Path(out_dir) / f"lightning-{cfg['model']['name']}", enable_progress_bar=False, overwrite=True)
+    metrics = run_experiment(cfg, Path(out_dir) / f"lightning-{cfg['model']['name']}", enable_progress_bar=True, overwrite=True)
     return metrics["test"], metrics["seconds_per_epoch"]
 
 PROTOCOL_MODES = {
@@ -112,7 +109,7 @@ def protocol_row(name, data_path, args):
     t0 = time.perf_counter()
     data = build_data(cfg)
     row = {"dataset": name, **history_agreement(cfg, data), "items": data.n_items - 1}
-    metrics = run_experiment(cfg, Path(args.out) / f"protocol-{name}", enable_progress_bar=False, data=data, overwrite=True)
+    metrics = run_experiment(cfg, Path(args.out) / f"protocol-{name}", enable_progress_bar=True, data=data, overwrite=True)
     module = build_module(cfg, data)
     load_checkpoint_into(module, metrics["best_checkpoint"])
     users, scores = score_matrix(module, data, cfg)
@@ -173,11 +170,11 @@ def main(argv=None):
     ap.add_argument("--protocol-datasets", nargs="*", default=None,
                     help="NAME or NAME=DATA_PATH (default: ml-100k, and ml-1m from ../shared/data when present; none: skip)")
     ap.add_argument("--protocol-batches", type=int, default=20, help="training batches of the protocol part's SASRec")
-    ap.add_argument("--out", default="runs/bench_fidelity")
+    ap.add_argument("--out", type=Path, default=bench_output("fidelity"),
+                    help="run folders (and RecBole's saved/ and log/) go here (default: runs/bench/fidelity)")
     ap.add_argument("--json", help="also write the table as JSON here")
-    ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
-                    help="loop part: train both RecBole's Trainer and the Lightning loop on this device (default cpu)")
     args = ap.parse_args(argv)
+    args.out = args.out.resolve()
     if args.protocol_datasets is None:
         shared = project_root().parent / "shared" / "data"
         args.protocol_datasets = ["ml-100k"] + ([f"ml-1m={shared}"] if (shared / "ml-1m" / "ml-1m.inter").is_file() else [])
@@ -194,10 +191,12 @@ def main(argv=None):
             f"model.name={name}", f"train.epochs={args.epochs}", f"dataset.max_seq_length={args.max_seq_length}",
             f"train.batch_size={args.batch_size}", "train.optimizer=adam", "train.early_stopping_patience=0",
             "eval.mask_history=false", "eval.popularity_buckets=0", f"output.dir={args.out}",
-            f"train.accelerator={args.accelerator}",
         ]
         cfg = load_config(None, overrides)
-        rb, rb_sec = recbole_run(cfg)
+        recbole_dir = args.out / "recbole"
+        recbole_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.chdir(recbole_dir):  # RecBole's Trainer writes saved/ and log_tensorboard/ into the working directory
+            rb, rb_sec = recbole_run(cfg)
         lt, lt_sec = lightning_run(cfg, args.out)
         row = {"model": name, "recbole": {k: rb[k] for k in KEYS}, "lightning": {k: lt[k] for k in KEYS},
                "recbole_s_per_epoch": rb_sec, "lightning_s_per_epoch": lt_sec, "epoch_time_ratio": lt_sec / rb_sec}

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from cva_rec.benchmarks import project_root
+from cva_rec.benchmarks import bench_output, project_root
 from cva_rec.errors import ConfigError
 
 #: name -> (label, recipe, command)
@@ -248,7 +248,7 @@ def table(runs: Path, variants, seeds, ablations=()) -> str:
 def main(argv=None) -> int:
     root = project_root()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=Path, default=root / "runs" / "ml1m-cold-bench", help="one folder per (variant, seed)")
+    p.add_argument("--runs", type=Path, default=bench_output("idfree"), help="one folder per (variant, seed) (default: runs/bench/idfree)")
     p.add_argument("--recipes", type=Path, default=root / "recipes" / "ml1m")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=[2020])

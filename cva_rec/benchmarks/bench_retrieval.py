@@ -43,7 +43,7 @@ from cva_rec.retrieval.candidates import recalled_items
 from cva_rec.retrieval.generative_retriever import GenerativeRetriever
 from cva_rec.retrieval.multiview_tokenizer import SharedCodebook
 from cva_rec.retrieval.trie import CodeTrie
-from cva_rec.benchmarks import project_root
+from cva_rec.benchmarks import bench_output, project_root
 
 REPO = project_root()
 
@@ -105,7 +105,7 @@ def _reranker(args, out: Path, eval_batch: int):
                      "train.early_stopping_patience=0", f"output.dir={out}", "output.name=reranker-sasrec-id",
                      f"eval.batch_size={eval_batch}"]
         run_experiment(load_config(REPO / "recipes" / "ml1m" / "sasrec_id.yaml", overrides), run_dir,
-                       enable_progress_bar=False, overwrite=True)
+                       enable_progress_bar=True, overwrite=True)
     args.reranker = str(run_dir)
     return _reranker(args, out, eval_batch)
 
@@ -345,10 +345,10 @@ def main(argv=None) -> int:
     p.add_argument("--scale-beam", type=int, default=50)
     p.add_argument("--repeats", type=int, default=7, help="interleaved (two-stage, full) timing pairs per scale row")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=str(REPO / "runs" / "bench_retrieval"))
+    p.add_argument("--out", type=Path, default=bench_output("retrieval"), help="default: runs/bench/retrieval")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # absolute: the ml-1m part changes into the checkout for its recipes
     out.mkdir(parents=True, exist_ok=True)
     results = {"device": args.device, "torch_threads": torch.get_num_threads()}
     if not args.skip_ml1m:

@@ -38,7 +38,7 @@ The fast path (``train.fast``) beside the exact path and RecBole's Trainer: ``cv
 """
 from __future__ import annotations
 
-from cva_rec.benchmarks import project_root
+from cva_rec.benchmarks import bench_output, project_root
 
 import argparse
 import json
@@ -316,8 +316,10 @@ def main(argv=None) -> int:
                    help="also run the streaming engine with train.fast (SDPA, quantized dropout, bf16 autocast where the CPU "
                    "has it; no torch.compile): row 'streaming-fast', a second run on the warm cache")
     p.add_argument("--recbole-max", default="10M", choices=list(SIZES), help="largest size RecBole is tried at (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=REPO / "docs" / "scale_bench.json", help="results JSON (default: docs/scale_bench.json)")
-    p.add_argument("--plot", type=Path, default=REPO / "docs" / "scale_curves.png", help="log-log plot (default: docs/scale_curves.png)")
+    p.add_argument("--out", type=Path, default=bench_output("scale", "scale_bench.json"),
+                   help="results JSON (default: runs/bench/scale/scale_bench.json; the published one is docs/scale_bench.json)")
+    p.add_argument("--plot", type=Path, default=bench_output("scale", "scale_curves.png"),
+                   help="log-log plot (default: runs/bench/scale/scale_curves.png; the published one is docs/scale_curves.png)")
     p.add_argument("--report-only", action="store_true", help="re-print and re-plot --out without measuring")
     p.add_argument("--equality", nargs="+", metavar="DATA_PATH:NAME",
                    help="instead: check both engines give identical rows and metrics on these datasets "

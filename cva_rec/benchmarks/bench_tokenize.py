@@ -18,7 +18,6 @@ use by default on this machine.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 import cva_rec  # noqa: F401
+from cva_rec.benchmarks import bench_output
 from cva_rec.benchmarks.tokenize_vectors import real_vectors
 from cva_rec.semantic_ids.diagnostics import code_diagnostics
 from cva_rec.semantic_ids.rq_kmeans import RQKMeans
@@ -89,8 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip", default="", help="comma-separated rows to skip (e.g. sklearn,balanced)")
-    p.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cva_rec"
-                   / "bench_tokenize_{n}x{dim}.npy", help="where the embedded vectors are cached")
+    p.add_argument("--cache", type=Path, default=bench_output("tokenize", "vectors_{n}x{dim}.npy"),
+                   help="where the embedded vectors are cached (default: runs/bench/tokenize/vectors_<n>x<dim>.npy)")
     args = p.parse_args(argv)
     cache = Path(str(args.cache).format(n=args.n, dim=args.dim))
     x = real_vectors(args.n, args.dim, cache, args.seed)

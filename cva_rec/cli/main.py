@@ -10,11 +10,14 @@ import argparse
 import importlib
 import logging
 import os
+import shlex
+import signal
 import sys
+import threading
 from importlib.metadata import entry_points
 from typing import List, Optional
 
-from cva_rec.errors import CvaRecError
+from cva_rec.errors import CvaRecError, Stopped
 
 BUILTIN = [
     "cva_rec.cli.train",
@@ -67,10 +70,6 @@ def load_plugins(modules) -> None:
     # CVA_REC_PLUGINS carries them into child processes (a sweep trains each run in its own process)
     inherited = [m for m in os.environ.get("CVA_REC_PLUGINS", "").split(",") if m]
     modules = list(dict.fromkeys([*inherited, *modules]))
-    for name in modules:  # checked before they are handed to child processes
-        if name.endswith(".py") or not all(part.isidentifier() for part in name.split(".")):  # a path, '', 'a..b'
-            raise CvaRecError(f"--plugin {name!r}: expected a module name such as my_plugins.encoders, not a path; "
-                              f"put its folder on PYTHONPATH (e.g. PYTHONPATH=. for ./my_plugins/encoders.py) and name the module")
     if modules:
         os.environ["CVA_REC_PLUGINS"] = ",".join(modules)
     for name in modules:
@@ -89,9 +88,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    previous = signal.signal(signal.SIGTERM, _raise_stopped) if _main_thread() else None
     try:
         load_plugins(args.plugin)
         return int(args.func(args) or 0)
+    except (Stopped, KeyboardInterrupt) as exc:
+        stop = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT)
+        print(stop_line(args, list(sys.argv[1:] if argv is None else argv), stop), file=sys.stderr, flush=True)
+        return 128 + stop.signum
     except CvaRecError as exc:
         if args.verbose:
             raise
@@ -104,9 +108,31 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"cva-rec {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"cva-rec {args.command}: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _raise_stopped(signum, frame):
+    # SIGTERM (kill, SLURM, a CI timeout) ends the command like Ctrl+C does: through the code that reports
+    # and cleans up, instead of Python's default of dying on the spot (or Lightning's exit 0)
+    raise Stopped(signum)
+
+
+def stop_line(args, argv: List[str], stop: Stopped) -> str:
+    """One line: which signal stopped the command, where, what is saved and the command that resumes."""
+    name = signal.Signals(stop.signum).name
+    parts = [f"cva-rec {args.command}: stopped by {name}" + (f" {stop.where}" if stop.where else "")]
+    if stop.saved:
+        parts.append(f"saved: {stop.saved}")
+    resume = getattr(args, "resume_argv", None)
+    if resume is not None:
+        parts.append(f"resume: {shlex.join(['cva-rec', *resume(argv)])}")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def register(sub) -> None:
         "         cva-rec warmup -c recipes/ml1m/lucid_fluid.yaml --set warmup.stages=[id,slice]   # stop after stage 1",
     )
     add_config_args(p, required=True)
-    p.set_defaults(func=run)
+    # finished stages are skipped and a stopped stage resumes from its last.ckpt: the same command continues
+    p.set_defaults(func=run, resume_argv=list)
 
 
 def run(args) -> int:

@@ -590,9 +590,9 @@ def _scan_non_finite(p: Path, features: np.ndarray, dtype_name: str, progress: b
     if progress is None:
         progress = len(starts) > 4  # only big stores (> ~256 MB) get a bar
     if progress:
-        from tqdm.auto import tqdm
+        from cva_rec.plain_progress import progress_iter  # a bar on a terminal, plain lines in a log
 
-        starts = tqdm(starts, desc=f"validating {p.name}", unit="chunk")
+        starts = progress_iter(starts, desc=f"validating {p.name}", unit="chunk")
     for start in starts:
         block = features[start:start + chunk]
         if dtype_name == "bfloat16":  # exponent bits all ones = Inf/NaN

@@ -141,7 +141,10 @@ class RQKMeans:
         x = _as_tensor(x, self.device)
         return x if self.projection is None else self.projection.transform(x)
 
-    def fit(self, x) -> "RQKMeans":
+    def fit(self, x, progress: bool = False) -> "RQKMeans":
+        """``progress``: a line (or a bar, on a terminal) per level fitted, with its residual error."""
+        from cva_rec.plain_progress import progress_bar
+
         x = _as_tensor(x, self.device)
         n = x.shape[0]
         if n < self.codes:
@@ -150,6 +153,7 @@ class RQKMeans:
         residual = x if self.projection is None else self.projection.transform(x)
         residual = residual.clone()
         cents, offs, errors = [], [], []
+        bar = progress_bar(self.levels, "RQ-KMeans fit", "level", disable=not progress)
         for level in range(self.levels):
             gen = torch.Generator(device="cpu").manual_seed(self.seed + level)
             if self.backend == "faiss":
@@ -164,6 +168,9 @@ class RQKMeans:
             cents.append(c)
             offs.append(off)
             errors.append(float((residual * residual).sum(1).mean()))
+            bar.set_postfix(residual_error=errors[-1])
+            bar.update(1)
+        bar.close()
         self.centroids = torch.stack(cents)
         self.offsets = torch.stack(offs)
         self.level_errors = torch.tensor(errors, dtype=torch.float64)

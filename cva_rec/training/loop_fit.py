@@ -98,18 +98,25 @@ def fit_loop(module, batches: EpochBatches, cfg: Mapping[str, Any], run_dir: Opt
 
     ``run_dir``: where ``checkpoints/last.ckpt`` and ``tb/`` go (None: a temporary folder, removed after);
     ``resume``: continue from its ``last.ckpt`` when there is one."""
-    from cva_rec.training.trainer import make_trainer, quiet_lightning
+    from cva_rec.training.trainer import quiet_lightning
 
     quiet_lightning()
     if run_dir is None:
         with tempfile.TemporaryDirectory(prefix="cva_rec_loop_") as tmp:
-            return fit_loop(module, batches, cfg, Path(tmp), progress, resume=False)
-    run_dir = Path(run_dir)
+            return _fit(module, batches, cfg, Path(tmp), progress, resume=False, kept=False)
+    return _fit(module, batches, cfg, Path(run_dir), progress, resume, kept=True)
+
+
+def _fit(module, batches: EpochBatches, cfg: Mapping[str, Any], run_dir: Path, progress: bool, resume: bool, kept: bool):
+    from cva_rec.training.stops import stop_report
+    from cva_rec.training.trainer import make_trainer
+
     trainer = make_trainer(cfg, run_dir, enable_progress_bar=progress, validate=False)
     last = run_dir / "checkpoints" / "last.ckpt"
     resume = resume and last.exists()
     with warnings.catch_warnings():
         if resume:  # the folder holds the checkpoint it resumes from, as it should
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        trainer.fit(module, train_dataloaders=batches, ckpt_path=str(last) if resume else None)
+        with stop_report(trainer, run_dir if kept else None):  # SIGTERM / Ctrl+C: one line, exit 143 / 130
+            trainer.fit(module, train_dataloaders=batches, ckpt_path=str(last) if resume else None)
     return trainer

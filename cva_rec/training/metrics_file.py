@@ -17,13 +17,25 @@ def write_metrics(trainer, run_dir: Path, cfg: Mapping[str, Any], metrics: Dict[
         _log_hparams(trainer, cfg, metrics)
 
 
-def best_valid(trainer, last_valid):
-    """The last validation's metrics with the monitored one taken from the best checkpoint."""
+def best_valid(trainer, valid_epochs) -> Dict[str, Any]:
+    """The validation metrics of the epoch whose checkpoint is ``best.ckpt``, every one of them from that epoch.
+
+    ``valid_epochs``: the fit's validation rows (``SeqRecModule.valid_epochs``). ModelCheckpoint keeps the
+    first epoch that reached its best monitored value (it replaces best.ckpt only on a strict improvement).
+    """
     cb = trainer.checkpoint_callback
-    out = dict(last_valid)
-    if cb.best_model_score is not None:
-        out[trainer.checkpoint_callback.monitor.split("/", 1)[1]] = float(cb.best_model_score)
-    out["from"] = "best checkpoint (the monitored metric); other values from the last epoch"
+    key = cb.monitor.split("/", 1)[1]
+    rows = [r for r in valid_epochs if isinstance(r.get(key), float)]
+    if cb.best_model_score is None or not rows:
+        return {"from": "no validation recorded"}
+    best = float(cb.best_model_score)
+    row = min(rows, key=lambda r: (abs(r[key] - best), r["epoch"]))  # the best value, its first epoch
+    if abs(row[key] - best) > 1e-6 * max(1.0, abs(best)):
+        # resumed from a checkpoint that did not record its validations: only the monitored value is known
+        return {key: best, "from": f"best checkpoint ({key} only: the epochs before the resume are not recorded)"}
+    out = {k: v for k, v in row.items() if k != "epoch"}
+    out["epoch"] = int(row["epoch"])
+    out["from"] = f"best checkpoint (epoch {row['epoch']}, counted from 0 as in the checkpoint; best {key}); every value from that epoch"
     return out
 
 

@@ -1,7 +1,7 @@
 """The LightningModule: any RecBole sequential backbone + item encoder + loss + ranking eval."""
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import lightning as L
 import torch
@@ -10,8 +10,8 @@ from torch import nn
 from cva_rec.backbones import item_encoder_of, seq_output
 from cva_rec.errors import DivergedError
 from cva_rec.heap import release_free_heap
-from cva_rec.training.evaluation import (RankBuffers, RankCollector, all_finite, chunked_target_ranks, flat_metrics,
-                                         negative_weights, per_user_uniform, sample_negatives_per_user, target_ranks)
+from cva_rec.training.evaluation import (RankCollector, chunked_target_ranks, flat_metrics, negative_weights, per_user_uniform,
+                                         sample_negatives_per_user, target_ranks)
 from cva_rec.training.losses import Loss
 
 
@@ -31,6 +31,9 @@ class SeqRecModule(L.LightningModule):
         self.results: Dict[str, Dict[str, Any]] = {}
         #: split -> (users, targets, ranks) of the last evaluation, one row per user, all ranks gathered
         self.eval_rows: Dict[str, tuple] = {}
+        #: every validation of the fit, in order: {"epoch": e, metric: value, ...}; metrics.json's valid
+        #: block is the best epoch's row (kept in checkpoints, so a resumed fit still has the earlier rows)
+        self.valid_epochs: List[Dict[str, Any]] = []
 
     def setup(self, stage: str) -> None:
         # Runs before Lightning wraps the model in DDP. DDP broadcasts every buffer from rank 0
@@ -82,7 +85,6 @@ class SeqRecModule(L.LightningModule):
     def _start_eval(self):
         release_free_heap()  # the last training step's freed activations: not under the eval's peak
         self.collector = RankCollector()
-        self.rank_buffers = RankBuffers()  # scratch reused by every batch of this evaluation
         item_encoder_of(self.model).invalidate_cache()  # weights changed since the last evaluation
 
     def _diverged(self, batch_idx: int) -> DivergedError:
@@ -120,7 +122,7 @@ class SeqRecModule(L.LightningModule):
             self.collector.add(users, targets, ranks)
             return
         scores = self.model.full_sort_predict(interaction).view(len(users), -1).float()
-        if not all_finite(scores[:, 1:]):
+        if not torch.isfinite(scores[:, 1:]).all():
             raise self._diverged(batch_idx)
         negatives = None
         if self.cfg["eval"]["negatives"]:
@@ -131,12 +133,10 @@ class SeqRecModule(L.LightningModule):
                 int(self.cfg["eval"]["negatives"]), int(self.cfg["train"]["seed"]), targets=targets.cpu(), history=(h_rows, h_items),
             ).to(scores.device)
         # the place within a tie group is drawn per user too (not from a stream over batches)
-        ranks = target_ranks(scores, targets, history, negatives, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])),
-                             buffers=getattr(self, "rank_buffers", None))
+        ranks = target_ranks(scores, targets, history, negatives, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])))
         self.collector.add(users, targets, ranks)
 
     def _finish_eval(self, split: str, breakdown: bool):
-        self.rank_buffers = None  # the scratch memory goes with the evaluation
         users, targets, ranks = self.collector.tensors()
         if self.trainer.world_size > 1:
             # every rank evaluated a strided shard (padded with repeats); after the gather each
@@ -144,21 +144,18 @@ class SeqRecModule(L.LightningModule):
             users, targets, ranks = self._gather(users, targets, ranks)
             self.collector = RankCollector()
             self.collector.add(users, targets, ranks)
-        result = self.eval_results(breakdown)
-        self.results[split] = result
-        self.eval_rows[split] = RankCollector.dedupe(*self.collector.tensors())
-        # identical on every rank after the gather; sync_dist only keeps Lightning's DDP check quiet
-        self.log_dict({f"{split}/{k}": v for k, v in flat_metrics(result).items() if k != "n_users"}, sync_dist=self.trainer.world_size > 1)
-
-    def eval_results(self, breakdown: bool) -> Dict[str, Any]:
-        """The metrics of the ranks collected so far; with ``breakdown`` also per popularity level,
-        inductive and warm / cold targets."""
         ev = self.cfg["eval"]
-        return self.collector.compute(
+        result = self.collector.compute(
             ev["metrics"], ev["topk"], self.item_popularity.cpu() if breakdown else None, ev["popularity_buckets"] if breakdown else 0,
             seen_in_training=self.seen_in_training if breakdown else None,
             cold_items=self.cold_items if breakdown else None,
         )
+        self.results[split] = result
+        if split == "valid" and self.trainer.state.fn == "fit":
+            self.valid_epochs.append({"epoch": int(self.current_epoch), **result})
+        self.eval_rows[split] = RankCollector.dedupe(*self.collector.tensors())
+        # identical on every rank after the gather; sync_dist only keeps Lightning's DDP check quiet
+        self.log_dict({f"{split}/{k}": v for k, v in flat_metrics(result).items() if k != "n_users"}, sync_dist=self.trainer.world_size > 1)
 
     @staticmethod
     def _gather(*tensors):
@@ -168,6 +165,12 @@ class SeqRecModule(L.LightningModule):
         out = [None] * dist.get_world_size()
         dist.all_gather_object(out, [t.cpu() for t in tensors])
         return [torch.cat([o[i] for o in out]) for i in range(len(tensors))]
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        checkpoint["cva_rec_valid_epochs"] = list(self.valid_epochs)
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        self.valid_epochs = list(checkpoint.get("cva_rec_valid_epochs", []))
 
     def on_validation_epoch_start(self):
         self._start_eval()

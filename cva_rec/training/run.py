@@ -28,7 +28,8 @@ from cva_rec.training.content import load_content
 from cva_rec.training.metrics_file import best_valid, write_metrics
 from cva_rec.training.probes import EpochTimer, count_parameters, peak_memory_bytes
 from cva_rec.training.run_identity import RunIdentity
-from cva_rec.training.trainer import make_trainer, quiet_lightning
+from cva_rec.training.stops import stop_report
+from cva_rec.training.trainer import make_trainer, quiet_lightning, requeued_by_slurm, resume_checkpoint
 
 __all__ = ["run_experiment", "build_model", "build_module", "load_checkpoint_into", "load_content", "make_trainer",
            "quiet_lightning", "EpochTimer", "count_parameters", "peak_memory_bytes"]
@@ -48,7 +49,9 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
     call it holds the tested weights.
     """
     quiet_lightning()
-    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite) as claim:
+    # a requeued SLURM job runs the same command again: it continues its run instead of being refused
+    resume = True if requeued_by_slurm() else None
+    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite, resume=resume) as claim:
         return _run_claimed(claim, enable_progress_bar, data, prepare, callbacks, test_on, module)
 
 
@@ -62,24 +65,25 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     module = module if module is not None else build_module(cfg, data, content)
     timer = EpochTimer()
     trainer = make_trainer(cfg, run_dir, [timer, *callbacks], enable_progress_bar, identity=RunIdentity(cfg, data))
-    last = run_dir / "checkpoints" / "last.ckpt"
-    resume = str(last) if claim.resume and not claim.overwrite and last.exists() else None
+    resume = resume_checkpoint(run_dir) if claim.resume and not claim.overwrite else None
     if prepare is not None and resume is None:
         prepare(module)
     claim.commit_config()  # every check passed: now the folder says which config it holds
     if cfg["train"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=resume)
+    with stop_report(trainer, run_dir):  # SIGTERM / Ctrl+C: one Stopped naming what is saved
+        trainer.fit(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=resume)
     best = trainer.checkpoint_callback.best_model_path or None
     if test_on == "last":
         best = None  # test the weights the fit ended with
     fit_seconds = time.perf_counter() - t_start
     valid = dict(module.results.get("valid", {}))
     if best:
-        valid = best_valid(trainer, valid)
+        valid = best_valid(trainer, module.valid_epochs)
     else:
         valid["from"] = "last epoch"
-    trainer.test(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=best if best else None, verbose=False)
+    with stop_report(trainer, run_dir):
+        trainer.test(module, datamodule=RecBoleDataModule(data, cfg), ckpt_path=best if best else None, verbose=False)
     metrics = {
         "run": run_dir.name,
         "model": cfg["model"]["name"],

@@ -3,9 +3,10 @@ TensorBoard, atomic checkpoint IO, and the train.* hardware settings."""
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from cva_rec.errors import ConfigError
 
@@ -20,13 +21,15 @@ def make_trainer(cfg: Mapping[str, Any], run_dir: Path, callbacks=(), enable_pro
     from lightning.fabric.utilities.exceptions import MisconfigurationException
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from cva_rec.training.progress import progress_callbacks
+
     tr = cfg["train"]
     monitor = f"valid/{cfg['eval']['valid_metric'].lower()}" if validate else None
     ckpt = ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="best" if validate else "last", monitor=monitor, mode="max",
         save_top_k=1, save_last=validate, enable_version_counter=False, auto_insert_metric_name=False,
     )
-    cbs = [ckpt, *callbacks]
+    cbs = [ckpt, *callbacks, *progress_callbacks(enable_progress_bar)]
     if validate and tr["early_stopping_patience"]:
         cbs.append(EarlyStopping(monitor=monitor, mode="max", patience=int(tr["early_stopping_patience"])))
     try:
@@ -78,8 +81,11 @@ def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool, identity=None
         limit_train_batches=tr["limit_train_batches"],
         callbacks=cbs,
         logger=TensorBoardLogger(str(run_dir), name="tb", version="", default_hp_metric=False),
-        plugins=[AtomicCheckpointIO(identity)],  # checkpoints: atomic writes, weights-only reads (cva_rec.io), run identity
-        default_root_dir=str(run_dir),
+        # checkpoints: atomic writes, weights-only reads (cva_rec.io), run identity; under SLURM, its requeue
+        # signal saves hpc_ckpt_N.ckpt and requeues the job, which resumes from it (see requeued_by_slurm)
+        plugins=[AtomicCheckpointIO(identity), *cluster_plugins()],
+        # only Lightning's hpc checkpoints land here: with the run's checkpoints, removed by --overwrite
+        default_root_dir=str(run_dir / "checkpoints"),
         num_sanity_val_steps=0,
         enable_progress_bar=enable_progress_bar,
         enable_model_summary=False,
@@ -87,10 +93,37 @@ def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool, identity=None
     )
 
 
+def cluster_plugins() -> list:
+    """Under SLURM (``srun``): its environment with auto-requeue, named here rather than left to Lightning's
+    detection so that what a requeue signal does is visible: Lightning saves ``hpc_ckpt_N.ckpt`` and runs
+    ``scontrol requeue`` (the job needs ``#SBATCH --signal=SIGUSR1@90``)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=True)] if SLURMEnvironment.detect() else []
+
+
+def requeued_by_slurm() -> bool:
+    """True in a SLURM job that was requeued (``SLURM_RESTART_COUNT`` > 0): its run folder resumes."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
+
+
+def resume_checkpoint(run_dir: Path) -> Optional[str]:
+    """The checkpoint a resume of ``run_dir`` continues from: the newer of ``last.ckpt`` (end of an epoch) and
+    Lightning's newest ``hpc_ckpt_N.ckpt`` (saved mid-epoch when SLURM's requeue signal came), or None."""
+    ckpts = Path(run_dir) / "checkpoints"
+    found = [p for p in (ckpts / "last.ckpt", *ckpts.glob("hpc_ckpt_*.ckpt")) if p.is_file()]
+    return str(max(found, key=lambda p: p.stat().st_mtime)) if found else None
+
+
 def quiet_lightning():
     """Silence Lightning's advice that does not apply to RecBole loaders (workers, batch counts)."""
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed"):
+    # signal_connector: "Received SIGTERM" (the CLI's own line says what was saved and how to resume)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda", "lightning.fabric.utilities.seed",
+                 "lightning.pytorch.trainer.connectors.signal_connector"):
         logging.getLogger(name).setLevel(logging.WARNING)
