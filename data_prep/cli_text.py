@@ -11,9 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from data_prep.text_features import DEFAULT_SPLIT_FIELDS
+from cva_rec.config.jobs import EXTRACT_TEXT
 
 NAME = "extract-text"
+
+
+def _default(key: str):
+    """The option's default is its schema key's (docs/config.md, section extract_text)."""
+    return EXTRACT_TEXT[key].default
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,30 +34,40 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--items", required=True, type=Path, help="RecBole .item atomic file (first item_id:token column = item token)")
     p.add_argument("--out", required=True, type=Path, help="feature store directory to create")
     p.add_argument("--fields", nargs="+", default=None, help="columns to embed, in segment order (default: all but the item id)")
-    p.add_argument("--split-fields", nargs="*", default=list(DEFAULT_SPLIT_FIELDS),
+    p.add_argument("--split-fields", nargs="*", default=list(_default("split_fields")),
                    help="fields giving one segment per space-separated token (default: %(default)s)")
     p.add_argument("--windows", metavar="FIELD", default=None,
                    help="homogeneous segments: overlapping word windows of this field (e.g. movie_title) instead of one "
                    "segment per field / genre token")
-    p.add_argument("--window-words", type=int, default=3, help="words per window with --windows (default: %(default)s)")
-    p.add_argument("--window-stride", type=int, default=1, help="words between window starts with --windows (default: %(default)s)")
-    p.add_argument("--max-segments", type=int, default=8, help="frames per item in the store (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256, help="texts per MiniLM batch (default: %(default)s)")
-    p.add_argument("--dtype", choices=["float16", "float32", "bfloat16"], default="float16", help="storage dtype (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="torch device for MiniLM (default: %(default)s)")
+    p.add_argument("--window-words", type=int, default=_default("window_words"), help="words per window with --windows (default: %(default)s)")
+    p.add_argument("--window-stride", type=int, default=_default("window_stride"), help="words between window starts with --windows (default: %(default)s)")
+    p.add_argument("--max-segments", type=int, default=_default("max_segments"), help="frames per item in the store (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=_default("batch_size"), help="texts per MiniLM batch (default: %(default)s)")
+    p.add_argument("--dtype", choices=["float16", "float32", "bfloat16"], default=_default("dtype"),
+                   help="storage dtype (default: %(default)s)")
+    p.add_argument("--device", default=_default("device"), help="torch device for MiniLM (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store / discard an unfinished one")
     p.set_defaults(func=run)
     return p
 
 
+def settings(args) -> dict:
+    """The options as the ``extract_text`` section of the config schema, checked there (one-line errors)."""
+    from cva_rec.config.schema import validate_section
+
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in EXTRACT_TEXT}
+    return validate_section("extract_text", given, "extract-text options")
+
+
 def run(args) -> int:
     from data_prep.text_features import build_text_store
 
+    s = settings(args)
     start = time.perf_counter()
     path = build_text_store(
-        args.items, args.out, fields=args.fields, max_segments=args.max_segments, batch_size=args.batch_size,
-        split_fields=args.split_fields, dtype=args.dtype, overwrite=args.overwrite, device=args.device,
-        windows_of=args.windows, window_words=args.window_words, window_stride=args.window_stride,
+        Path(s["items"]), Path(s["out"]), fields=s["fields"], max_segments=s["max_segments"], batch_size=s["batch_size"],
+        split_fields=s["split_fields"], dtype=s["dtype"], overwrite=s["overwrite"], device=s["device"],
+        windows_of=s["windows"], window_words=s["window_words"], window_stride=s["window_stride"],
     )
     print(f"wrote feature store {path} in {time.perf_counter() - start:.1f} s")
     return 0

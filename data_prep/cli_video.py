@@ -114,9 +114,20 @@ def register(subparsers) -> None:
     register_extract_video(subparsers)
 
 
+def settings(args) -> dict:
+    """The options as the ``extract_video`` section of the config schema, checked there (one-line errors;
+    prep-frames gives the selection options only, the others take their defaults)."""
+    from cva_rec.config.jobs import EXTRACT_VIDEO
+    from cva_rec.config.schema import validate_section
+
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in EXTRACT_VIDEO}
+    return validate_section("extract_video", given, f"{args.command} options")
+
+
 def _config(args):
     from data_prep.extract import VideoExtractConfig
 
+    settings(args)
     return VideoExtractConfig(
         sampler=args.sampler, n_frames=args.n_frames, encoder=getattr(args, "encoder", "efficientnet_lite0"),
         encoder_checkpoint=getattr(args, "checkpoint", None), encoder_model_name=getattr(args, "model_name", None),

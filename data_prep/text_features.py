@@ -39,13 +39,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from cva_rec.config.jobs import EXTRACT_TEXT
 from cva_rec.data.files import read_header
 from cva_rec.errors import DataError, FeatureStoreError
 from cva_rec.features.store import FeatureStoreWriter, file_sha256
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPLIT_FIELDS = ("class", "genre", "genres", "tag", "tags", "category", "categories")
+DEFAULT_SPLIT_FIELDS = tuple(EXTRACT_TEXT["split_fields"].default)  # declared with the extract-text settings
 TEXT_ENCODER_NAME = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
 

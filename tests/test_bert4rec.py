@@ -128,6 +128,14 @@ def test_mask_vector_is_placed_at_every_token_of_a_masked_interaction(tmp_path, 
     assert torch.isfinite(loss) and scores.shape == (32, model.n_items)
 
 
+def test_cloze_loss_needs_recboles_masking_loader(tmp_path):
+    from cva_rec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs dataset.engine=recbole"):
+        bert_cfg(tmp_path, "loss.name=full_softmax", "dataset.engine=streaming")
+    assert bert_cfg(tmp_path, "loss.name=inbatch_softmax", "dataset.engine=streaming")["dataset"]["engine"] == "streaming"
+
+
 @pytest.mark.parametrize("loss", ["full_softmax", "inbatch_softmax"])
 def test_bert4rec_trains_and_evaluates(tmp_path, loss):
     from cva_rec.training.run import run_experiment

@@ -46,6 +46,10 @@ def recbole_run(cfg):
 
     data = build_data(cfg)
     data.config["metric_decimal_place"] = 12  # RecBole rounds its metrics to 4 decimals by default
+    if cfg["train"]["accelerator"] in ("gpu", "cuda"):
+        import torch
+
+        data.config["device"] = torch.device("cuda")  # RecBole's Trainer on the GPU too (build_data pins the CPU)
     init_seed(cfg["train"]["seed"], True)
     model = get_model(cfg["model"]["name"])(data.config, data.train._dataset)
     trainer = Trainer(data.config, model)
@@ -173,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=bench_output("fidelity"),
                     help="run folders (and RecBole's saved/ and log/) go here (default: runs/bench/fidelity)")
     ap.add_argument("--json", help="also write the table as JSON here")
+    ap.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu",
+                    help="loop part: train both RecBole's Trainer and the Lightning loop on this device (default cpu)")
     args = ap.parse_args(argv)
     args.out = args.out.resolve()
     if args.protocol_datasets is None:
@@ -191,6 +197,7 @@ def main(argv=None):
             f"model.name={name}", f"train.epochs={args.epochs}", f"dataset.max_seq_length={args.max_seq_length}",
             f"train.batch_size={args.batch_size}", "train.optimizer=adam", "train.early_stopping_patience=0",
             "eval.mask_history=false", "eval.popularity_buckets=0", f"output.dir={args.out}",
+            f"train.accelerator={args.accelerator}",
         ]
         cfg = load_config(None, overrides)
         recbole_dir = args.out / "recbole"

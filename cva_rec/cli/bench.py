@@ -7,6 +7,7 @@ from __future__ import annotations
 import runpy
 import sys
 
+from cva_rec.config.jobs import BENCH
 from cva_rec.errors import CvaRecError
 
 
@@ -20,13 +21,15 @@ BENCHMARKS = {
     "fast-path": "bench_fast_path",
     "codes": "bench_codes",
     "idfree": "bench_idfree",
+    "eval": "bench_eval",
+    "gpu": "bench_gpu",
 }
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path, eval, gpu)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
@@ -37,16 +40,21 @@ def register(sub) -> None:
         "wall time); retrieval: generative recall + dense rerank vs full ranking "
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s); fast-path: RecBole's Trainer vs cva_rec's exact and "
-        "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet). Extra arguments go to the benchmark "
+        "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet); eval: full-ranking evaluation vs its "
+        "arithmetic limit (matmul + top-k) on ml-1m and a 110k x 10k synthetic shape; gpu: the CUDA benchmarks in one command "
+        "(encoders at the paper's sizes, eval, fidelity timing). Extra arguments go to the benchmark "
         "(`cva-rec bench fidelity -- --help`).",
     )
-    p.add_argument("name", choices=sorted(BENCHMARKS))
+    p.add_argument("name", help="one of " + ", ".join(BENCH["name"].choices) + " (bench.name, docs/config.md)")
     p.add_argument("args", nargs="*", help="arguments passed to the benchmark")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    module = BENCHMARKS[args.name]
+    from cva_rec.config.schema import validate_section
+
+    name = validate_section("bench", {"name": args.name}, "cva-rec bench")["name"]
+    module = BENCHMARKS[name]
     module = module if "." in module else f"cva_rec.benchmarks.{module}"
     sys.argv = [module, *args.args]
     try:

@@ -70,6 +70,10 @@ def load_plugins(modules) -> None:
     # CVA_REC_PLUGINS carries them into child processes (a sweep trains each run in its own process)
     inherited = [m for m in os.environ.get("CVA_REC_PLUGINS", "").split(",") if m]
     modules = list(dict.fromkeys([*inherited, *modules]))
+    for name in modules:  # checked before they are handed to child processes
+        if name.endswith(".py") or not all(part.isidentifier() for part in name.split(".")):  # a path, '', 'a..b'
+            raise CvaRecError(f"--plugin {name!r}: expected a module name such as my_plugins.encoders, not a path; "
+                              f"put its folder on PYTHONPATH (e.g. PYTHONPATH=. for ./my_plugins/encoders.py) and name the module")
     if modules:
         os.environ["CVA_REC_PLUGINS"] = ",".join(modules)
     for name in modules:

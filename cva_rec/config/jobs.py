@@ -149,9 +149,9 @@ EXTRACT_VIDEO: Dict[str, Key] = {
     "videos": text(None, "directory of video files; item id = file name without extension", nullable=True),
     "out": text(None, "feature store directory to create (prep-frames: output directory)", nullable=True),
     "titles": text(None, "MicroLens titles CSV (videoID,title; no header): needed by sampler title", nullable=True),
-    "sampler": choice("mid5", "key-frame sampler: mid5 | uniform | random | title | codec (codec: I-frames always, then the "
-                      "candidates with the most codec motion + residual; falls back to uniform for intra-only videos)",
-                      ("mid5", "uniform", "random", "title", "codec")),
+    "sampler": text("mid5", "key-frame sampler (data_prep/samplers.py): mid5 | uniform | random | title | codec (codec: "
+                    "I-frames always, then the candidates with the most codec motion + residual; falls back to uniform "
+                    "for intra-only videos)"),
     "n_frames": _positive(5, "key frames per video, N"),
     "seed": integer(0, "seed of the random sampler and of title corruptions", min=0),
     "clip_checkpoint": text(None, "local CLIP for sampler title: a transformers CLIP directory, or an open_clip weights file",
@@ -189,7 +189,8 @@ EXTRACT_VIDEO: Dict[str, Key] = {
 }
 
 # -- cva-rec bench (cva_rec/cli/bench.py) -------------------------------------------------------------------
-BENCH_NAMES = ("codes", "encoders", "extract", "fast-path", "fidelity", "idfree", "retrieval", "scale", "tokenize")
+#: keep in step with cva_rec/cli/bench.py BENCHMARKS (tests/cli/test_bench.py checks)
+BENCH_NAMES = ("codes", "encoders", "eval", "extract", "fast-path", "fidelity", "idfree", "retrieval", "scale", "tokenize")
 BENCH: Dict[str, Key] = {
     "name": choice(None, "the benchmark to run; its own options follow `--` (`cva-rec bench NAME -- --help`)", BENCH_NAMES),
 }

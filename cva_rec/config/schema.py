@@ -86,6 +86,12 @@ def _inside_output_dir(value: str) -> Optional[str]:
     p = PurePath(value)
     if p.is_absolute() or ".." in p.parts or not p.parts or str(value).strip() in ("", "."):
         return "must be a folder name inside output.dir (relative, no '..'); use --run-dir for another place"
+    # a NUL byte, a newline or a lone surrogate cannot name a folder (os.mkdir raised ValueError / UnicodeEncodeError)
+    odd = [c for c in str(value) if ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF]
+    if odd:
+        return f"must be a folder name of printable characters (it holds {odd[0]!r})"
+    if any(len(part.encode("utf-8")) > 255 for part in p.parts):
+        return "must be a folder name of at most 255 bytes per path component"
     return None
 
 
@@ -496,8 +502,16 @@ def _phase_out_fits(cfg: Mapping[str, Any]) -> None:
         raise ConfigError(f"warmup.phase_out_span ({w['phase_out_span']}) must be <= warmup.phase_out_epochs ({w['phase_out_epochs']})")
 
 
+def _cloze_loss_has_its_masking(cfg: Mapping[str, Any]) -> None:
+    # BERT4Rec's cloze loss reads the masked sequences RecBole's training loader adds (its mask_itemseq
+    # transform); the streaming engine's batches carry none
+    if cfg["model"]["name"] == "BERT4Rec" and cfg["loss"]["name"] == "full_softmax" and cfg["dataset"]["engine"] == "streaming":
+        raise ConfigError("model BERT4Rec with loss.name=full_softmax (its cloze loss) needs dataset.engine=recbole, whose "
+                          "training loader masks the sequences; with the streaming engine use inbatch_softmax or sampled_softmax")
+
+
 #: rules over several keys, run after every key passed its own check; each raises ConfigError
-CROSS_CHECKS: List[Callable[[Dict[str, Any]], None]] = [_valid_metric_is_computed, _phase_out_fits]
+CROSS_CHECKS: List[Callable[[Dict[str, Any]], None]] = [_valid_metric_is_computed, _phase_out_fits, _cloze_loss_has_its_masking]
 
 
 # -- writing ------------------------------------------------------------------------------------------------

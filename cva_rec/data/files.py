@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, List, Mapping, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from cva_rec.errors import DataError
 
@@ -98,13 +98,35 @@ def check_inter_file(path: str | os.PathLike, user_field: str, item_field: str, 
         times = _times_as_text(path, time_col)
     if len(times) == 0:
         raise DataError(f"interaction file {path} has a header but no interactions")
-    bad = ~np.isfinite(times.to_numpy(dtype="float64", na_value=np.nan))
+    values = times.to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~np.isfinite(values)
     if bad.any():
         first = int(bad.argmax())
         raise DataError(f"interaction file {path}: {int(bad.sum())} of {len(times)} rows have a missing or non-numeric "
                         f"{time_field!r} (first at line {first + 2}); a user's item order would be undefined: "
                         f"fix or drop those rows")
+    check_exact_times(values, f"interaction file {path}", time_field)
     return len(times)
+
+
+#: float64 holds every integer up to 2^53 exactly; beyond it neighbouring integers share one value
+EXACT_TIME_LIMIT = 2.0**53
+
+
+def check_exact_times(times, where: str, time_field: str, first_line: Optional[int] = 2) -> None:
+    """Each user's order is a sort on the float64 time: refuse times where float64 is not exact.
+
+    ``first_line``: the file line of ``times[0]`` (2 after the header; None when rows were dropped before)."""
+    import numpy as np
+
+    huge = np.abs(times) >= EXACT_TIME_LIMIT
+    if huge.any():
+        first = int(huge.argmax())
+        at = f"line {first + first_line}: " if first_line is not None else ""
+        raise DataError(f"{where}: {int(huge.sum())} rows have a {time_field!r} of magnitude >= 2^53 (first {at}"
+                        f"{times[first]:.17g}); float64 cannot tell neighbouring integers apart there, "
+                        f"so the order of a user's items would not be exact: store the times in coarser units "
+                        f"(seconds or milliseconds)")
 
 
 def _times_as_text(path: Path, time_col: str):

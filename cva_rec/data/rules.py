@@ -10,8 +10,14 @@
   leave-two-out split (the CVA paper's App. A). Applied after the interaction-count filters, in
   RecBole's per-user order, so validation and test targets are unchanged and training loses the
   oldest items.
+* Exact time order. RecBole min-max normalises the time (``normalize_all``) and sorts each user's
+  rows stably on its float32: interactions closer than that float32's resolution (about 1 s on
+  ml-100k, all of them beside one outlier time) kept their *file* order. Here the rows are sorted
+  stably by the exact (float64) time right before the normalisation, after the ids are assigned;
+  the float32 key is a non-decreasing function of the exact time, so RecBole's own stable sorts
+  then keep that order: a user's sequence is ordered by exact time, ties in file order.
 
-Both live in a subclass of RecBole's ``SequentialDataset`` (its ``_remove_duplication`` hook runs
+All live in a subclass of RecBole's ``SequentialDataset`` (its ``_remove_duplication`` hook runs
 before the filters; the truncation runs right before its augmentation), so RecBole still builds
 every window and split itself. The subclass stacks on top of the held-out-items dataset
 (:mod:`cva_rec.data.cold_items`) when that is on: truncation first, then the hold-out.
@@ -67,6 +73,12 @@ class ProtocolRows:
         self.inter_feat = feat[~dup]
         log.info("dataset %s: dropped %d exact duplicate rows (same %s); dataset.duplicates=keep keeps them",
                  self.dataset_label, n, ", ".join(cols))
+
+    def _normalize(self):
+        if self.time_field in self.inter_feat:  # exact time order (module docstring); ids were assigned before this
+            order = np.argsort(self.inter_feat[self.time_field].to_numpy(dtype=np.float64), kind="stable")
+            self.inter_feat = self.inter_feat.iloc[order].reset_index(drop=True)
+        super()._normalize()
 
     def data_augmentation(self):
         if self.truncate_to:

@@ -250,7 +250,7 @@ def _check_reuse(claim: RunClaim) -> None:
                              + (f"{claim.resume_hint}, {again}" if claim.resume_hint else again))
     why = problem or "config differs: " + "; ".join(differences(old, cfg, ignore))
     raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
-                         + ("resume needs the same config; " if claim.resume else "")
+                         + ("resume needs the same config; " if claim.resume and claim.resume_hint else "")
                          + f"choose {claim.elsewhere} or {replace}")
 
 

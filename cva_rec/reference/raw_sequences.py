@@ -1,12 +1,11 @@
-"""Each user's sequence read straight from the .inter file, in the order RecBole 1.2.1 uses.
+"""Each user's sequence read straight from the .inter file, in exact time order.
 
-RecBole loads the file in row order, min-max normalises every float field (``normalize_all``,
-which cva_rec turns on for every dataset), stores it as a float32 tensor, and orders each user's
-rows by a *stable* sort on that float32 time. So two interactions of one user whose normalised times round to the same
-float32 (about 1 s apart on ml-100k, whose times span 7 months; any tie in the raw times too)
-keep their file order, whatever their true times. This reader reproduces that rule with pandas
-and numpy only, so it is an independent check of the histories and popularity the library
-derives from RecBole's split rows (``cva_rec.data.histories``).
+cva_rec orders each user's interactions by their exact time (float64, as written in the file),
+ties in file order. RecBole 1.2.1 alone would sort on the float32 of the min-max normalised time
+(``normalize_all``), where interactions about 1 s apart on ml-100k (or all of them, beside one
+outlier time) tie and keep their file order. This reader uses pandas and numpy only (one stable sort on the float64 time), so it
+is an independent check of the histories and popularity the library derives from RecBole's split
+rows (``cva_rec.data.histories``).
 """
 from __future__ import annotations
 
@@ -40,17 +39,9 @@ def filter_by_counts(df: pd.DataFrame, min_user: int, min_item: int = 0) -> pd.D
         df = df[keep]
 
 
-def recbole_time_key(time: np.ndarray) -> np.ndarray:
-    """float32 of the min-max normalised time: the key RecBole sorts on (a constant field becomes 1.0)."""
-    t = np.asarray(time, dtype=np.float64)
-    lo, hi = t.min(), t.max()
-    return (np.ones_like(t) if hi == lo else (t - lo) / (hi - lo)).astype(np.float32)
-
-
 def user_sequences(df: pd.DataFrame) -> Dict[str, List[str]]:
-    """user token -> item tokens, each user's rows stably sorted by :func:`recbole_time_key`."""
-    key = recbole_time_key(df["time"].to_numpy())
-    order = np.argsort(key, kind="stable")
+    """user token -> item tokens, each user's rows stably sorted by their exact time (ties: file order)."""
+    order = np.argsort(df["time"].to_numpy(dtype=np.float64), kind="stable")
     ordered = df.iloc[order]
     return {u: g["item"].tolist() for u, g in ordered.groupby("user", sort=False)}
 

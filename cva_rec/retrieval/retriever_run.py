@@ -241,8 +241,9 @@ def load_retriever(run_dir: Path, data) -> tuple[GRDR | RerankerContextRetriever
     content = content_vectors(rc, data) if state["content_dim"] else None
     fixed = codes if r["codes_path"] is not None else None
     model = build_grdr(r, data.n_items, content, fixed)
-    missing, unexpected = model.load_state_dict(state["state_dict"], strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{run_dir / 'retriever.pt'} does not fit its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    from cva_rec.training.checkpoint_io import check_fits  # lightning, imported when needed
+
+    check_fits(model, state["state_dict"], run_dir / "retriever.pt", what="retriever checkpoint")
+    model.load_state_dict(state["state_dict"], strict=False)
     model.eval()
     return model, rc, codes

@@ -33,6 +33,7 @@ def target_ranks(
     negatives: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
     tie_uniform: Optional[torch.Tensor] = None,
+    buffers: Optional["RankBuffers"] = None,
 ) -> torch.Tensor:
     """Rank of each row's target among the candidates.
 
@@ -41,7 +42,8 @@ def target_ranks(
     negatives: [B, N] sampled candidate ids for sampled evaluation, or None for full ranking;
     generator: (CPU) source of the random place within a tie group (default: seeded with 0);
     tie_uniform: [B] numbers in [0, 1) to use for that place instead of ``generator``
-        (e.g. :func:`per_user_uniform`, which makes ranks independent of batch and DDP rank).
+        (e.g. :func:`per_user_uniform`, which makes ranks independent of batch and DDP rank);
+    buffers: scratch memory kept across the batches of one evaluation (:class:`RankBuffers`).
     """
     scores[:, 0] = float("-inf")
     rows = torch.arange(scores.shape[0], device=scores.device)
@@ -53,8 +55,8 @@ def target_ranks(
         # every item is a candidate, the target included: it is never higher than itself, and it is one
         # of its own ties unless the history mask hid it. Counting so needs no [B, n_items] mask of "the
         # others" (at 100k items and 256 users that mask and its two products were 75 MB of the peak).
-        higher = (scores > target_scores[:, None]).sum(1)
-        ties = (scores == target_scores[:, None]).sum(1) - (scores[rows, targets] == target_scores).long()
+        higher, equal = count_above_and_equal(scores, target_scores, buffers)
+        ties = equal - (scores[rows, targets] == target_scores).long()
     else:
         cand, others = scores.gather(1, negatives), negatives != targets[:, None]
         higher = ((cand > target_scores[:, None]) & others).sum(1)
@@ -66,6 +68,51 @@ def target_ranks(
             generator = torch.Generator().manual_seed(0)
         u = torch.rand(len(ties), generator=generator).to(ties.device)
     return higher + (u * (ties + 1).to(u.dtype)).long().clamp_max(ties)
+
+
+class RankBuffers:
+    """Scratch memory of one evaluation, reused batch after batch.
+
+    A fresh ``[B, n_items]`` comparison result per batch is a fresh mmap of tens of MB that the
+    kernel page-faults in again every batch (measured: millions of minor faults and most of the
+    evaluation's time in the system at 110k users x 10k items). One buffer, grown to the largest
+    batch and dropped with the evaluation, costs that once.
+    """
+
+    def __init__(self):
+        self._flags = np.empty(0, dtype=np.bool_)
+
+    def flags(self, shape) -> np.ndarray:
+        n = int(shape[0]) * int(shape[1])
+        if self._flags.size < n:
+            self._flags = np.empty(n, dtype=np.bool_)
+        return self._flags[:n].reshape(shape)
+
+
+def count_above_and_equal(scores: torch.Tensor, threshold: torch.Tensor, buffers: Optional[RankBuffers] = None):
+    """Per row: how many scores are ``>`` and how many ``==`` the row's threshold (NaN is neither).
+
+    On the CPU through numpy: its comparison and ``count_nonzero`` kernels are about 5x faster than
+    torch's comparison + integer ``sum`` over a ``[4096, 10k]`` float32 matrix (measured: 30 ms vs
+    154 ms of CPU per pass), which made counting cost more than the scoring matmul itself. The
+    counts are exact integers either way. Elsewhere (CUDA) torch's own kernels.
+    """
+    if scores.device.type != "cpu" or scores.dtype != torch.float32:
+        t = threshold[:, None]
+        return (scores > t).sum(1), (scores == t).sum(1)
+    a = scores.detach().contiguous().numpy()
+    t = threshold.detach().to(torch.float32).numpy()[:, None]
+    flags = buffers.flags(a.shape) if buffers is not None else np.empty(a.shape, dtype=np.bool_)
+    above = np.count_nonzero(np.greater(a, t, out=flags), axis=1)
+    equal = np.count_nonzero(np.equal(a, t, out=flags), axis=1)
+    return torch.from_numpy(above.astype(np.int64)), torch.from_numpy(equal.astype(np.int64))
+
+
+def all_finite(scores: torch.Tensor) -> bool:
+    """True when every score is finite. A sum is one cheap reduction and is finite whenever every
+    term is (NaN and inf propagate); only when it is not (a NaN, an inf, or a float32 overflow of
+    huge finite scores) is the exact elementwise check paid for."""
+    return bool(torch.isfinite(scores.sum())) or bool(torch.isfinite(scores).all())
 
 
 def chunked_target_ranks(

@@ -10,8 +10,8 @@ from torch import nn
 from cva_rec.backbones import item_encoder_of, seq_output
 from cva_rec.errors import DivergedError
 from cva_rec.heap import release_free_heap
-from cva_rec.training.evaluation import (RankCollector, chunked_target_ranks, flat_metrics, negative_weights, per_user_uniform,
-                                         sample_negatives_per_user, target_ranks)
+from cva_rec.training.evaluation import (RankBuffers, RankCollector, all_finite, chunked_target_ranks, flat_metrics,
+                                         negative_weights, per_user_uniform, sample_negatives_per_user, target_ranks)
 from cva_rec.training.losses import Loss
 
 
@@ -85,6 +85,7 @@ class SeqRecModule(L.LightningModule):
     def _start_eval(self):
         release_free_heap()  # the last training step's freed activations: not under the eval's peak
         self.collector = RankCollector()
+        self.rank_buffers = RankBuffers()  # scratch reused by every batch of this evaluation
         item_encoder_of(self.model).invalidate_cache()  # weights changed since the last evaluation
 
     def _diverged(self, batch_idx: int) -> DivergedError:
@@ -122,7 +123,7 @@ class SeqRecModule(L.LightningModule):
             self.collector.add(users, targets, ranks)
             return
         scores = self.model.full_sort_predict(interaction).view(len(users), -1).float()
-        if not torch.isfinite(scores[:, 1:]).all():
+        if not all_finite(scores[:, 1:]):
             raise self._diverged(batch_idx)
         negatives = None
         if self.cfg["eval"]["negatives"]:
@@ -133,10 +134,12 @@ class SeqRecModule(L.LightningModule):
                 int(self.cfg["eval"]["negatives"]), int(self.cfg["train"]["seed"]), targets=targets.cpu(), history=(h_rows, h_items),
             ).to(scores.device)
         # the place within a tie group is drawn per user too (not from a stream over batches)
-        ranks = target_ranks(scores, targets, history, negatives, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])))
+        ranks = target_ranks(scores, targets, history, negatives, tie_uniform=per_user_uniform(users, int(self.cfg["train"]["seed"])),
+                             buffers=getattr(self, "rank_buffers", None))
         self.collector.add(users, targets, ranks)
 
     def _finish_eval(self, split: str, breakdown: bool):
+        self.rank_buffers = None  # the scratch memory goes with the evaluation
         users, targets, ranks = self.collector.tensors()
         if self.trainer.world_size > 1:
             # every rank evaluated a strided shard (padded with repeats); after the gather each
@@ -144,18 +147,23 @@ class SeqRecModule(L.LightningModule):
             users, targets, ranks = self._gather(users, targets, ranks)
             self.collector = RankCollector()
             self.collector.add(users, targets, ranks)
-        ev = self.cfg["eval"]
-        result = self.collector.compute(
-            ev["metrics"], ev["topk"], self.item_popularity.cpu() if breakdown else None, ev["popularity_buckets"] if breakdown else 0,
-            seen_in_training=self.seen_in_training if breakdown else None,
-            cold_items=self.cold_items if breakdown else None,
-        )
+        result = self.eval_results(breakdown)
         self.results[split] = result
         if split == "valid" and self.trainer.state.fn == "fit":
             self.valid_epochs.append({"epoch": int(self.current_epoch), **result})
         self.eval_rows[split] = RankCollector.dedupe(*self.collector.tensors())
         # identical on every rank after the gather; sync_dist only keeps Lightning's DDP check quiet
         self.log_dict({f"{split}/{k}": v for k, v in flat_metrics(result).items() if k != "n_users"}, sync_dist=self.trainer.world_size > 1)
+
+    def eval_results(self, breakdown: bool) -> Dict[str, Any]:
+        """The metrics of the ranks collected so far; with ``breakdown`` also per popularity level,
+        inductive and warm / cold targets."""
+        ev = self.cfg["eval"]
+        return self.collector.compute(
+            ev["metrics"], ev["topk"], self.item_popularity.cpu() if breakdown else None, ev["popularity_buckets"] if breakdown else 0,
+            seen_in_training=self.seen_in_training if breakdown else None,
+            cold_items=self.cold_items if breakdown else None,
+        )
 
     @staticmethod
     def _gather(*tensors):

@@ -183,3 +183,21 @@ def test_a_resumed_cotraining_ends_where_an_uninterrupted_one_does(monkeypatch, 
     assert drop(records) == drop(straight_records)
     for k, v in straight.state_dict().items():
         assert torch.equal(resumed.state_dict()[k], v), k
+
+
+def test_cotraining_under_ddp_keeps_ranks_equal_and_frozen_codebooks_still(tmp_path):
+    """2 CPU processes (gloo) through Lightning's DDP launcher: the ranks end with the same weights, and the
+    level-1 codebook stays as it was while level 2 trains (DDP's unused-parameter search leaves frozen
+    codebooks without a gradient, so AdamW's weight decay does not move them)."""
+    from tests.training.ddp_loops_script import run_ddp
+
+    ranks = run_ddp("cotrain", tmp_path)
+    for k, v in ranks[0]["state"].items():
+        assert torch.equal(v, ranks[1]["state"][k]), k
+    books0 = ranks[0]["books0"]
+    assert [(r["level"], r["phase"]) for r in ranks[0]["records"]] == [(1, "align"), (1, "train"), (1, "train"),
+                                                                       (2, "align"), (2, "train"), (2, "train")]
+    assert not torch.equal(books0[1], books0[2])  # level 1 trains during its own P2
+    assert all(torch.equal(books0[2], b) for b in books0[3:])  # and stays still afterwards
+    assert all(np.isfinite(r["total"]) for r in ranks[0]["records"] + ranks[1]["records"])
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

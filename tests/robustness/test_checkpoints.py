@@ -201,3 +201,35 @@ def test_third_party_weight_loaders_get_torchs_safe_default(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(files["zip"])
     assert not marker.exists()
+
+
+def test_checkpoint_of_another_shape_is_one_line(tmp_path, cli, trained_run):
+    """A checkpoint of another model size (torch's size-mismatch error is a multi-line RuntimeError)."""
+    state = torch.load(trained_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    key = next(k for k, v in state["state_dict"].items() if v.ndim == 2)
+    state["state_dict"][key] = torch.zeros(state["state_dict"][key].shape[0] + 3, state["state_dict"][key].shape[1])
+    other = tmp_path / "other_size.ckpt"
+    torch.save(state, other)
+    before = folder_hash(trained_run)
+    result = cli("evaluate", str(trained_run), "--checkpoint", str(other), "--no-progress", "--out", str(tmp_path / "out"))
+    result.assert_one_line_error(f"checkpoint {other} does not fit this model: {key} has shape")
+    assert folder_hash(trained_run) == before
+
+
+def test_warmup_seed_of_another_shape_is_one_line(tmp_path, trained_run):
+    """A finished warm-up stage's seed.pt that no longer fits the next stage's model: one CheckpointError line
+    (a guard: init_from_seed compares shapes before torch's multi-line error could arise)."""
+    from cva_rec.config.schema import load_config
+    from cva_rec.training.evaluate import load_trained_module
+    from cva_rec.warmup.runner import init_from_seed, load_seed, save_seed
+
+    _, module = load_trained_module(load_config(trained_run / "config.yaml"), trained_run / "checkpoints" / "best.ckpt")
+    seed = {k: v.clone() for k, v in module.state_dict().items()}
+    key = next(k for k, v in seed.items() if v.ndim == 2)
+    seed[key] = torch.zeros(seed[key].shape[0], seed[key].shape[1] * 2)
+    torch.save({"format": "cva_rec.warmup_seed", "state_dict": seed}, tmp_path / "seed.pt")
+    with pytest.raises(CheckpointError) as err:
+        init_from_seed(module, load_seed(tmp_path / "seed.pt"))
+    assert "\n" not in str(err.value) and "other shapes" in str(err.value) and key in str(err.value)
+    save_seed(module, tmp_path / "ok.pt")  # the same module's own seed still loads
+    assert init_from_seed(module, load_seed(tmp_path / "ok.pt")) == []

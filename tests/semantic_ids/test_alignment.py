@@ -82,9 +82,11 @@ def test_tokenize_align_on_a_cold_split(tmp_path, ml100k_text_store):
         assert (codes.room_codes[r] >= 0).all()
 
 
-def _reference_fit(x, pairs, out_dim, epochs, batch_size, lr, temperature, seed):
+def _reference_fit(x, pairs, out_dim, epochs, batch_size, lr, temperature, seed, world=1):
     """Plain torch, written apart from the module: symmetric in-batch InfoNCE of W, Adam, each epoch's order
-    from ``epoch_generators(seed, epoch)``, a last batch of one pair skipped; W starts as the projection's."""
+    from ``epoch_generators(seed, epoch)``, a last batch of one pair skipped; W starts as the projection's.
+    ``world`` > 1: DDP's steps, each on the mean loss of ``world`` batches (rank r's k-th = the epoch's
+    batch r + k * world, wrapping round)."""
     import torch.nn.functional as F
 
     from cva_rec.semantic_ids.alignment import CollaborativeProjection
@@ -95,16 +97,20 @@ def _reference_fit(x, pairs, out_dim, epochs, batch_size, lr, temperature, seed)
     v = torch.from_numpy(x[rows])
     weight = CollaborativeProjection(x.shape[1], out_dim, seed).weight.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([weight], lr=lr)
+
+    def info_nce(batch):
+        za = F.normalize(v[batch[:, 0]] @ weight.T, dim=-1)
+        zb = F.normalize(v[batch[:, 1]] @ weight.T, dim=-1)
+        logits, target = za @ zb.T / temperature, torch.arange(len(batch))
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
     epoch_losses = []
     for epoch in range(epochs):
+        order = torch.randperm(len(local), generator=epoch_generators(seed, epoch)[1])
+        batches = [local[idx] for idx in order.split(batch_size) if len(idx) >= 2]
         losses = []
-        for idx in torch.randperm(len(local), generator=epoch_generators(seed, epoch)[1]).split(batch_size):
-            if len(idx) < 2:
-                continue
-            za = F.normalize(v[local[idx, 0]] @ weight.T, dim=-1)
-            zb = F.normalize(v[local[idx, 1]] @ weight.T, dim=-1)
-            logits, target = za @ zb.T / temperature, torch.arange(len(idx))
-            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+        for k in range(-(-len(batches) // world)):
+            loss = sum(info_nce(batches[(r + k * world) % len(batches)]) for r in range(world)) / world
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -114,9 +120,9 @@ def _reference_fit(x, pairs, out_dim, epochs, batch_size, lr, temperature, seed)
 
 
 def _toy_pairs():
-    x = np.random.default_rng(0).normal(size=(30, 6)).astype(np.float32)
-    rng = np.random.default_rng(1)
-    return x, np.stack([rng.integers(0, 30, 41), rng.integers(0, 30, 41)], 1)  # 41 pairs: 5 batches of 8 + one of 1
+    from tests.training.ddp_loops_script import toy_pairs
+
+    return toy_pairs()  # 41 pairs of 30 items: 5 batches of 8 + one of 1
 
 
 def test_lightning_fit_matches_a_plain_torch_loop():
@@ -174,3 +180,18 @@ def test_a_resumed_alignment_ends_where_an_uninterrupted_one_does(tmp_path):
     resumed, report = fit_projection(x, pairs, epochs=3, run_dir=tmp_path / "run", resume=True, **args)
     straight, straight_report = fit_projection(x, pairs, epochs=3, **args)
     assert torch.equal(resumed.weight, straight.weight) and report.epoch_losses == straight_report.epoch_losses
+
+
+def test_alignment_under_ddp_steps_on_the_mean_of_each_ranks_batch(tmp_path):
+    """2 CPU processes (gloo) through Lightning's DDP launcher: both ranks end with the same W, the W of a
+    plain loop whose every step averages the two ranks' batches."""
+    from tests.training.ddp_loops_script import run_ddp, toy_pairs
+
+    ranks = run_ddp("align", tmp_path)
+    assert torch.equal(ranks[0]["weight"], ranks[1]["weight"])
+    x, pairs = toy_pairs()
+    weight, _ = _reference_fit(x, pairs, out_dim=4, epochs=2, batch_size=8, lr=5e-2, temperature=0.2, seed=3, world=2)
+    assert torch.allclose(ranks[0]["weight"], weight, atol=1e-5), (ranks[0]["weight"] - weight).abs().max()
+    single, _ = _reference_fit(x, pairs, out_dim=4, epochs=2, batch_size=8, lr=5e-2, temperature=0.2, seed=3)
+    assert not torch.allclose(ranks[0]["weight"], single, atol=1e-3)  # it did share the batches out
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

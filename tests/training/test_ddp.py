@@ -48,12 +48,19 @@ SMALL = [
 DDP2 = ["train.strategy=ddp", "train.devices=2", "train.accelerator=cpu"]
 
 
-def _cli(*args: str, timeout: int = 300) -> None:
+def ddp_env(repo: Path = REPO) -> dict:
+    """This process's environment without a launcher's rank variables (Lightning would take it for a child),
+    one thread per process, and ``repo`` importable (the tests package too)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SLURM_", "TORCHELASTIC_", "PMI_", "OMPI_"))
            and k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run([sys.executable, "-m", "cva_rec.cli.main", *args, "--no-progress"], cwd=REPO, env=env,
+    env["PYTHONPATH"] = os.pathsep.join([str(repo), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _cli(*args: str, timeout: int = 300) -> None:
+    proc = subprocess.run([sys.executable, "-m", "cva_rec.cli.main", *args, "--no-progress"], cwd=REPO, env=ddp_env(),
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"cva-rec {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
 

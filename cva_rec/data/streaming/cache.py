@@ -29,7 +29,7 @@ from cva_rec.errors import DataError
 from cva_rec.io import check_free_space, file_sha256, load_numpy, make_temp_dir, manifest_problem, publish_dir, write_manifest
 from cva_rec.data.streaming.sequences import CsrSequences
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: each user's rows in exact time order (1 sorted on the float32 key)
 ARRAYS = ("indptr", "items", "times", "time_key", "user_tokens", "item_tokens")
 FILES = tuple(f"{name}.npy" for name in ARRAYS)
 log = logging.getLogger(__name__)

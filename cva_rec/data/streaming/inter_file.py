@@ -14,6 +14,7 @@ from typing import Dict, List
 import numpy as np
 import pandas as pd
 
+from cva_rec.data.files import check_exact_times
 from cva_rec.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 1_000_000
@@ -92,4 +93,5 @@ def read_inter(path: Path, user_field: str, item_field: str, time_field: str, se
     if np.isnan(t).any():
         row = int(np.flatnonzero(np.isnan(t))[0])
         raise DataError(f"{path}: {time_field} is missing on some rows (e.g. data row {row + 1}); the streaming engine needs a time on every row")
+    check_exact_times(t, str(path), time_field, first_line=None)  # rows without a user or item were dropped: no line number
     return RawLog(u, i, t, users.tokens(), items.tokens())

@@ -16,10 +16,12 @@ and how it is reproduced here:
    appearance (user and item separately), 0 is ``[PAD]``.
 4. Times are min-max normalised when RecBole's ``normalize_all`` (set by its ml-100k YAML, off
    otherwise) or ``normalize_field`` covers them, over the surviving rows, then become float32
-   (``torch.FloatTensor``); rows are sorted stably by that float32 key, then stably by user. A
-   user's interactions whose keys tie (raw unix seconds: < ~64 s apart; normalised ml-100k:
-   about 1 s) therefore keep their file order; so do they here, with the same two stable sorts.
-   The key is kept (``time_key``): RecBole's row order across users depends on it too.
+   (``torch.FloatTensor``); rows are sorted stably by that float32 key, then stably by user.
+   cva_rec's RecBole engine sorts the rows stably by the exact (float64) time before that
+   (:mod:`cva_rec.data.rules`), so a user's interactions are in exact time order, ties in file
+   order, even where float32 keys tie (normalised ml-100k: about 1 s apart; every time beside
+   one outlier); here the same order is one stable sort by the exact time, then by user. The
+   key is kept (``time_key``): RecBole's row order across users depends on it.
 5. cva_rec's ``dataset.truncate_before_split`` keeps each user's last N rows in that order
    (after the remap: the catalogue keeps the items of dropped rows, as in RecBole's subclass).
 """
@@ -129,9 +131,9 @@ def build_sequences(raw: RawLog, min_user: int, min_item: int, rm_dup: Optional[
     iid, i_uniques = pd.factorize(i_codes)
     uid = uid.astype(np.int64) + 1
     iid = iid.astype(np.int32) + 1
-    # RecBole's sort(by=[user, time]): a stable sort by float32 time, then a stable sort by user
+    # exact time order (module docstring, 4.): a stable sort by the float64 time, then a stable sort by user
     key = recbole_time_key(times, normalize_time)
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(times, kind="stable")
     order = order[np.argsort(uid[order], kind="stable")]
     counts = np.bincount(uid, minlength=len(u_uniques) + 1)
     if truncate:  # each user's last `truncate` rows in that order
