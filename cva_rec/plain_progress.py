@@ -4,7 +4,8 @@ Under nohup, SLURM or CI a redrawn bar (tqdm's ``\\r``) reaches the log file onl
 long job looks dead. :func:`progress_bar` gives a tqdm bar on a terminal and :class:`ProgressLines`
 elsewhere; both take ``update(n)``, ``set_postfix(...)`` and ``close()``. A line is printed when
 ``CVA_REC_PROGRESS_SECONDS`` (default 30) have passed since the last one, or at each further 5% of the
-work but not sooner than a tenth of that interval after the last line, and once at the end:
+work but not sooner than a tenth of that interval after the last line, and once at the end (not for work
+that took less than that tenth and printed nothing):
 
     extract text: 1200/9000 item (13%), 41.2 item/s, ETA 3m09s
 
@@ -71,6 +72,7 @@ class ProgressLines:
         self.postfix: Dict[str, Any] = {}
         self.fields: Fields = None
         self.closed = False
+        self.lines = 0
 
     def update(self, n: int = 1, fields: Fields = None) -> None:
         """Count ``n`` more units; ``fields`` (a mapping, or a function giving one: evaluated only when a
@@ -104,16 +106,18 @@ class ProgressLines:
             parts.append(f"ETA {format_seconds((self.total - self.n) / rate)}")
         self.stream.write(f"{self.what}: {', '.join(parts)}\n")
         self.stream.flush()
+        self.lines += 1
         self.last_t = now
         if self.total:
             while self.next_fraction <= self.n / self.total:
                 self.next_fraction += STEP_FRACTION
 
     def close(self, fields: Fields = None) -> None:
-        """The final line (once)."""
+        """The final line (once); none for work that printed nothing and took less than a tenth of the interval."""
         if not self.closed:
             self.closed = True
-            self.print(self.fields if fields is None else fields, done=True)
+            if self.lines or time.monotonic() - self.t0 >= self.every_s / 10:
+                self.print(self.fields if fields is None else fields, done=True)
 
     def __enter__(self) -> "ProgressLines":
         return self

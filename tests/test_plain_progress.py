@@ -51,3 +51,7 @@ def test_terminal_gets_a_bar_and_a_file_gets_lines(monkeypatch, tmp_path):
             return True
 
     assert not pp.plain_lines_wanted(Tty())
+
+
+def test_short_work_prints_nothing(monkeypatch):
+    assert lines_of(monkeypatch, total=4, steps=4, step_s=0.1) == []  # 0.4 s < every_s / 10
