@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cva_rec.config.jobs import RETRIEVE
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -20,22 +22,28 @@ def register(sub) -> None:
     )
     p.add_argument("run_dir", help="the reranker: a run directory written by `cva-rec train`")
     p.add_argument("--retriever", required=True, help="a run directory written by `cva-rec train-retriever` (same dataset)")
-    p.add_argument("--beam", type=int, default=50, help="beam width B: code paths decoded per user (default: %(default)s)")
-    p.add_argument("--candidates", type=int, default=200, help="items kept for reranking per user (default: %(default)s)")
-    p.add_argument("--split", choices=("test", "valid"), default="test",
+    # defaults are the schema's (docs/config.md, section retrieve); values are checked there
+    p.add_argument("--beam", type=int, default=RETRIEVE["beam"].default,
+                   help="beam width B: code paths decoded per user (default: %(default)s)")
+    p.add_argument("--candidates", type=int, default=RETRIEVE["candidates"].default,
+                   help="items kept for reranking per user (default: %(default)s)")
+    p.add_argument("--split", choices=RETRIEVE["split"].choices, default=RETRIEVE["split"].default,
                    help="evaluate on the test targets or on the validation targets (default: %(default)s)")
     p.add_argument("--checkpoint", help="reranker checkpoint (default: RUN_DIR/checkpoints/best.ckpt)")
-    p.add_argument("--device", default="cpu", help="torch device for both stages, e.g. cuda (default: %(default)s)")
+    p.add_argument("--device", default=RETRIEVE["device"].default,
+                   help="torch device for both stages, e.g. cuda (default: %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key of the reranker's config, e.g. eval.batch_size=512")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from cva_rec.config.schema import validate_section
     from cva_rec.retrieval.two_stage import retrieve_run
 
-    result, out = retrieve_run(Path(args.run_dir), Path(args.retriever), args.beam, args.candidates, args.split,
-                               args.checkpoint, args.overrides, args.device)
+    s = validate_section("retrieve", {k: getattr(args, k) for k in RETRIEVE}, "cva-rec retrieve")
+    result, out = retrieve_run(Path(args.run_dir), Path(s["retriever"]), s["beam"], s["candidates"], s["split"],
+                               s["checkpoint"], args.overrides, s["device"])
     summary = {k: v for k, v in result.items() if not isinstance(v, dict)}
     print(json.dumps({**summary, "candidates": result["candidates"], "timings": result["timings"], "written": str(out)}, indent=2))
     return 0

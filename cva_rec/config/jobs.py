@@ -82,6 +82,17 @@ def _context_has_what_it_reads(cfg: Mapping[str, Any]) -> None:
 RETRIEVER_CHECKS: List[Callable[[Mapping[str, Any]], None]] = [_heads_divide_width, _context_has_what_it_reads]
 
 
+# -- cva-rec retrieve (cva_rec/retrieval/two_stage.py) ----------------------------------------------------
+RETRIEVE: Dict[str, Key] = {
+    "retriever": text(None, "a run directory written by `cva-rec train-retriever` (same dataset as the reranker)", nullable=True),
+    "beam": _positive(50, "beam width B: code paths decoded per user"),
+    "candidates": _positive(200, "items kept for reranking per user"),
+    "split": choice("test", "evaluate on the test targets or on the validation targets", ("test", "valid")),
+    "checkpoint": text(None, "reranker checkpoint (null = RUN_DIR/checkpoints/best.ckpt)", nullable=True),
+    "device": text("cpu", "torch device for both stages, e.g. cuda"),
+}
+
+
 # -- cva-rec tokenize (cva_rec/semantic_ids/tokenize_job.py) -----------------------------------------------
 TOKENIZE: Dict[str, Key] = {
     "source": text(None, "feature store directory, or a .npy file [n, d] / [n, S, d] (the positional SOURCE of "

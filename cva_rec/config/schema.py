@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import yaml
 
 from cva_rec.config.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, SCHEDULER_CATALOG, Catalog
-from cva_rec.config.jobs import (BENCH, EXTRACT_TEXT, EXTRACT_VIDEO, RETRIEVER, RETRIEVER_CHECKS, TOKENIZE,
+from cva_rec.config.jobs import (BENCH, EXTRACT_TEXT, EXTRACT_VIDEO, RETRIEVE, RETRIEVER, RETRIEVER_CHECKS, TOKENIZE,
                                  TOKENIZE_CHECKS)
 from cva_rec.config.keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
@@ -260,6 +260,9 @@ JOBS: Dict[str, Job] = {job.name: job for job in (
         about="A retriever recipe is a recipe (every section above) plus this section. Its top-level `recipe: PATH` "
         "names the recipe that gives the dataset, content store and seed (read first, like `base:`, without its "
         "`output`); `output.dir` / `output.name` name the retriever's run folder. `--set` reaches every section."),
+    Job("retrieve", "cva-rec retrieve", {"retrieve": RETRIEVE},
+        about="The options of `cva-rec retrieve RUN_DIR` (`--beam 50` is `retrieve.beam`), checked against these keys "
+        "before anything is loaded; `--set` there overrides keys of the reranker run's own config."),
     Job("tokenize", "cva-rec tokenize", {"tokenize": TOKENIZE, "output": SCHEMA["output"]}, TOKENIZE_CHECKS,
         about="Read from `cva-rec tokenize -c FILE` (sections `tokenize` and `output`), then its options "
         "(`--levels 3` is `--set tokenize.levels=3`), then `--set`. The run folder is `--out`, else "

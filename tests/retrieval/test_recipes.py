@@ -62,3 +62,12 @@ def test_a_retriever_recipe_is_read_by_the_schema(tmp_path):
     cfg = load_retriever_recipe(recipe)
     assert cfg["output"] == {"dir": "runs", "name": None}  # the data recipe's output is not the retriever's
     assert cfg["content"]["store"] == "data/stores/ml-1m-text"
+
+
+def test_retrieve_options_are_checked_by_the_schema(tmp_path, capsys):
+    """`cva-rec retrieve` options are the schema's `retrieve` keys: a bad value is one line before anything loads."""
+    from cva_rec.cli.main import main
+
+    assert main(["retrieve", str(tmp_path / "run"), "--retriever", str(tmp_path / "r"), "--beam", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "cva-rec retrieve: error: retrieve.beam must be an integer >= 1, got 0"
