@@ -23,7 +23,13 @@ anything into a run folder:
    old ``metrics.json`` (which ``sweep`` would take for a finished run). A run that fails before
    the commit removes what claiming created (the lock file, folders that did not exist).
 
-In a DDP job only the primary process (global rank 0) claims the folder; the other ranks only read it.
+A resume of a finished run that asks for no more epochs than it was trained for has nothing to
+train: the claim says so (:attr:`RunClaim.nothing_to_train`) and the run is left byte for byte as it
+is (a sweep that meets a run another process has just finished must not rewrite it).
+
+In a DDP job only the primary process (global rank 0) claims the folder; the other ranks run the same
+checks, then join the folder only when its lock is held by rank 0 of their own launch
+(:mod:`cva_rec.jobs.launch`); rank variables left in the environment of a single process change nothing.
 
 Every job that writes a run folder claims it here: training, warm-up, ``train-retriever`` and
 ``tokenize`` (``job`` names the schema its ``config.yaml`` is read back with, :data:`cva_rec.config.schema.JOBS`).
@@ -39,24 +45,22 @@ import os
 import shutil
 import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 from cva_rec.config.identity import RESUME_MAY_CHANGE, config_id, config_identity, differences  # noqa: F401 (re-exported)
 from cva_rec.errors import ConfigError, RunFolderError
+from cva_rec.jobs.launch import (LAUNCH_VARIABLE, claim_token, is_primary_process, launch_token,  # noqa: F401 (re-exported)
+                                 process_alive, rank_description)
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
 #: what a run writes; removed (metrics first) when a run is overwritten. Other files are left alone.
 RUN_OUTPUTS = ("metrics.json", "checkpoints", "tb")
-#: env variables that name a process's rank in a distributed job (Lightning, torchrun, SLURM)
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
-
-
-def is_primary_process() -> bool:
-    """False in the non-zero ranks of a distributed job (which must not claim or write the folder)."""
-    return all(os.environ.get(v, "0") in ("", "0") for v in _RANK_VARIABLES)
+#: how long a non-zero rank waits for rank 0 of its launch to claim the folder
+LAUNCH_WAIT_SECONDS = 120.0
 
 
 @dataclass
@@ -76,6 +80,8 @@ class RunClaim:
     job: str = "train"
     #: how the refusal of a finished run of the same config names the way to continue it (None: no way)
     resume_hint: Optional[str] = "--set train.resume=true continues it"
+    #: a resume of a finished run with no more epochs to train: the caller leaves the folder as it is
+    nothing_to_train: bool = False
     _fh: Any = field(default=None, repr=False)
     #: what claiming created (folders, the lock file): removed again when the run fails before
     #: commit_config, so a run that never started leaves no trace
@@ -164,7 +170,11 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     resume = bool(cfg["train"]["resume"]) if resume is None else resume
     more = {"job": job, "resume_hint": resume_hint}
     if not is_primary_process():
-        return RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, primary=False, **more)
+        claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, primary=False, **more)
+        _check_reuse(claim)  # the same checks as rank 0, on the same files: the same verdict
+        if not claim.nothing_to_train:
+            _join_launch(claim)
+        return claim
     created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,7 +190,7 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, _fh=fh, _created=created, **more)
     try:
         _check_reuse(claim)
-        _record_holder(fh)
+        _record_holder(fh, claim)
     except BaseException:
         claim.__exit__(*sys.exc_info())
         raise
@@ -206,14 +216,47 @@ def _lock(run_dir: Path, elsewhere: str):
     return fh
 
 
-def _record_holder(fh) -> None:
-    """Name this process in the lock file (after the checks passed: a refused run changes nothing)."""
+def _record_holder(fh, claim: RunClaim) -> None:
+    """Name this process, its launch and its config in the lock file (after the checks passed: a refused
+    run changes nothing)."""
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
-              "since": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")}
+              "since": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+              "launch": claim_token(), "config_id": claim.config_id}
     fh.seek(0)
     fh.truncate()
     fh.write(json.dumps(holder) + "\n")
     fh.flush()
+
+
+def _join_launch(claim: RunClaim) -> None:
+    """A non-zero rank: wait until rank 0 of this launch holds the folder with this config (rank 0 claims
+    it before it starts the other ranks, or, under torchrun / SLURM, at about the same time)."""
+    run_dir, ranks = claim.run_dir, rank_description()
+    token = launch_token()
+    if token is None:
+        raise RunFolderError(f"{ranks} make this process a non-zero rank of a distributed launch, but no launcher "
+                             f"names the launch (no {LAUNCH_VARIABLE}, torchrun or SLURM variables), so it cannot "
+                             f"check that rank 0 holds run folder {run_dir}; unset those variables to run one process")
+    deadline = time.monotonic() + LAUNCH_WAIT_SECONDS
+    while True:
+        holder = _holder_record(run_dir / LOCK_FILE)
+        if holder.get("launch") == token and process_alive(holder):
+            break
+        if time.monotonic() > deadline:
+            raise RunFolderError(f"run folder {run_dir} is not held by rank 0 of this launch after {LAUNCH_WAIT_SECONDS:.0f} s "
+                                 f"({ranks}, launch {token}); a non-zero rank writes nothing without it")
+        time.sleep(0.2)
+    if holder.get("config_id") != claim.config_id:
+        raise RunFolderError(f"run folder {run_dir} is held by rank 0 of this launch with config {holder.get('config_id')}, "
+                             f"this rank has {claim.config_id}; every rank must run the same config")
+
+
+def _holder_record(path: Path) -> dict:
+    try:
+        holder = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
 
 
 def _holder(path: Path) -> str:
@@ -243,6 +286,10 @@ def _check_reuse(claim: RunClaim) -> None:
     same = old is not None and config_id(old, ignore) == config_id(cfg, ignore)
     what = "a finished run" if (run_dir / "metrics.json").exists() else "an unfinished run" if has_outputs else "the config of a run"
     if same:
+        finished = (run_dir / "metrics.json").exists()
+        if claim.resume and finished and claim.job == "train" and int(cfg["train"]["epochs"]) <= int(old["train"]["epochs"]):
+            claim.nothing_to_train = True  # a resume never rewrites a finished run; more epochs continue it
+            return
         if claim.resume or not has_outputs:
             return
         again = f"{flag} starts it again" if flag else "deleting the folder starts it again"

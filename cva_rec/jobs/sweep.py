@@ -18,7 +18,9 @@ derived from its variant and grid values (``cva_m8-SASRec-s1``), so re-running t
 same folders: a folder with ``metrics.json`` is finished and skipped; one without is re-run with
 ``train.resume=true`` (Lightning continues from ``checkpoints/last.ckpt``). A folder whose
 ``config.yaml`` is another config than the grid now gives it stops the sweep before anything runs
-(:func:`check_folders_match`).
+(:func:`check_folders_match`); each folder is checked again when its run starts (another process may
+have trained it meanwhile): a run another process finished with this config is skipped, one of
+another config is reported as failed, never as this grid's.
 
 Every run is trained in its own child process (``cva-rec train``) by default: the process's peak
 memory is then that run's alone (peak RSS only grows within a process), and a crash in one run
@@ -259,6 +261,13 @@ def _unfinished(runs: List[SweepRun], result: SweepResult, printer: Callable[[st
     run (a folder without metrics.json) is set to continue from its last checkpoint."""
     for i, run in enumerate(runs, 1):
         head = f"[{i}/{len(runs)}] {run.name}"
+        # checked again when the run starts: another process (a second sweep on this grid, a `train` by
+        # hand) may have written the folder since the sweep began
+        if why := run.other_config():
+            reason = f"its folder holds a run of another config than the grid gives it ({why}); not trained"
+            result.failed.append((run.name, reason))
+            printer(f"{head}: FAILED ({reason})")
+            continue
         if run.finished:
             result.skipped.append(run.name)
             printer(f"{head}: finished earlier, skipped")

@@ -8,7 +8,8 @@ import torch
 
 
 class EpochTimer:
-    """Lightning callback: wall-clock seconds of each training epoch, validation excluded."""
+    """Lightning callback: wall-clock seconds of each training epoch, validation excluded (also the
+    epochs trained before a resume: they are kept in the checkpoints)."""
 
     def __new__(cls):
         import lightning as L
@@ -30,6 +31,13 @@ class EpochTimer:
                 self._stop()
                 if self.seconds:
                     pl_module.log("time/train_epoch_seconds", self.seconds[-1], on_epoch=True, sync_dist=True)
+
+            # kept in the checkpoints: a resumed run reports the epochs it trained before, too
+            def state_dict(self):
+                return {"seconds": list(self.seconds)}
+
+            def load_state_dict(self, state):
+                self.seconds = [float(x) for x in state.get("seconds", [])]
 
             def _stop(self):
                 if self._t0 is not None:  # only a training epoch starts the clock

@@ -12,6 +12,8 @@ re-exported here, where scripts and benchmarks have always imported them.
 """
 from __future__ import annotations
 
+import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
@@ -21,15 +23,18 @@ import torch
 import cva_rec
 from cva_rec.backbones import item_encoder_of
 from cva_rec.data.dataset import SequentialData, build_data
+from cva_rec.errors import RunFolderError
 from cva_rec.jobs.run_folder import RunClaim, claim_run_folder, run_folder_of
 from cva_rec.training.build import build_model, build_module
 from cva_rec.training.checkpoint_io import load_checkpoint_into
 from cva_rec.training.content import load_content
 from cva_rec.training.metrics_file import best_valid, write_metrics
 from cva_rec.training.probes import EpochTimer, count_parameters, peak_memory_bytes
-from cva_rec.training.run_identity import RunIdentity
+from cva_rec.training.run_identity import RunIdentity, dataset_fingerprint
 from cva_rec.training.stops import stop_report
 from cva_rec.training.trainer import make_trainer, quiet_lightning, requeued_by_slurm, resume_checkpoint
+
+log = logging.getLogger("cva_rec")
 
 __all__ = ["run_experiment", "build_model", "build_module", "load_checkpoint_into", "load_content", "make_trainer",
            "quiet_lightning", "EpochTimer", "count_parameters", "peak_memory_bytes"]
@@ -52,7 +57,27 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
     # a requeued SLURM job runs the same command again: it continues its run instead of being refused
     resume = True if requeued_by_slurm() else None
     with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite, resume=resume) as claim:
+        if claim.nothing_to_train:
+            return _finished_run(claim, data, test_on, module)
         return _run_claimed(claim, enable_progress_bar, data, prepare, callbacks, test_on, module)
+
+
+def _finished_run(claim: RunClaim, data, test_on: str, module) -> Dict[str, Any]:
+    """A resume of a finished run with no more epochs to train: the folder is left as it is, its
+    ``metrics.json`` is returned (and ``module``, when given, gets the tested weights)."""
+    run_dir, cfg = claim.run_dir, claim.cfg
+    log.warning("run folder %s holds a finished run of this config (train.epochs=%s): nothing to train, left as it is; "
+                "raise train.epochs to train it further, or --overwrite to start it again", run_dir, cfg["train"]["epochs"])
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except ValueError as exc:
+        raise RunFolderError(f"{run_dir / 'metrics.json'} of the finished run is unreadable ({exc}); "
+                             "--overwrite starts the run again") from None
+    if module is not None:
+        tested = run_dir / "checkpoints" / ("last.ckpt" if test_on == "last" else "best.ckpt")
+        load_checkpoint_into(module, tested, cfg=cfg, dataset=dataset_fingerprint(data) if data is not None else None,
+                             against=f"the run folder {run_dir}")
+    return metrics
 
 
 def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks, test_on, module) -> Dict[str, Any]:

@@ -285,3 +285,118 @@ def test_an_encoder_option_at_its_default_is_the_same_config():
     assert config_id(unset) == config_id(written) != config_id(other)
     assert differences(unset, other) == ["item_encoder.compose 'concat' (default) -> 'sum'"]
     assert differences(other, unset) == ["item_encoder.compose 'sum' -> 'concat' (default)"]
+
+
+# -- every process checks: rank variables, a launch's ranks ---------------------------------------
+@pytest.mark.parametrize("variable", ["RANK", "LOCAL_RANK", "SLURM_PROCID"])
+def test_a_rank_variable_left_in_a_single_process_never_skips_the_checks(cli, tiny_data, copy_of, monkeypatch, variable):
+    """`RANK=1 cva-rec train` (one process, no launch) on a finished folder of another config: refused."""
+    for name in ("WORLD_SIZE", "SLURM_NTASKS", "CVA_REC_LAUNCH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "1")
+    run = copy_of()
+    before = folder_hash(run.parent)
+    cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.lr=1e-4")).assert_one_line_error(
+        "holds a finished run of another config (config differs: train.lr 0.001 -> 0.0001)")
+    assert folder_hash(run.parent) == before
+
+
+def test_a_non_zero_rank_that_names_no_launch_is_refused(cli, tiny_data, copy_of, monkeypatch):
+    for name in ("MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "CVA_REC_LAUNCH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = copy_of()
+    (run / "metrics.json").unlink()  # an unfinished run: resuming it would train
+    before = folder_hash(run.parent)
+    cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true")).assert_one_line_error(
+        "RANK=1 WORLD_SIZE=2 make this process a non-zero rank of a distributed launch, but no launcher names the launch")
+    assert folder_hash(run.parent) == before
+
+
+def test_a_non_zero_rank_joins_only_the_folder_its_own_rank_0_holds(copy_of, monkeypatch):
+    """Rank 0 (this process) holds the folder; a rank of its launch joins, a rank of another launch or
+    with another config is refused (with one line; here seen as the exception's last line)."""
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.run_folder import LAUNCH_VARIABLE, claim_run_folder
+
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_NTASKS", "SLURM_PROCID", LAUNCH_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(LAUNCH_VARIABLE, "")  # restored after the test: the claim below exports its token
+    run = copy_of()
+    (run / "metrics.json").unlink()
+    cfg = load_config(run / "config.yaml", ["train.resume=true"])
+    script = ("import sys; from cva_rec.config.schema import load_config; import cva_rec.jobs.run_folder as rf; "
+              "rf.LAUNCH_WAIT_SECONDS = 1; "
+              f"cfg = load_config({str(run / 'config.yaml')!r}, ['train.resume=true'] + sys.argv[1:]); "
+              f"claim = rf.claim_run_folder({str(run)!r}, cfg); print('joined', claim.primary)")
+
+    def rank_1(launch: str, *overrides: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "WORLD_SIZE": "2", "LOCAL_RANK": "1", LAUNCH_VARIABLE: launch}
+        return subprocess.run([sys.executable, "-c", script, *overrides], env=env, text=True, capture_output=True, timeout=120)
+
+    with claim_run_folder(run, cfg):
+        token = os.environ[LAUNCH_VARIABLE]
+        joined = rank_1(token)
+        assert joined.returncode == 0 and joined.stdout.strip() == "joined False", joined.stderr
+        other = rank_1("another-launch")
+        assert "is not held by rank 0 of this launch after 1 s" in other.stderr.strip().splitlines()[-1]
+        other_config = rank_1(token, "train.lr=0.01")  # the folder's config check runs in every rank
+        assert "holds an unfinished run of another config" in other_config.stderr.strip().splitlines()[-1]
+
+
+# -- a finished run is never rewritten by a resume ----------------------------------------------------
+def test_resume_of_a_finished_run_leaves_it_byte_identical(cli, tiny_data, copy_of, caplog):
+    run = copy_of()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["train_epoch_seconds"]) == 1
+    before = folder_hash(run / "checkpoints"), (run / "metrics.json").read_bytes(), (run / "config.yaml").read_bytes()
+    with caplog.at_level("WARNING", logger="cva_rec"):
+        result = cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true"))
+    assert result.code == 0, result.err
+    assert "holds a finished run of this config (train.epochs=1): nothing to train, left as it is" in caplog.text
+    assert (folder_hash(run / "checkpoints"), (run / "metrics.json").read_bytes(), (run / "config.yaml").read_bytes()) == before
+    # more epochs continue it; the epoch timings of the first run survive the resume
+    assert cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true", "train.epochs=2")).code == 0
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["epochs_trained"] == 2 and resumed["train_epoch_seconds"][0] == metrics["train_epoch_seconds"][0]
+    assert len(resumed["train_epoch_seconds"]) == 2
+
+
+def test_sweep_checks_each_folder_when_its_run_starts(tiny_data, tmp_path, monkeypatch):
+    """While run 1 trains, another process finishes run 2's folder under another config, and run 3's under
+    the grid's own: run 2 is reported as failed (not as this grid's), run 3 is skipped, nothing is rewritten."""
+    from cva_rec.config.schema import dump_config
+    from cva_rec.jobs.sweep import load_grid, run_sweep
+
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(yaml.safe_dump({"base": str(tiny_data / "recipe.yaml"),
+                                         "fixed": [x for x in settings(tiny_data, tmp_path)[2:] if x != "--set"
+                                                   and not x.startswith("output.")],
+                                         "grid": {"train.seed": [1, 2, 3]}}))
+    out = tmp_path / "out"
+    trained = []
+
+    def other_process_meanwhile(run, progress):
+        trained.append(run.name)
+        run.run_dir.mkdir(parents=True)
+        (run.run_dir / "metrics.json").write_text('{"test": {}}')  # this run: trained (a stand-in)
+        for later, lr in ((runs[1], 0.05), (runs[2], None)):  # what another process wrote meanwhile
+            later.run_dir.mkdir(parents=True)
+            cfg = {**later.config, "train": {**later.config["train"], "lr": lr or later.config["train"]["lr"]}}
+            dump_config(cfg, later.run_dir / "config.yaml")
+            (later.run_dir / "metrics.json").write_text('{"test": {}}')
+        return 0
+
+    grid = load_grid(grid_file)
+    from cva_rec.jobs.sweep import expand
+
+    runs = expand(grid, out)
+    monkeypatch.setattr("cva_rec.jobs.sweep.train_in_subprocess", other_process_meanwhile)
+    monkeypatch.setattr("cva_rec.jobs.sweep.expand", lambda g, o: runs)
+    lines = []
+    result = run_sweep(grid, out, printer=lines.append)
+    assert trained == ["s1"] and result.skipped == ["s3"] and [name for name, _ in result.failed] == ["s2"]
+    assert "holds a run of another config than the grid gives it (train.lr 0.05 -> 0.001)" in result.failed[0][1]
+    assert (runs[1].run_dir / "metrics.json").read_text() == '{"test": {}}'
+    assert any(line.startswith("[2/3] s2: FAILED (its folder holds a run of another config") for line in lines)
