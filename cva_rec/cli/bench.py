@@ -7,23 +7,12 @@ from __future__ import annotations
 import runpy
 import sys
 
-from cva_rec.config.jobs import BENCH
+from cva_rec.config.jobs import BENCH, BENCHMARK_MODULES
 from cva_rec.errors import CvaRecError
 
 
-BENCHMARKS = {
-    "fidelity": "bench_fidelity",
-    "extract": "data_prep.bench_extract",  # the offline pipeline's own (cva_rec never imports data_prep)
-    "encoders": "bench_encoders",
-    "tokenize": "bench_tokenize",
-    "retrieval": "bench_retrieval",
-    "scale": "bench_scale",
-    "fast-path": "bench_fast_path",
-    "codes": "bench_codes",
-    "idfree": "bench_idfree",
-    "eval": "bench_eval",
-    "gpu": "bench_gpu",
-}
+#: benchmark name -> module (declared with the bench.name key of the config schema, one list)
+BENCHMARKS = BENCHMARK_MODULES
 
 
 def register(sub) -> None:
