@@ -16,7 +16,8 @@ def register(sub) -> None:
         "retriever.context: reranker, fit codes on the item table of the trained run retriever.reranker, whose encoder "
         "then is the recall context (seconds; no training). Claims RUN_DIR like a training run (a lock while it "
         "runs; a finished run or another config there is refused) and writes "
-        "RUN_DIR/config.yaml, retriever.pt, codes.npz (every item's paths, per view), metrics.json. Use the run with "
+        "RUN_DIR/config.yaml, retriever.pt, codes.npz (every item's paths, per view), metrics.json (+ checkpoints/ and "
+        "tb/ of the co-training). Use the run with "
         "`cva-rec retrieve RERANK_RUN --retriever RUN_DIR`. See docs/retrieval.md.",
     )
     p.add_argument("-c", "--config", required=True, help="retriever recipe (YAML: `recipe:` the cva_rec recipe of the data, "

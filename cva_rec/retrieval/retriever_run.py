@@ -5,8 +5,9 @@ the sections of a cva_rec recipe (dataset, content, seed: the data the retriever
 ``retriever``. The run folder is claimed like a training run's (:mod:`cva_rec.jobs.run_folder`: a lock
 while it runs, one config per folder) and holds ``config.yaml`` (the resolved retriever config),
 ``retriever.pt`` (weights), ``codes.npz`` (every item's code paths per view, ``MultiViewCodes``,
-rows = the dataset's internal ids) and, last, ``metrics.json`` (per-epoch losses, code diagnostics
-per view, trie size, seconds, the config identity).
+rows = the dataset's internal ids), ``checkpoints/last.ckpt`` and ``tb/`` of the co-training (a fit of the
+training runs' Trainer, :func:`cva_rec.retrieval.cotrain.cotrain`) and, last, ``metrics.json`` (per-epoch
+losses, code diagnostics per view, trie size, seconds, the config identity).
 """
 from __future__ import annotations
 
