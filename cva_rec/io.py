@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from cva_rec.errors import CheckpointError, CvaRecError, FileSystemError
 
@@ -173,6 +173,40 @@ def atomic_create(path: str | os.PathLike, create: Callable[[Path], None]) -> Pa
         raise
     fsync_dir(path.parent)
     return path
+
+
+#: the names :func:`atomic_create` gives its temporaries: ``.<target name>.<mkstemp's 8 characters>.tmp``
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def temp_target(name: str) -> str | None:
+    """The file a temporary of :func:`atomic_create` was to become (None: not such a temporary)."""
+    match = _TEMP_NAME.match(name)
+    return match.group("target") if match else None
+
+
+def remove_stale_temps(folder: str | os.PathLike, targets: Iterable[str]) -> list[Path]:
+    """Remove what :func:`atomic_create` left in ``folder`` when its writer was killed before its cleanup
+    ran (SIGKILL, power loss): its temporaries for the file names matching ``targets`` (glob patterns such
+    as ``*.ckpt``), nothing else. Only the folder's one writer may call this (a run folder's lock holder):
+    another writer's temporary in flight would look the same. Returns what was removed."""
+    import fnmatch
+
+    folder, patterns = Path(folder), tuple(targets)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        target = temp_target(entry.name)
+        if target is None or not any(fnmatch.fnmatchcase(target, p) for p in patterns):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:

@@ -40,9 +40,9 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import fcntl
+import fnmatch
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -59,6 +59,11 @@ LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
 #: what a run writes; removed (metrics first) when a run is overwritten. Other files are left alone.
 RUN_OUTPUTS = ("metrics.json", "checkpoints", "tb")
+#: the files of a run inside its output folders (glob patterns): the only ones an overwrite removes there
+OWN_FILES = {"checkpoints": ("*.ckpt",), "tb": ("events.out.tfevents.*", "hparams.yaml")}
+#: files the folder's writer writes through cva_rec.io, by subfolder: their temporaries left by a killed
+#: writer are removed by the next one (it holds the lock, so no other writer's temporary is in flight)
+WRITTEN_FILES = {".": (CONFIG_FILE, "metrics.json", "seed.pt", "stages.json", "stages.md"), "checkpoints": ("*.ckpt",)}
 #: how long a non-zero rank waits for rank 0 of its launch to claim the folder
 LAUNCH_WAIT_SECONDS = 120.0
 
@@ -98,7 +103,7 @@ class RunClaim:
             return
         if self.overwrite:
             for name in RUN_OUTPUTS:
-                _remove(self.run_dir / name)
+                _remove_output(self.run_dir / name)
         from cva_rec.config.schema import dump_config
 
         dump_config(self.cfg, self.run_dir / CONFIG_FILE)
@@ -189,8 +194,10 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
         raise
     claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, _fh=fh, _created=created, **more)
     try:
+        _check_entries(claim)
         _check_reuse(claim)
         _record_holder(fh, claim)
+        _remove_stale_temps(run_dir)
     except BaseException:
         claim.__exit__(*sys.exc_info())
         raise
@@ -199,9 +206,11 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
 
 def _lock(run_dir: Path, elsewhere: str):
     path = run_dir / LOCK_FILE
-    try:
-        fh = open(path, "a+")
+    try:  # never through a symlink: the holder's record would overwrite whatever it points to
+        fh = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666), "r+")
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RunFolderError(_symlink_refusal(run_dir, LOCK_FILE, "remove the link")) from None
         raise RunFolderError(f"cannot create the lock file {path}: {exc.strerror or exc} "
                              "(training needs write access to its run folder)") from None
     try:
@@ -310,8 +319,56 @@ def _read_prior(path: Path, job: str = "train"):
         return None, f"its {CONFIG_FILE} is not a valid config here: {exc}"
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
+def _check_entries(claim: RunClaim) -> None:
+    """Nothing a run writes may lead out of its folder or be of another kind than the run writes: a
+    symlink is refused (``--overwrite`` replaces the link itself, never its target), a folder where a
+    file belongs (or the reverse) is refused even with ``--overwrite`` (it is not the run's to delete)."""
+    run_dir = claim.run_dir
+    for name in (CONFIG_FILE, *RUN_OUTPUTS):
+        path = run_dir / name
+        if path.is_symlink():
+            if claim.overwrite:
+                continue  # commit_config replaces the link
+            way = f"pass {claim.replace_flag} to replace the link (its target is left alone)" if claim.replace_flag else \
+                "remove the link"
+            raise RunFolderError(_symlink_refusal(run_dir, name, way))
+        folder = name in OWN_FILES
+        if path.exists() and path.is_dir() != folder:
+            raise RunFolderError(f"run folder {run_dir}: {name} is a {'folder' if path.is_dir() else 'file'}, not a "
+                                 f"{'folder' if folder else 'file'} a run writes; move it away (cva_rec never removes "
+                                 "what it did not write)")
+
+
+def _symlink_refusal(run_dir: Path, name: str, way: str) -> str:
+    return (f"run folder {run_dir}: {name} is a symlink to {os.readlink(run_dir / name)}; a run writes only inside its "
+            f"folder, never through a link: {way}")
+
+
+def _remove_output(path: Path) -> None:
+    """Remove what a run wrote at ``path``: a file, a link (never what it points to), or the run's own
+    files in one of its folders (the folder too once empty; a file of yours in it stays, and so does it)."""
+    if path.is_symlink() or path.is_file():
         path.unlink()
+    elif path.is_dir():
+        from cva_rec.io import temp_target
+
+        patterns = OWN_FILES.get(path.name, ())
+        for entry in os.scandir(path):
+            name = temp_target(entry.name) or entry.name
+            if entry.is_file(follow_symlinks=False) and any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                os.unlink(entry.path)
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # not empty: files the run did not write
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """Temporaries of cva_rec.io's atomic writes that a killed writer left (only this writer's kind of
+    files, and never inside a linked folder)."""
+    from cva_rec.io import remove_stale_temps
+
+    for sub, names in WRITTEN_FILES.items():
+        folder = run_dir / sub
+        if not folder.is_symlink():
+            remove_stale_temps(folder, names)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -30,6 +31,10 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
     quiet_lightning()
     cfg, ckpt = run_config_and_checkpoint(run_dir, checkpoint, overrides)
     out = ensure_writable(Path(out_dir) if out_dir else run_dir, "evaluate writes its results there: pass --out DIR to write them elsewhere")
+    for logs in (out / "eval", out / "eval" / "tb"):  # its logs stay inside OUT, never written through a link
+        if logs.is_symlink():
+            raise ConfigError(f"{logs} is a symlink to {os.readlink(logs)}; evaluate writes its logs only inside {out}, "
+                              "never through a link: remove the link or pass --out DIR")
     if per_user is not None:
         ensure_writable(Path(per_user).parent, "--per-user writes its CSV there")
     data, module = load_trained_module(cfg, ckpt)

@@ -94,6 +94,9 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     if prepare is not None and resume is None:
         prepare(module)
     claim.commit_config()  # every check passed: now the folder says which config it holds
+    # Lightning resolved the checkpoint folder when the Trainer was built; --overwrite may since have
+    # replaced a symlink there by the run's own folder: checkpoints are written inside the run folder only
+    trainer.checkpoint_callback.dirpath = str((run_dir / "checkpoints").resolve())
     if cfg["train"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     with stop_report(trainer, run_dir):  # SIGTERM / Ctrl+C: one Stopped naming what is saved

@@ -400,3 +400,85 @@ def test_sweep_checks_each_folder_when_its_run_starts(tiny_data, tmp_path, monke
     assert "holds a run of another config than the grid gives it (train.lr 0.05 -> 0.001)" in result.failed[0][1]
     assert (runs[1].run_dir / "metrics.json").read_text() == '{"test": {}}'
     assert any(line.startswith("[2/3] s2: FAILED (its folder holds a run of another config") for line in lines)
+
+
+# -- no write leaves the run folder: symlinks inside it are refused or replaced, never written through --
+def _link_out(run: Path, name: str, elsewhere: Path) -> None:
+    """Move ``run/name`` to ``elsewhere/name`` and leave a symlink to it in its place."""
+    elsewhere.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run / name), str(elsewhere / name))
+    (run / name).symlink_to(elsewhere / name, target_is_directory=(elsewhere / name).is_dir())
+
+
+@pytest.mark.parametrize("name", ["checkpoints", "tb", "metrics.json", "config.yaml"])
+def test_a_symlink_in_a_run_folder_is_refused_and_replaced_by_overwrite(cli, tiny_data, copy_of, tmp_path, name):
+    run = copy_of()
+    elsewhere = tmp_path / "elsewhere"
+    _link_out(run, name, elsewhere)
+    if name != "metrics.json":
+        (run / "metrics.json").unlink()  # an unfinished run: resume would train (with 2 epochs, a finished one too)
+    target = folder_hash(elsewhere)
+    before = folder_hash(run)
+    cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true", "train.epochs=2")).assert_one_line_error(
+        f"{name} is a symlink to {elsewhere / name}")
+    assert folder_hash(run) == before and folder_hash(elsewhere) == target
+    # --overwrite replaces the link (never what it points to) by the run's own file or folder
+    assert cli("train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent)).code == 0
+    assert not (run / name).is_symlink() and (run / name).exists() and folder_hash(elsewhere) == target
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "metrics.json").is_file()
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(cli, tiny_data, copy_of, tmp_path):
+    run = copy_of()
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(precious)
+    cli("train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent)).assert_one_line_error(
+        ".lock is a symlink")
+    assert precious.read_text() == "mine" and (run / "metrics.json").is_file()
+
+
+def test_overwrite_removes_only_what_a_run_writes(cli, tiny_data, copy_of):
+    run = copy_of()
+    (run / "checkpoints" / "my_notes.txt").write_text("mine")
+    (run / "tb" / "my_plot.png").write_bytes(b"png")
+    assert cli("train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent, "train.lr=1e-4")).code == 0
+    assert (run / "checkpoints" / "my_notes.txt").read_text() == "mine" and (run / "tb" / "my_plot.png").read_bytes() == b"png"
+    assert json.loads((run / "metrics.json").read_text())["config_id"] != ""
+    # a folder of the user's files where metrics.json belongs is never deleted
+    (run / "metrics.json").unlink()
+    (run / "metrics.json").mkdir()
+    (run / "metrics.json" / "mine.txt").write_text("mine")
+    before = folder_hash(run.parent)
+    cli("train", "--no-progress", "--overwrite", *settings(tiny_data, run.parent)).assert_one_line_error(
+        "metrics.json is a folder, not a file a run writes")
+    assert folder_hash(run.parent) == before
+
+
+# -- leftover temporaries: the next writer removes its own kind, nothing else ---------------------------
+def test_temporaries_left_by_a_killed_writer_are_removed_by_the_next_writer(cli, tiny_data, copy_of):
+    import tempfile
+
+    run = copy_of()
+    # what a SIGKILL in the middle of cva_rec.io's atomic writes leaves (its own naming: mkstemp beside the target)
+    left = [Path(tempfile.mkstemp(prefix=".best.ckpt.", suffix=".tmp", dir=run / "checkpoints")[1]),
+            Path(tempfile.mkstemp(prefix=".last.ckpt.", suffix=".tmp", dir=run / "checkpoints")[1]),
+            Path(tempfile.mkstemp(prefix=".metrics.json.", suffix=".tmp", dir=run)[1])]
+    mine = [run / ".notes.txt.abcdefgh.tmp", run / "checkpoints" / "draft.tmp", run / ".best.ckpt.tmp"]
+    for path in mine:
+        path.write_text("mine")
+    metrics = (run / "metrics.json").read_bytes()
+    assert cli("train", "--no-progress", *settings(tiny_data, run.parent, "train.resume=true")).code == 0
+    assert not any(path.exists() for path in left)
+    assert all(path.read_text() == "mine" for path in mine) and (run / "metrics.json").read_bytes() == metrics
+
+
+def test_evaluate_never_writes_its_logs_through_a_symlink(cli, copy_of, tmp_path):
+    run = copy_of()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / "eval").symlink_to(elsewhere, target_is_directory=True)
+    before = folder_hash(run)
+    cli("evaluate", str(run), "--no-progress").assert_one_line_error("eval is a symlink to")
+    assert folder_hash(run) == before and not any(elsewhere.iterdir())
