@@ -122,9 +122,13 @@ def measure_model(name: str, args) -> Dict[str, Any]:
     sides["fast"] = LightningSide(fast_cfg, fast_data)
     warm = {}
     for key, side in sides.items():  # warm-up: one step each (the fast path compiles here)
+        if key == "fast" and not args.no_compile:
+            print(f"[{name}] fast: first step, torch.compile compiles the backbone (can take minutes)", flush=True)
         t = time.perf_counter()
         side.run(1)
         warm[key] = time.perf_counter() - t
+        if key == "fast" and not args.no_compile:
+            print(f"[{name}] fast: compiled, first step took {warm[key]:.1f} s", flush=True)
     print(f"[{name}] warm-up s: " + ", ".join(f"{k} {v:.1f}" for k, v in warm.items()), flush=True)
     per_batch: Dict[str, List[float]] = {k: [] for k in sides}
     keys = list(sides)
