@@ -231,6 +231,7 @@ def train_in_subprocess(run: SweepRun, progress: bool) -> int:
     """``cva-rec train`` on the run's resolved config in a child process; returns its exit code."""
     from cva_rec.config.schema import dump_config
 
+    check_inside(run)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = run.run_dir / "sweep_config.yaml"
     dump_config(run.config, cfg_path)
@@ -244,8 +245,18 @@ def train_in_process(run: SweepRun, progress: bool) -> int:
     """Train in this process (faster start; peak memory then is the sweep's so far, not the run's)."""
     from cva_rec.training.run import run_experiment
 
+    check_inside(run)
     run_experiment(run.config, run.run_dir, enable_progress_bar=progress)
     return 0
+
+
+def check_inside(run: SweepRun) -> None:
+    """A run folder that a symlink leads out of the sweep's folder is refused before anything is written
+    (the sweep names its folders by the grid; a link there would send a run's writes elsewhere)."""
+    parent = run.run_dir.parent
+    if parent.resolve() not in run.run_dir.resolve().parents:
+        raise RunFolderError(f"run folder {run.run_dir} leads out of {parent} (a symlink to {run.run_dir.resolve()}); "
+                             "a sweep writes only inside its folder: remove the link")
 
 
 @dataclass

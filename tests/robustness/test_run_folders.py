@@ -482,3 +482,17 @@ def test_evaluate_never_writes_its_logs_through_a_symlink(cli, copy_of, tmp_path
     before = folder_hash(run)
     cli("evaluate", str(run), "--no-progress").assert_one_line_error("eval is a symlink to")
     assert folder_hash(run) == before and not any(elsewhere.iterdir())
+
+
+def test_a_sweep_run_folder_linked_out_of_the_sweep_is_refused(tiny_data, tmp_path):
+    from cva_rec.jobs.sweep import load_grid, run_sweep
+
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(yaml.safe_dump({"base": str(tiny_data / "recipe.yaml"), "grid": {"train.seed": [1]}}))
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "s1").symlink_to(elsewhere, target_is_directory=True)
+    result = run_sweep(load_grid(grid_file), out, printer=lambda line: None)
+    assert [name for name, _ in result.failed] == ["s1"] and "leads out of" in result.failed[0][1]
+    assert not any(elsewhere.iterdir())
