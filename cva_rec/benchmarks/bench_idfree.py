@@ -1,4 +1,4 @@
-"""ID-free vs ID on the ml-1m item-cold-start split (issue 12): train every variant at one budget, print the table.
+"""ID-free vs ID on the ml-1m item-cold-start split: train every variant at one budget, print the table.
 
 Variants (recipes under ``recipes/ml1m/``, all with ``dataset.cold_items: 0.1``, the same split,
 protocol and codes): the ID model, the ID + content hybrid (ID, slice and room tokens, late fusion),
@@ -9,7 +9,7 @@ dropout (``item_encoder.level_dropout``: candidates' codes cut at a random depth
 so re-running the same command after a crash repeats nothing. A folder holding another experiment
 than this call would train (another seed, ``--budget``, ``--chain`` or recipe; the run folders' rule)
 stops the call before anything runs (one line naming the key): one table is of one budget. ``--rules`` also evaluates each
-ID-free checkpoint with the other prefix-table rules (``prefix_rows: all`` = before issue 12, and
+ID-free checkpoint with the other prefix-table rules (``prefix_rows: all``, and
 ``unseen_prefix: zero``), and each ID + room hybrid checkpoint with ``id_rows: trained`` (a held-out
 item's never-trained ID row left out): training is the same, only items outside training differ.
 

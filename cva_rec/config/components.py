@@ -104,7 +104,7 @@ _CODES = {
     "slice_rule_eval": choice("first", "slice used in evaluation", ("first", "middle", "last")),
     "prefix_rows": choice("trained", "table rows an item reads: trained (rows some training item's code uses; an item "
                           "outside training, e.g. a held-out cold item, backs off to its trained prefixes) | all "
-                          "(also never-trained rows, the behaviour before issue 12)", ("trained", "all")),
+                          "(also never-trained rows)", ("trained", "all")),
     "level_dim": _positive(None, "width of each level's table before the projection to the output width (null = "
                            "output width / levels, FLUID Eq. 2's concatenation; the output width gives every level, "
                            "the item's own distinct last level included, a full-width row)", nullable=True),
