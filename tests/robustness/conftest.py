@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +24,20 @@ def folder_hash(path: Path) -> str:
         if p.is_file() and not p.is_symlink():
             h.update(p.read_bytes())
     return h.hexdigest()
+
+
+def write_tiny(root: Path, item_prefix: str = "i") -> Path:
+    """A tiny dataset under ``root``: 60 users x 8-14 time-ordered interactions over 40 items named
+    ``<item_prefix><n>`` (RecBole atomic file ``tiny/tiny.inter``), and ``recipe.yaml`` (SASRec + id)."""
+    rng = random.Random(7)
+    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for u in range(60):
+        for t in range(rng.randint(8, 14)):
+            lines.append(f"u{u}\t{item_prefix}{rng.randrange(40)}\t{1000 * u + t}")
+    (root / "tiny").mkdir(parents=True, exist_ok=True)
+    (root / "tiny" / "tiny.inter").write_text("\n".join(lines) + "\n")
+    (root / "recipe.yaml").write_text("model: {name: SASRec}\nitem_encoder: {name: id}\n")
+    return root
 
 
 @dataclass

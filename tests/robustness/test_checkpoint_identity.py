@@ -6,7 +6,6 @@ resume, a warm-up seed) and expects exit 2 with one line naming what differs, th
 """
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,20 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.robustness.conftest import folder_hash
-
-
-def write_tiny(root: Path, item_prefix: str = "i") -> Path:
-    """60 users x 8-14 time-ordered interactions over 40 items named ``<item_prefix><n>``."""
-    rng = random.Random(7)
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for u in range(60):
-        for t in range(rng.randint(8, 14)):
-            lines.append(f"u{u}\t{item_prefix}{rng.randrange(40)}\t{1000 * u + t}")
-    (root / "tiny").mkdir(parents=True, exist_ok=True)
-    (root / "tiny" / "tiny.inter").write_text("\n".join(lines) + "\n")
-    (root / "recipe.yaml").write_text("model: {name: SASRec}\nitem_encoder: {name: id}\n")
-    return root
+from tests.robustness.conftest import folder_hash, write_tiny
 
 
 def settings(data: Path, out_dir: Path, *extra: str) -> list:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -19,22 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.robustness.conftest import cva_rec_process, folder_hash
+from tests.robustness.conftest import cva_rec_process, folder_hash, write_tiny
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """60 users x 8-14 time-ordered interactions over 40 items, as RecBole atomic files."""
-    root = tmp_path_factory.mktemp("data")
-    rng = random.Random(7)
-    lines = ["user_id:token\titem_id:token\ttimestamp:float"]
-    for u in range(60):
-        for t in range(rng.randint(8, 14)):
-            lines.append(f"u{u}\ti{rng.randrange(40)}\t{1000 * u + t}")
-    (root / "tiny").mkdir()
-    (root / "tiny" / "tiny.inter").write_text("\n".join(lines) + "\n")
-    (root / "recipe.yaml").write_text("model: {name: SASRec}\nitem_encoder: {name: id}\n")
-    return root
+    return write_tiny(tmp_path_factory.mktemp("data"))
 
 
 def settings(tiny_data, out_dir, *extra):
