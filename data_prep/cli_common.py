@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 
@@ -22,3 +23,14 @@ def standalone_main(register: Callable, prog: str, argv: Optional[Sequence[str]]
     except CvaRecError as exc:
         print(f"{args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def checked_options(args: argparse.Namespace, job: str, source: str) -> dict:
+    """The parsed options that are keys of ``job``'s section of the config schema (``extract_text``,
+    ``extract_video``), checked there: one-line errors naming the key; options not given take the
+    schema's defaults; paths are given as strings."""
+    from cva_rec.config.schema import JOBS, validate_section
+
+    (keys,) = JOBS[job].own.values()
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in keys}
+    return validate_section(job, given, source)

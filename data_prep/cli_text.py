@@ -53,10 +53,9 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def settings(args) -> dict:
     """The options as the ``extract_text`` section of the config schema, checked there (one-line errors)."""
-    from cva_rec.config.schema import validate_section
+    from data_prep.cli_common import checked_options
 
-    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in EXTRACT_TEXT}
-    return validate_section("extract_text", given, "extract-text options")
+    return checked_options(args, "extract_text", "extract-text options")
 
 
 def run(args) -> int:

@@ -117,11 +117,9 @@ def register(subparsers) -> None:
 def settings(args) -> dict:
     """The options as the ``extract_video`` section of the config schema, checked there (one-line errors;
     prep-frames gives the selection options only, the others take their defaults)."""
-    from cva_rec.config.jobs import EXTRACT_VIDEO
-    from cva_rec.config.schema import validate_section
+    from data_prep.cli_common import checked_options
 
-    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k in EXTRACT_VIDEO}
-    return validate_section("extract_video", given, f"{args.command} options")
+    return checked_options(args, "extract_video", f"{args.command} options")
 
 
 def _config(args):
