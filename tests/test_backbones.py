@@ -158,6 +158,8 @@ def scores_at(model, batch):
     ("GRU4Rec", "late", "everywhere"),  # ... its step of the recurrence
     ("NARM", "late", "everywhere"),
     ("STAMP", "late", "everywhere"),  # ... its share of the memory
+    ("BERT4Rec", "late", "everywhere"),  # ... its attention weight (bidirectional)
+    ("FMLPRec", "late", "candidate"),
     ("SASRec", "late", "candidate"),
     ("GRU4Rec", "late", "candidate"),
     ("NARM", "early", "everywhere"),

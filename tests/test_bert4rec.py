@@ -128,6 +128,20 @@ def test_mask_vector_is_placed_at_every_token_of_a_masked_interaction(tmp_path, 
     assert torch.isfinite(loss) and scores.shape == (32, model.n_items)
 
 
+def test_inbatch_loss_on_full_windows(tmp_path, ml100k_data):
+    """Through the seam the mask follows the last item; a batch without padding (every window full) has no
+    id 0 among the step's encoded items, and the masked slot must not be looked up as one."""
+    from cva_rec.training.losses import build_loss
+
+    cfg = bert_cfg(tmp_path, "loss.name=inbatch_softmax")
+    model = build_backbone(cfg, recbole_config(cfg), ml100k_data.train._dataset)
+    batch = ml100k_data.test.collate_fn(list(range(64)))[0]
+    assert (batch["item_length"] == batch["item_id_list"].shape[1]).all() and (batch["item_id_list"] != 0).all()
+    loss = build_loss(cfg, ml100k_data.item_popularity)(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and model.mask_embedding.grad.any()
+
+
 def test_cloze_loss_needs_recboles_masking_loader(tmp_path):
     from cva_rec.errors import ConfigError
 

@@ -50,15 +50,17 @@ class TokenBERT4Rec(BERT4Rec):
         """[B, L, H]: the output at each interaction of ``item_seq`` (ids, ``mask_token`` where masked),
         read at the interaction's last token; bidirectional, so padding is masked out as keys only."""
         is_mask = item_seq == self.mask_token
-        layout = self.item_embedding.history(item_seq.masked_fill(is_mask, 0), None, items)
+        # a masked slot is looked up as some id the step encoded (its vector is then replaced): padding 0, or
+        # with a step's items the smallest of them (a batch of full windows has no padding to encode)
+        placeholder = 0 if items is None else items.ids[0]
+        layout = self.item_embedding.history(item_seq.masked_fill(is_mask, placeholder), None, items)
         k = layout.tokens_per_item
         mask_tokens = is_mask if k == 1 else is_mask.repeat_interleave(k, dim=1)
         tokens = torch.where(mask_tokens.unsqueeze(-1), self.mask_embedding.to(layout.embeddings.dtype), layout.embeddings)
         input_emb = self.dropout(self.LayerNorm(tokens + self.position_embedding(layout.positions)))
         attention_mask = self.get_attention_mask(layout.mask | mask_tokens, bidirectional=True)
-        if layout.presence is not None:
-            presence = layout.presence.masked_fill(mask_tokens, 1.0)
-            attention_mask = attention_mask + torch.log(presence)[:, None, None, :]
+        if layout.presence is not None:  # per kind: a masked interaction's token of a fading kind fades with it
+            attention_mask = attention_mask + torch.log(layout.presence)[:, None, None, :]
         output = self.trm_encoder(input_emb, attention_mask, output_all_encoded_layers=True)[-1]
         output = self.output_ln(self.output_gelu(self.output_ffn(output)))
         if k > 1:
