@@ -96,6 +96,7 @@ def test_fast_variants_precision_and_compiled_forward(tmp_path):
         torch.manual_seed(0)
         models[compiled] = build_backbone(cfg, data.config, data.train._dataset).eval()
     assert models[True]._compiled_forward is not None and models[False]._compiled_forward is None
+    assert models[True].compiled and not models[False].compiled  # what the progress's CompileTimer reads
     inter = data.train.collate_fn(list(range(64)))
     with torch.no_grad():
         a = models[False].forward(inter["item_id_list"], inter["item_length"])

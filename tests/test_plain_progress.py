@@ -55,3 +55,22 @@ def test_terminal_gets_a_bar_and_a_file_gets_lines(monkeypatch, tmp_path):
 
 def test_short_work_prints_nothing(monkeypatch):
     assert lines_of(monkeypatch, total=4, steps=4, step_s=0.1) == []  # 0.4 s < every_s / 10
+
+
+def test_compile_is_announced_with_its_time(capsys):
+    """train.fast + train.compile: a line before the first (compiling) batch and one with its time after it."""
+    from types import SimpleNamespace
+
+    from cva_rec.training.progress import CompileTimer
+
+    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False)
+    for compiled, expected in ((True, 2), (False, 0)):
+        timer, module = CompileTimer(), SimpleNamespace(model=SimpleNamespace(compiled=compiled))
+        for _ in range(3):  # only the first batch
+            timer.on_train_batch_start(trainer, module, None, 0)
+            timer.on_train_batch_end(trainer, module, None, None, 0)
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == expected, lines
+        if compiled:
+            assert lines[0].startswith("train.fast: torch.compile compiles the backbone at its first train batch")
+            assert lines[1].startswith("train.fast: first train batch (with compiling) took ")

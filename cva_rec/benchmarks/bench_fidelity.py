@@ -34,6 +34,7 @@ import cva_rec  # noqa: F401  (RecBole shims)
 from cva_rec.config.schema import load_config
 from cva_rec.data.dataset import build_data
 from cva_rec.io import atomic_write_json
+from cva_rec.plain_progress import progress_iter
 from cva_rec.training.run import run_experiment
 from cva_rec.benchmarks import bench_output, project_root
 
@@ -120,7 +121,7 @@ def protocol_row(name, data_path, args):
     r_users, r_targets, r_hists = raw_protocol(cfg, data)
     seed = cfg["train"]["seed"]
     row["modes"] = {}
-    for mode, overrides in PROTOCOL_MODES.items():
+    for mode, overrides in progress_iter(list(PROTOCOL_MODES.items()), desc=f"[protocol {name}] evaluation modes", unit="mode"):
         variant = load_config(None, base + overrides)
         ours, (p_users, p_targets, p_ranks) = project_test(module, data, variant)
         ev = variant["eval"]
@@ -202,8 +203,10 @@ def main(argv=None):
         cfg = load_config(None, overrides)
         recbole_dir = args.out / "recbole"
         recbole_dir.mkdir(parents=True, exist_ok=True)
+        print(f"[{name}] RecBole's Trainer, {args.epochs} epochs (no progress lines of its own)", flush=True)
         with contextlib.chdir(recbole_dir):  # RecBole's Trainer writes saved/ and log_tensorboard/ into the working directory
             rb, rb_sec = recbole_run(cfg)
+        print(f"[{name}] RecBole's Trainer done ({rb_sec:.1f} s/epoch); now the Lightning loop", flush=True)
         lt, lt_sec = lightning_run(cfg, args.out)
         row = {"model": name, "recbole": {k: rb[k] for k in KEYS}, "lightning": {k: lt[k] for k in KEYS},
                "recbole_s_per_epoch": rb_sec, "lightning_s_per_epoch": lt_sec, "epoch_time_ratio": lt_sec / rb_sec}
