@@ -142,7 +142,8 @@ class RQKMeans:
         return x if self.projection is None else self.projection.transform(x)
 
     def fit(self, x, progress: bool = False) -> "RQKMeans":
-        """``progress``: a line (or a bar, on a terminal) per level fitted, with its residual error."""
+        """``progress``: progress over the levels' k-means iterations (a bar on a terminal, plain lines in a log),
+        with the residual error of the levels done."""
         from cva_rec.plain_progress import progress_bar
 
         x = _as_tensor(x, self.device)
@@ -153,23 +154,30 @@ class RQKMeans:
         residual = x if self.projection is None else self.projection.transform(x)
         residual = residual.clone()
         cents, offs, errors = [], [], []
-        bar = progress_bar(self.levels, "RQ-KMeans fit", "level", disable=not progress)
+        bar = progress_bar(self.levels * self.iters, "RQ-KMeans fit", "iteration", disable=not progress)
+        steps = [0]  # iterations of the current level
+
+        def tick() -> None:
+            steps[0] += 1
+            bar.update(1)
+
         for level in range(self.levels):
+            steps[0] = 0
             gen = torch.Generator(device="cpu").manual_seed(self.seed + level)
             if self.backend == "faiss":
                 c = self._faiss_level(residual, level)
             elif self.batch_size:
-                c = self._minibatch_level(residual, gen)
+                c = self._minibatch_level(residual, gen, tick)
             else:
-                c = self._lloyd_level(residual, gen)
+                c = self._lloyd_level(residual, gen, tick)
             off = self._balance_offsets(residual, c, gen) if self.balanced else torch.zeros(self.codes, device=self.device)
             labels, _ = assign(residual, c, off)
             residual -= c[labels]
             cents.append(c)
             offs.append(off)
             errors.append(float((residual * residual).sum(1).mean()))
-            bar.set_postfix(residual_error=errors[-1])
-            bar.update(1)
+            bar.set_postfix({"levels done": level + 1, "residual error": errors[-1]})
+            bar.update(self.iters - steps[0])  # a level that converged early (or faiss's) counts as all its iterations
         bar.close()
         self.centroids = torch.stack(cents)
         self.offsets = torch.stack(offs)
@@ -194,7 +202,7 @@ class RQKMeans:
             closest = torch.minimum(closest, ((x - x[idx]) ** 2).sum(1))
         return torch.stack(centers)
 
-    def _lloyd_level(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def _lloyd_level(self, x: torch.Tensor, gen: torch.Generator, tick=lambda: None) -> torch.Tensor:
         c = self._kmeanspp(x, gen)
         prev, off = math.inf, None
         for _ in range(self.iters):
@@ -206,6 +214,7 @@ class RQKMeans:
             if prev < math.inf and prev - inertia <= self.tol * prev:
                 break
             prev = inertia
+            tick()
         return c
 
     def _update(self, x: torch.Tensor, labels: torch.Tensor, d2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -219,7 +228,7 @@ class RQKMeans:
             new[empty[: len(far)]] = x[far]
         return new
 
-    def _minibatch_level(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def _minibatch_level(self, x: torch.Tensor, gen: torch.Generator, tick=lambda: None) -> torch.Tensor:
         """Mini-batch k-means (Sculley 2010): each centre moves toward its batch mean with rate b_k / seen_k."""
         c = self._kmeanspp(x, gen)
         seen = torch.zeros(self.codes, device=x.device)
@@ -244,6 +253,7 @@ class RQKMeans:
                 far = d2.topk(min(len(empty), len(d2))).indices
                 c[empty[: len(far)]] = b[far]
                 seen[empty] = 0
+            tick()
         return c
 
     def _balance_offsets(self, x: torch.Tensor, c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

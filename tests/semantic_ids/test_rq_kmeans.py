@@ -77,3 +77,18 @@ def test_bad_input_is_a_config_error(flat_vectors):
     m = RQKMeans(levels=1, codes=4, iters=3).fit(flat_vectors)
     with pytest.raises(ConfigError):
         m.encode(flat_vectors[:, :10])
+
+
+def test_fit_progress_lines_change_nothing(monkeypatch, capsys):
+    """Off a terminal the fit prints plain lines over its iterations; the centroids are those of a quiet fit."""
+    import torch
+
+    from cva_rec.semantic_ids.rq_kmeans import RQKMeans
+
+    monkeypatch.setenv("CVA_REC_PROGRESS_SECONDS", "0")
+    x = torch.randn(4000, 16, generator=torch.Generator().manual_seed(0))
+    loud = RQKMeans(levels=2, codes=16, iters=5, seed=0).fit(x, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert torch.equal(loud.centroids, RQKMeans(levels=2, codes=16, iters=5, seed=0).fit(x).centroids)
+    assert lines and all(line.startswith("RQ-KMeans fit: ") for line in lines)
+    assert lines[-1].startswith("RQ-KMeans fit: 10/10 iteration (100%), levels done 2, residual error ")
