@@ -84,7 +84,9 @@ def test_a_plugin_encoder_is_declared_from_its_signature():
 
 
 def test_warmup_stage_names_have_one_spelling():
-    from cva_rec.config.schema import SCHEMA, WARMUP_STAGE_NAMES
-    from cva_rec.warmup.stages import FLUID, STAGES
+    from cva_rec.config.schema import SCHEMA
+    from cva_rec.config.warmup_stages import FLUID, STAGE_NAMES
+    from cva_rec.warmup.stages import STAGES
 
-    assert tuple(STAGES) == WARMUP_STAGE_NAMES and SCHEMA["warmup"]["stages"].default == FLUID
+    assert tuple(STAGES) == STAGE_NAMES and tuple(SCHEMA["warmup"]["stages"].default) == FLUID
+    assert tuple(SCHEMA["warmup"]["stages"].items.choices) == tuple(SCHEMA["warmup"]["reuse_stages"].items.choices) == STAGE_NAMES

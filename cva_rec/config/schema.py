@@ -40,10 +40,10 @@ from cva_rec.config.keys import Key, anything, choice, flag, fraction, integer, 
 from cva_rec.errors import ConfigError
 from cva_rec.config.recipe_yaml import load_yaml
 from cva_rec.config.recbole_keys import recbole_model_keys
+from cva_rec.config.warmup_stages import FLUID, STAGE_CHOICES, STAGE_NAMES
 from cva_rec.registry import closest
 
 METRIC_NAMES = ("hr", "ndcg", "mrr", "recall")
-WARMUP_STAGE_NAMES = ("id", "slice", "phase_out", "room", "add_id_back")
 
 
 def _metric_at_k(value: str) -> Optional[str]:
@@ -94,6 +94,9 @@ def _inside_output_dir(value: str) -> Optional[str]:
         return "must be a folder name of at most 255 bytes per path component"
     return None
 
+
+#: a warm-up stage name: the built-in ones and those registered from code (cva_rec.config.warmup_stages)
+_STAGE = Key(None, "stage", choices=STAGE_CHOICES)  # not choice(): its tuple would miss stages registered later
 
 # section -> key -> typed Key (default, meaning, type, range)
 SCHEMA: Dict[str, Dict[str, Key]] = {
@@ -190,8 +193,8 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
     },
     # FLUID staged warmup (`cva-rec warmup`, cva_rec/warmup/): ignored by `cva-rec train`
     "warmup": {
-        "stages": listof(["id", "slice", "phase_out", "room"], "stages to run, in order, from: " + ", ".join(WARMUP_STAGE_NAMES),
-                         choice(None, "stage", WARMUP_STAGE_NAMES), min_items=1),
+        "stages": listof(list(FLUID), "stages to run, in order, from: " + ", ".join(STAGE_NAMES),
+                         _STAGE, min_items=1),
         "id_epochs": integer(20, "stage 0 (ID model) maximum epochs (early stopping applies)", min=1),
         "slice_epochs": integer(10, "stage 1 (+ slice token) maximum epochs", min=1),
         "phase_out_epochs": integer(6, "stage 2 epochs in all: the phase-out span, then ID-free epochs (no early stopping)", min=1),
@@ -208,7 +211,7 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "reuse_run": text(None, "another warmup output folder whose finished stages are reused (ablations that share a prefix of the chain; a stage trained with other data, model, seed, epochs or lr is refused)", nullable=True,
                           identity=False),
         "reuse_stages": listof([], "the leading stages taken from reuse_run instead of trained, e.g. [id] or [id, slice, phase_out]",
-                               choice(None, "stage", WARMUP_STAGE_NAMES), identity=False),
+                               _STAGE, identity=False),
     },
     "output": {
         "dir": text("runs", "parent folder of run directories", identity=False),

@@ -2,7 +2,8 @@
 
 The warm-up (``cva_rec/warmup``) knows nothing else about such an encoder: it lowers the ID's
 weight during the phase-out, then removes the ID, and checks by name that no ID parameter is left
-where it must not be. ``where`` says which side retires the ID:
+where it must not be. The whole of what the warm-up asks of an encoder is
+:class:`cva_rec.encoders.staged_warmup.StagedWarmupEncoder`, which extends this protocol. ``where`` says which side retires the ID:
 
 * ``"candidate"``: only the candidate (scored item) side, FLUID's Eq. 8: the history keeps its ID;
 * ``"everywhere"``: histories and candidates; the ID table is deleted at the end.
@@ -16,7 +17,7 @@ RETIRE_WHERE = ("candidate", "everywhere")
 
 @runtime_checkable
 class RetiresItemId(Protocol):
-    has_id: bool  # the ID table exists
+    """Methods only, so that an encoder *class* can be checked (``issubclass``) before anything is built."""
 
     def id_parameter_names(self) -> List[str]:
         """Names, relative to the encoder, of the parameters that hold the item ID, also when the

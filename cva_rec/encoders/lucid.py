@@ -35,11 +35,15 @@ to those of the ID-free model as s -> 0. ``drop_id(where)`` ends it: ``candidate
 sets ``candidate_id`` off (g leaves the candidate vector; the table stays for the histories),
 ``everywhere`` deletes the table. Early ``concat`` / ``gate`` without any ID keep their content half
 as ``content_proj`` (the same function).
+
+**The staged warm-up** (:mod:`cva_rec.encoders.staged_warmup`) reaches lucid through two more members:
+``stage_options`` turns a stage's kinds into this encoder's options, and ``warm_start("room", "slice")``
+starts the room tables from the warm slice tables (FLUID stage 3).
 """
 from __future__ import annotations
 
 import logging
-from typing import Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
@@ -195,6 +199,25 @@ class LucidEncoder(ItemEncoder):
                 self.content_proj.weight.copy_(torch.eye(d) * keep)
                 del self.gate
         self.invalidate_cache()
+
+    # -- the staged warm-up's protocol (cva_rec.encoders.staged_warmup) -----------------------
+    @classmethod
+    def stage_options(cls, options: Mapping[str, Any], tokens: Sequence[str], history_id: bool) -> Dict[str, Any]:
+        """The recipe's lucid options with the stage's kinds as ``tokens``: early ``replace`` puts the codes
+        where the ID was (no ID token); ``history_id`` (FLUID Eq. 8, after a candidate-side phase-out) keeps
+        the histories' ID token while the candidates leave it out."""
+        tokens, options = list(tokens), dict(options)
+        if options.get("fusion") == "early" and options.get("early") == "replace":
+            tokens = [t for t in tokens if t != "id"]
+        elif history_id and "id" not in tokens:
+            tokens, options["candidate_id"] = ["id", *tokens], False
+        return {**options, "tokens": tokens}
+
+    def warm_start(self, kind: str, source: str) -> None:
+        """Start the ``kind`` tables from the warm ``source`` tables; lucid knows room from slice."""
+        if (kind, source) != ("room", "slice"):
+            raise ConfigError(f"lucid starts room tables from slice tables only, not {kind} from {source}")
+        self.init_room_from_slice()
 
     def init_room_from_slice(self) -> None:
         """FLUID stage 3: the room tables start from the warm slice tables, by prefix (not when shared)."""

@@ -21,102 +21,37 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-import torch
-
 from cva_rec.backbones import item_encoder_of
-from cva_rec.config.schema import load_config
-from cva_rec.errors import CheckpointError, ConfigError
-from cva_rec.io import atomic_torch_save, atomic_write_json, load_torch_file
+from cva_rec.errors import ConfigError
+from cva_rec.io import atomic_write_json
 from cva_rec.jobs.run_folder import claim_run_folder
-from cva_rec.training.run_identity import RunIdentity, check_identity
-from cva_rec.warmup.schedule import IdPhaseOut
+from cva_rec.training.run_identity import RunIdentity
+from cva_rec.warmup.seeds import SEED_FILE, id_parameter_keys, init_from_seed, load_seed, save_seed  # noqa: F401
 from cva_rec.warmup.stages import Stage, check_warmup
 
 log = logging.getLogger("cva_rec")
 
-SEED_FILE = "seed.pt"
 ROOM_ONLY_OPTIONS = ("shared_tables",)  # lucid options that change nothing in a stage without the room token
 
 
 def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) -> Dict[str, Any]:
+    """The recipe as ``stage`` changes it, written to ``out/<index>-<stage>``."""
     c = copy.deepcopy(dict(cfg))
-    if stage.tokens is None:
-        c["item_encoder"] = {"name": "id"}
-    else:
-        tokens, enc = list(stage.tokens), dict(c["item_encoder"])
-        if enc.get("fusion") == "early" and enc.get("early") == "replace":
-            tokens = [t for t in tokens if t != "id"]  # "replace" puts the codes where the ID was
-        elif stage.after_phase_out and cfg["warmup"]["retire"] == "candidate" and "id" not in tokens:
-            tokens, enc["candidate_id"] = ["id", *tokens], False  # FLUID: the histories keep their ID
-        c["item_encoder"] = {**enc, "tokens": tokens}
-    c["train"] = {**c["train"], "epochs": int(cfg["warmup"][stage.epochs_key]), "resume": True}
-    if stage.name != "id" and cfg["warmup"]["finetune_lr"] is not None:
-        c["train"]["lr"] = float(cfg["warmup"]["finetune_lr"])
-    if stage.name == "phase_out":
-        c["train"]["early_stopping_patience"] = 0  # the schedule must run to the end
+    stage.configure(cfg, c)
     c["output"] = {"dir": str(out), "name": f"{index}-{stage.name}"}
     return c
-
-
-# -- seeds ----------------------------------------------------------------------------------------
-def save_seed(module, path: Path, identity: Optional[RunIdentity] = None) -> Path:
-    """The stage's weights, with the stage's run identity (its config and data) when given."""
-    state = {"format": "cva_rec.warmup_seed", "state_dict": module.state_dict()}
-    return atomic_torch_save(identity.stamp(state) if identity is not None else state, path)
-
-
-def load_seed(path: Path, dataset: Optional[Mapping[str, Any]] = None) -> Dict[str, torch.Tensor]:
-    """A seed's weights; with ``dataset`` (this chain's :func:`dataset_fingerprint`) a seed trained on other
-    data, or by another run than the stage folder it sits in (its ``config.yaml``), is refused."""
-    state = load_torch_file(path, "warmup seed (has that stage finished?)")
-    if not isinstance(state, dict) or state.get("format") != "cva_rec.warmup_seed":
-        raise CheckpointError(f"{path} is not a cva_rec warmup seed")
-    if dataset is not None:
-        folder_cfg = path.parent / "config.yaml"
-        cfg = load_config(folder_cfg) if folder_cfg.is_file() else None
-        check_identity(state, path, cfg=cfg, dataset=dataset, against=f"its stage folder {path.parent}", what="warmup seed")
-    return state["state_dict"]
-
-
-def init_from_seed(module, seed: Mapping[str, torch.Tensor], allow_unused: tuple = ()) -> List[str]:
-    """Load every seed tensor into ``module`` by name; returns the module's keys left at their init.
-
-    A seed tensor the module has no place for is an error (a stage must not silently lose
-    weights), except keys containing one of ``allow_unused``.
-    """
-    own = module.state_dict()
-    unused = [k for k in seed if k not in own and not any(a in k for a in allow_unused)]
-    if unused:
-        raise CheckpointError(f"previous stage's weights do not fit this stage: unused {unused[:5]}")
-    bad = [k for k in seed if k in own and own[k].shape != seed[k].shape]
-    if bad:
-        raise CheckpointError(f"previous stage's weights have other shapes: {bad[:5]}")
-    module.load_state_dict({k: v for k, v in seed.items() if k in own}, strict=False)
-    item_encoder_of(module.model).invalidate_cache()
-    # a key that aliases a loaded tensor (shared_tables: room reads the slice tables) is not left at its init
-    loaded = {own[k].data_ptr() for k in seed if k in own and own[k].numel()}
-    return [k for k in own if k not in seed and not (own[k].numel() and own[k].data_ptr() in loaded)]
-
-
-def id_parameter_keys(module) -> tuple:
-    """The state-dict keys the item encoder's ID parameters have (or would have) in ``module``."""
-    encoder = item_encoder_of(module.model)
-    prefix = next(name for name, sub in module.named_modules() if sub is encoder)
-    return tuple(f"{prefix}.{n}" for n in encoder.id_parameter_names())
 
 
 # -- one stage ------------------------------------------------------------------------------------
 def _prepare(stage: Stage, cfg, prev_seed: Optional[Path], dataset: Optional[Mapping[str, Any]] = None):
     def prepare(module):
         encoder = item_encoder_of(module.model)
-        if prev_seed is None:
-            return
-        # a stage without the ID (early 'replace') leaves the previous stage's ID table behind on purpose
-        fresh = init_from_seed(module, load_seed(prev_seed, dataset), allow_unused=() if encoder.has_id else id_parameter_keys(module))
-        log.info("stage %s: initialised from %s; new parameters: %s", stage.name, prev_seed,
-                 sorted({k.rsplit(".", 1)[0] for k in fresh}) or "none")
-        if stage.name == "room" and cfg["warmup"]["room_init"] == "slice":
-            encoder.init_room_from_slice()  # warm room tables from the warm slice tables
+        if prev_seed is not None:
+            # a stage without the ID (early 'replace') leaves the previous stage's ID table behind on purpose
+            fresh = init_from_seed(module, load_seed(prev_seed, dataset), allow_unused=id_parameter_keys(module))
+            log.info("stage %s: initialised from %s; new parameters: %s", stage.name, prev_seed,
+                     sorted({k.rsplit(".", 1)[0] for k in fresh}) or "none")
+        stage.before_fit(cfg, encoder)
 
     return prepare
 
@@ -127,30 +62,16 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     scfg = stage_config(cfg, stage, out, index)
     run_dir = out / scfg["output"]["name"]
     module = build_module(scfg, data, load_content(scfg, data))
-    callbacks, test_on = [], "best"
     encoder = item_encoder_of(module.model)
-    retire = cfg["warmup"]["retire"]
-    if stage.name == "phase_out":
-        if retire == "everywhere" and encoder.tokens_per_item > 1 and not getattr(module.model, "fades_tokens", False):
-            log.warning("%s reads a token fully or not at all: with warmup.retire everywhere and late fusion its scores "
-                        "jump when the ID token leaves at the end of the phase-out (retire: candidate has no jump)",
-                        cfg["model"]["name"])
-        callbacks.append(IdPhaseOut(encoder, int(cfg["warmup"]["phase_out_span"]), cfg["warmup"]["phase_out_schedule"],
-                                    int(cfg["warmup"]["phase_out_steps"]), where=retire))
-        test_on = "last"  # the ID-free end of the schedule, not an earlier epoch that still had the ID
     identity = RunIdentity(scfg, data)
     metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed, identity.dataset),
-                             callbacks=callbacks, test_on=test_on, module=module)
-    if stage.name == "phase_out":
-        encoder.set_id_scale(0.0, retire)
-        encoder.drop_id(retire)
-        left = [k for k in module.state_dict() if k in id_parameter_keys(module)]
-        if retire == "everywhere" and left:
-            raise CheckpointError(f"ID parameters still present after phase-out: {left}")
+                             callbacks=stage.callbacks(cfg, encoder, module.model), test_on=stage.test_on, module=module)
+    added = stage.after_fit(cfg, encoder, module)
     metrics["stage"] = stage.name
     metrics["stage_what"] = stage.what
     metrics["item_encoder"] = {k: v for k, v in scfg["item_encoder"].items() if k != "codes_path"}  # the item side trained
-    metrics["id_retired"] = retire if stage.name == "phase_out" else None  # ... and where it ended ID-free
+    metrics["id_retired"] = None  # where the stage ended ID-free (a phase-out says)
+    metrics.update(added)
     metrics["parameters"] = sum(p.numel() for p in module.model.parameters() if p.requires_grad)
     atomic_write_json(run_dir / "metrics.json", metrics)
     save_seed(module, run_dir / SEED_FILE, identity)
@@ -217,6 +138,7 @@ def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: St
     would silently mix two experiments. Warm-up keys enter through the stage's own config, except those
     the stage reads directly (``Stage.reads``); item-side options that only the room token reads are
     left out before it (an ablation of them reuses the stages before the room)."""
+    from cva_rec.config.schema import load_config
     from cva_rec.config.identity import config_identity, differences
 
     try:
