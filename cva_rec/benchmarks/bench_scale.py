@@ -317,9 +317,9 @@ def main(argv=None) -> int:
                    "has it; no torch.compile): row 'streaming-fast', a second run on the warm cache")
     p.add_argument("--recbole-max", default="10M", choices=list(SIZES), help="largest size RecBole is tried at (default: %(default)s)")
     p.add_argument("--out", type=Path, default=bench_output("scale", "scale_bench.json"),
-                   help="results JSON (default: runs/bench/scale/scale_bench.json; the published one is docs/scale_bench.json)")
+                   help="results JSON (default: runs/bench/scale/scale_bench.json; the published one is docs/results/scale_bench.json)")
     p.add_argument("--plot", type=Path, default=bench_output("scale", "scale_curves.png"),
-                   help="log-log plot (default: runs/bench/scale/scale_curves.png; the published one is docs/scale_curves.png)")
+                   help="log-log plot (default: runs/bench/scale/scale_curves.png; the published one is docs/results/scale_curves.png)")
     p.add_argument("--report-only", action="store_true", help="re-print and re-plot --out without measuring")
     p.add_argument("--equality", nargs="+", metavar="DATA_PATH:NAME",
                    help="instead: check both engines give identical rows and metrics on these datasets "

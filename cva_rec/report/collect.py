@@ -63,6 +63,15 @@ class RunRecord:
         return f"{name}(" + ",".join(f"{k}={_short(v)}" for k, v in sorted(enc.items())) + ")"
 
     @property
+    def variant(self) -> str:
+        """The run as the papers name it, e.g. ``CVA(M=4)-SASRec`` (:mod:`cva_rec.report.labels`)."""
+        from cva_rec.report.labels import variant_label
+
+        enc = dict((self.config or {}).get("item_encoder") or {})
+        name = str(enc.pop("name", None) or self.metrics.get("item_encoder", "?"))
+        return variant_label(name, enc, self.backbone)
+
+    @property
     def train_seconds(self) -> Optional[float]:
         """Seconds of ``trainer.fit`` (training + per-epoch validation), as the paper's Time(s)."""
         v = self.metrics.get("fit_seconds")

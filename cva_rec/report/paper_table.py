@@ -51,7 +51,7 @@ def markdown_rows(groups: Sequence[Group]) -> List[Dict[str, str]]:
     with_settings = any(g.settings for g in groups)
     rows = []
     for g in groups:
-        row = {"Backbone": g.first.backbone, "Encoder": g.first.encoder_label}
+        row = {"Backbone": g.first.backbone, "Encoder": g.first.variant.rsplit("-", 1)[0]}  # CVA(M=4), as the papers
         if with_settings:
             row["Settings"] = settings_label(g.settings) or "-"
         for _, header, get, percent, decimals in COLUMNS:

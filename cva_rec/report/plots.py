@@ -15,7 +15,8 @@ matplotlib.use("Agg")  # before pyplot: headless servers and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from cva_rec.io import atomic_write  # noqa: E402
-from cva_rec.report.collect import Group, RunRecord, settings_label  # noqa: E402
+from cva_rec.report.collect import Group, RunRecord  # noqa: E402
+from cva_rec.report.labels import distinct_labels  # noqa: E402
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 COLORS = plt.get_cmap("tab10").colors
@@ -31,9 +32,10 @@ def save_png(fig, path: str | os.PathLike) -> Path:
         plt.close(fig)
 
 
-def _group_label(g: Group) -> str:
-    s = settings_label(g.settings)
-    return f"{g.first.encoder_label} [{s}]" if s else g.first.encoder_label
+def _group_labels(groups: Sequence[Group]) -> Dict[int, str]:
+    """id(group) -> its variant (``CVA(M=4)-SASRec``), with a differing setting only where two read the same."""
+    names = distinct_labels([g.first.variant for g in groups], [g.settings for g in groups])
+    return {id(g): n for g, n in zip(groups, names)}
 
 
 def _place_labels(ax, items: Sequence[Tuple[float, float, str]]) -> None:
@@ -68,6 +70,7 @@ def accuracy_vs_cost(groups: Sequence[Group], x_of: Callable[[RunRecord], Option
     labels: List[Tuple[float, float, str]] = []
     xs_all = []
     seen_backbones = set()
+    names = _group_labels(groups)
     for g in groups:
         marker, color = styles[g.first.backbone]
         pts = [(x_of(r), r.metrics["test"].get(metric), r) for r in g.records]
@@ -81,9 +84,9 @@ def accuracy_vs_cost(groups: Sequence[Group], x_of: Callable[[RunRecord], Option
         xs_all += [p[0] for p in pts]
         if n_runs <= MAX_POINT_LABELS:
             many = len(g.records) > 1
-            labels += [(x, y, _group_label(g) + (f" s{r.seed}" if many else "")) for x, y, r in pts]
+            labels += [(x, y, names[id(g)] + (f" s{r.seed}" if many else "")) for x, y, r in pts]
         else:
-            labels.append((pts[0][0], pts[0][1], _group_label(g)))
+            labels.append((pts[0][0], pts[0][1], names[id(g)]))
     if not xs_all:
         plt.close(fig)
         return None
@@ -123,11 +126,12 @@ def popularity_levels(groups: Sequence[Group], path: str | os.PathLike, metrics=
     fig, axes = plt.subplots(len(metrics), len(backbones), figsize=(4.2 * len(backbones) + 1.5, 3.0 * len(metrics)),
                              squeeze=False, sharex=True, sharey="row")
     label_colors: Dict[str, tuple] = {}
+    names = _group_labels(groups)
     for col, backbone in enumerate(backbones):
         for row, metric in enumerate(metrics):
             ax = axes[row][col]
             for g in (g for g in groups if g.first.backbone == backbone):
-                label = _group_label(g)
+                label = names[id(g)]
                 color = label_colors.setdefault(label, COLORS[len(label_colors) % len(COLORS)])
                 levels = sorted(g.first.metrics["test"]["popularity_levels"], key=int)
                 means, stds = [], []

@@ -1,5 +1,5 @@
 """Benchmarks write under ``runs/bench/<name>/`` in the working directory by default: never into the
-installed package or the source checkout (``docs/scale_bench.json`` ... are refreshed only when named)."""
+installed package or the source checkout (``docs/results/scale_bench.json`` ... are refreshed only when named)."""
 from __future__ import annotations
 
 import argparse

@@ -63,7 +63,7 @@ def test_groups_and_table_values(runs, tmp_path):
     sasrec_id = [0.058, 0.06, 0.064]
     mean, std = statistics.fmean(sasrec_id) * 100, statistics.stdev(sasrec_id) * 100
     assert f"| SASRec" in md and f"{mean:.3f} ± {std:.3f}" in md
-    cva_line = next(line for line in md.splitlines() if "GRU4Rec" in line and "cva" in line)
+    cva_line = next(line for line in md.splitlines() if "GRU4Rec" in line and "CVA(M=4" in line)
     assert "6.000" in cva_line and "±" not in cva_line.split("|")[4]  # one seed: no std shown
     assert "211,008" in md and "Settings" not in md  # nothing but seed differs within backbone/encoder
 
