@@ -205,12 +205,15 @@ class LucidEncoder(ItemEncoder):
     def stage_options(cls, options: Mapping[str, Any], tokens: Sequence[str], history_id: bool) -> Dict[str, Any]:
         """The recipe's lucid options with the stage's kinds as ``tokens``: early ``replace`` puts the codes
         where the ID was (no ID token); ``history_id`` (FLUID Eq. 8, after a candidate-side phase-out) keeps
-        the histories' ID token while the candidates leave it out."""
+        the histories' ID token while the candidates leave it out; ``shared_tables`` is left out of a stage
+        without the room token (an ablation of it shares the stages before the room)."""
         tokens, options = list(tokens), dict(options)
         if options.get("fusion") == "early" and options.get("early") == "replace":
             tokens = [t for t in tokens if t != "id"]
         elif history_id and "id" not in tokens:
             tokens, options["candidate_id"] = ["id", *tokens], False
+        if "room" not in tokens:
+            options.pop("shared_tables", None)  # only the room token reads it: a stage before it is the same stage
         return {**options, "tokens": tokens}
 
     def warm_start(self, kind: str, source: str) -> None:

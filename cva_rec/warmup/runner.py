@@ -31,7 +31,6 @@ from cva_rec.warmup.stages import Stage, check_warmup
 
 log = logging.getLogger("cva_rec")
 
-ROOM_ONLY_OPTIONS = ("shared_tables",)  # lucid options that change nothing in a stage without the room token
 
 
 def stage_config(cfg: Mapping[str, Any], stage: Stage, out: Path, index: int) -> Dict[str, Any]:
@@ -136,20 +135,17 @@ def _check_reused_config(stage_dir: Path, expected: Mapping[str, Any], stage: St
     """The data, split, model, loss, evaluation, item side and this stage's training (seed, epochs, lr)
     must be the ones this chain would give the stage: a stage from another seed, budget or composition
     would silently mix two experiments. Warm-up keys enter through the stage's own config, except those
-    the stage reads directly (``Stage.reads``); item-side options that only the room token reads are
-    left out before it (an ablation of them reuses the stages before the room)."""
+    the stage reads directly (``Stage.reads``); item-side options that the stage's kinds do not read are
+    not in its config (the encoder's ``stage_options``: an ablation of them reuses the stages before)."""
+    from cva_rec.config.identity import differences, same_experiment
     from cva_rec.config.schema import load_config
-    from cva_rec.config.identity import config_identity, differences
 
     try:
         old = load_config(stage_dir / "config.yaml")
     except ConfigError as exc:
         raise ConfigError(f"warmup.reuse_run: {stage_dir / 'config.yaml'} cannot be read ({exc})") from None
-    ignore = ["train.resume", *(f"output.{k}" for k in expected["output"]),
-              *(f"warmup.{k}" for k in expected["warmup"] if k not in stage.reads)]
-    if "room" not in (stage.tokens or ()):
-        ignore += [f"item_encoder.{k}" for k in ROOM_ONLY_OPTIONS]
-    if config_identity(old, ignore) != config_identity(expected, ignore):
+    ignore = [f"warmup.{k}" for k in expected["warmup"] if k not in stage.reads]
+    if not same_experiment(old, expected, ignore):
         raise ConfigError(f"warmup.reuse_run: stage {stage.name} at {stage_dir} was trained with another config "
                           f"({'; '.join(differences(old, expected, ignore))}); reuse only the stages this chain "
                           "would train the same way")

@@ -121,6 +121,9 @@ def test_stage_options_through_the_protocol(tmp_path, ml100k_codes):
     assert LucidEncoder.stage_options({"name": "lucid"}, ("slice", "room"), True) == {
         "name": "lucid", "tokens": ["id", "slice", "room"], "candidate_id": False}
     assert LucidEncoder.stage_options({"name": "lucid"}, ("slice", "room"), False) == {"name": "lucid", "tokens": ["slice", "room"]}
+    # shared_tables is read by the room token only: the stages before it do not carry it
+    assert "shared_tables" not in LucidEncoder.stage_options({"name": "lucid", "shared_tables": True}, ("id", "slice"), False)
+    assert LucidEncoder.stage_options({"name": "lucid", "shared_tables": True}, ("slice", "room"), False)["shared_tables"]
     replace = {"name": "lucid", "fusion": "early", "early": "replace"}
     assert LucidEncoder.stage_options(replace, ("id", "slice"), True)["tokens"] == ["slice"]
     with pytest.raises(ConfigError, match="room tables from slice tables only"):
