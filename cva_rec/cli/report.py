@@ -28,6 +28,12 @@ def register(sub) -> None:
     p.add_argument("--out", help="output folder (default: RUNS_DIR/report); with --bench the page's path "
                    "(default: DIR/../results.md)")
     p.add_argument("--title", help="report title (default: 'Results')")
+    p.add_argument("--intervals", action="store_true",
+                   help="add the column 'delta NDCG@10 [95%% CI]': each setting minus the ID setting, per-user NDCG@10 "
+                   "averaged over seeds, with a paired bootstrap interval over users (the runs' per_user_test.npz); "
+                   "~0 marks an interval that includes 0")
+    p.add_argument("--paired-with", metavar="SETTING",
+                   help="pair with this setting instead of the ID one (its Encoder label, e.g. 'pooling'); implies --intervals")
     p.set_defaults(func=run)
 
 
@@ -49,8 +55,12 @@ def run(args) -> int:
         raise ConfigError("cva-rec report needs RUNS_DIR (or --bench DIR for the results page)")
     from cva_rec.report.build import build_report
 
-    rep = build_report(args.runs_dir, args.out, args.title)
+    rep = build_report(args.runs_dir, args.out, args.title, paired_with=args.paired_with, intervals=args.intervals)
     print(rep.markdown_table)
+    if args.intervals or args.paired_with:
+        from cva_rec.report.bootstrap import MARKER_NOTE
+
+        print(MARKER_NOTE)
     print(f"\n{len(rep.records)} runs, {len(rep.groups)} settings -> {rep.out_dir}/")
     for name in sorted(rep.files):
         print(f"  {name}")

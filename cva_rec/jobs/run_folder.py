@@ -57,13 +57,15 @@ from cva_rec.jobs.launch import (LAUNCH_VARIABLE, claim_token, is_primary_proces
 
 LOCK_FILE = ".lock"
 CONFIG_FILE = "config.yaml"
+#: every tested user's target and rank (cva_rec.training.per_user_file), written just before metrics.json
+PER_USER_FILE = "per_user_test.npz"
 #: what a run writes; removed (metrics first) when a run is overwritten. Other files are left alone.
-RUN_OUTPUTS = ("metrics.json", "checkpoints", "tb")
+RUN_OUTPUTS = ("metrics.json", PER_USER_FILE, "checkpoints", "tb")
 #: the files of a run inside its output folders (glob patterns): the only ones an overwrite removes there
 OWN_FILES = {"checkpoints": ("*.ckpt",), "tb": ("events.out.tfevents.*", "hparams.yaml")}
 #: files the folder's writer writes through cva_rec.io, by subfolder: their temporaries left by a killed
 #: writer are removed by the next one (it holds the lock, so no other writer's temporary is in flight)
-WRITTEN_FILES = {".": (CONFIG_FILE, "metrics.json", "seed.pt", "stages.json", "stages.md"), "checkpoints": ("*.ckpt",)}
+WRITTEN_FILES = {".": (CONFIG_FILE, "metrics.json", PER_USER_FILE, "seed.pt", "stages.json", "stages.md"), "checkpoints": ("*.ckpt",)}
 #: how long a non-zero rank waits for rank 0 of its launch to claim the folder
 LAUNCH_WAIT_SECONDS = 120.0
 

@@ -28,13 +28,21 @@ class Report:
     markdown_table: str = ""
 
 
-def build_report(runs_dir: str | os.PathLike, out_dir: Optional[str | os.PathLike] = None, title: Optional[str] = None) -> Report:
+def build_report(runs_dir: str | os.PathLike, out_dir: Optional[str | os.PathLike] = None, title: Optional[str] = None,
+                 paired_with: Optional[str] = None, intervals: bool = False) -> Report:
+    """``intervals`` (or a ``paired_with`` reference): add the paired bootstrap column over users
+    (:mod:`cva_rec.report.paired`)."""
     runs_dir = Path(runs_dir)
     out = Path(out_dir) if out_dir else runs_dir / "report"
     records = [r for r in scan_runs(runs_dir) if out not in r.run_dir.parents]
     groups = group_runs(records)
     rep = Report(out, records, groups)
-    rep.markdown_table = paper_table.to_markdown(groups)
+    extra = {}
+    if intervals or paired_with:
+        from cva_rec.report.paired import COLUMN, paired_cells
+
+        extra[COLUMN] = paired_cells(groups, paired_with)
+    rep.markdown_table = paper_table.to_markdown(groups, extra)
 
     atomic_write_text(out / "results.csv", paper_table.to_csv(groups))
     atomic_write_text(out / "runs.csv", paper_table.runs_csv(records))
@@ -62,6 +70,7 @@ def build_report(runs_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
         f"({', '.join(sorted({str(r.metrics.get('peak_memory_kind', '?')) for r in records}))}); "
         "# Param. = trainable parameters of the whole model (# Enc. param.: the item encoder's).", "",
         rep.markdown_table, "",
+        *([_interval_note(), ""] if extra else []),
         "Per-setting values with full precision: [results.csv](results.csv); one row per run: [runs.csv](runs.csv).", "",
     ]
     from cva_rec.report.lucid_table import lucid_markdown
@@ -83,3 +92,9 @@ def build_report(runs_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
     atomic_write_text(out / "results.md", "\n".join(lines))
     rep.files["results.md"] = out / "results.md"
     return rep
+
+
+def _interval_note() -> str:
+    from cva_rec.report.bootstrap import MARKER_NOTE
+
+    return MARKER_NOTE[0].upper() + MARKER_NOTE[1:] + "."

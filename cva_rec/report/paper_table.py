@@ -46,8 +46,9 @@ def _cell(mean: Optional[float], std: Optional[float], percent: bool, decimals: 
     return text if std is None else f"{text} ± {std * scale:.{decimals}f}"
 
 
-def markdown_rows(groups: Sequence[Group]) -> List[Dict[str, str]]:
-    """One dict per group, keyed by the Markdown headers."""
+def markdown_rows(groups: Sequence[Group], extra: Optional[Dict[str, Dict[int, str]]] = None) -> List[Dict[str, str]]:
+    """One dict per group, keyed by the Markdown headers; ``extra``: header -> {id(group): cell} columns
+    added at the end (a missing cell is ``-``)."""
     with_settings = any(g.settings for g in groups)
     rows = []
     for g in groups:
@@ -57,12 +58,14 @@ def markdown_rows(groups: Sequence[Group]) -> List[Dict[str, str]]:
         for _, header, get, percent, decimals in COLUMNS:
             row[header] = _cell(*g.mean_std(get), percent, decimals)
         row["Seeds"] = str(len(g.records))
+        for header, cells in (extra or {}).items():
+            row[header] = cells.get(id(g), "-")
         rows.append(row)
     return rows
 
 
-def to_markdown(groups: Sequence[Group]) -> str:
-    rows = markdown_rows(groups)
+def to_markdown(groups: Sequence[Group], extra: Optional[Dict[str, Dict[int, str]]] = None) -> str:
+    rows = markdown_rows(groups, extra)
     return markdown_table(rows, list(rows[0].keys())) if rows else "(no runs)"
 
 

@@ -1,8 +1,9 @@
 """One experiment: claim the run folder, build data and model, fit with Lightning, test the best, report.
 
 A run directory holds ``config.yaml`` (resolved), ``tb/`` (TensorBoard), ``checkpoints/``
-(``best.ckpt`` by ``eval.valid_metric``, ``last.ckpt`` for resuming) and ``metrics.json``
-(best validation, test with popularity levels and the inductive split, time, memory, size).
+(``best.ckpt`` by ``eval.valid_metric``, ``last.ckpt`` for resuming), ``per_user_test.npz`` (every
+test user's target and rank: :mod:`.per_user_file`) and ``metrics.json`` (best validation, test with
+popularity levels and the inductive split, time, memory, size).
 
 This module is the sequence; each step lives in its own module: the run folder
 (:mod:`cva_rec.jobs.run_folder`), content loading (:mod:`.content`), model building (:mod:`.build`),
@@ -29,6 +30,7 @@ from cva_rec.training.build import build_model, build_module
 from cva_rec.training.checkpoint_io import load_checkpoint_into
 from cva_rec.training.content import load_content
 from cva_rec.training.metrics_file import best_valid, write_metrics
+from cva_rec.training.per_user_file import PER_USER_FILE, write_per_user
 from cva_rec.training.probes import EpochTimer, count_parameters, peak_memory_bytes
 from cva_rec.training.run_identity import RunIdentity, dataset_fingerprint
 from cva_rec.training.stops import stop_report
@@ -135,6 +137,9 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
         "n_users": data.dataset.user_num - 1,
         "cva_rec_version": cva_rec.__version__,
         "config_id": claim.config_id,
+        "per_user": PER_USER_FILE if "test" in module.eval_rows else None,
     }
+    if trainer.is_global_zero and "test" in module.eval_rows:  # before metrics.json: a finished run has both
+        write_per_user(run_dir, cfg, data, module.eval_rows["test"], module.cold_items)
     write_metrics(trainer, run_dir, cfg, metrics)
     return metrics
