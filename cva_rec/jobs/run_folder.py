@@ -154,10 +154,15 @@ def run_folder_of(cfg: Mapping[str, Any], run_dir: Optional[str | os.PathLike] =
         return Path(run_dir)
     from cva_rec.config.schema import run_name
 
-    parent = Path(cfg["output"]["dir"])
-    path = parent / run_name(cfg)
+    return folder_inside(Path(cfg["output"]["dir"]), run_name(cfg))
+
+
+def folder_inside(parent: Path, name: str, what: str = "output.dir") -> Path:
+    """``parent/name``, refused when it resolves outside ``parent`` (a ``..`` or a symlink leading out)."""
+    path = parent / name
     if parent.resolve() not in path.resolve().parents:
-        raise RunFolderError(f"run folder {path} is outside output.dir {parent} (output.name must name a folder inside it)")
+        raise RunFolderError(f"run folder {path} is outside {what} {parent} (it resolves to {path.resolve()}; a run "
+                             "writes only inside it: output.name must name a folder inside it, not a link out)")
     return path
 
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from cva_rec.backbones import item_encoder_of
 from cva_rec.errors import ConfigError
 from cva_rec.io import atomic_write_json
-from cva_rec.jobs.run_folder import claim_run_folder
+from cva_rec.jobs.run_folder import claim_run_folder, folder_inside
 from cva_rec.training.run_identity import RunIdentity
 from cva_rec.warmup.seeds import SEED_FILE, id_parameter_keys, init_from_seed, load_seed, save_seed  # noqa: F401
 from cva_rec.warmup.stages import Stage, check_warmup
@@ -59,7 +59,7 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     from cva_rec.training.run import build_module, load_content, run_experiment
 
     scfg = stage_config(cfg, stage, out, index)
-    run_dir = out / scfg["output"]["name"]
+    run_dir = folder_inside(out, scfg["output"]["name"], "its warmup folder")  # a stage writes only inside it
     module = build_module(scfg, data, load_content(scfg, data))
     encoder = item_encoder_of(module.model)
     identity = RunIdentity(scfg, data)
@@ -85,7 +85,7 @@ def run_warmup(cfg: Mapping[str, Any], progress: bool = True) -> Dict[str, Any]:
     reuse = set(cfg["warmup"]["reuse_stages"] or [])
     # reused stages are checked before anything is claimed or written
     reused = {s.name: _reused_stage(cfg, s, i) for i, s in enumerate(stages) if s.name in reuse}
-    out = Path(cfg["output"]["dir"]) / (cfg["output"]["name"] or f"{cfg['dataset']['name']}-{cfg['model']['name']}-warmup")
+    out = folder_inside(Path(cfg["output"]["dir"]), cfg["output"]["name"] or f"{cfg['dataset']['name']}-{cfg['model']['name']}-warmup")
     # one writer per warmup folder; re-running resumes, so only the same config may (warmup.stages may
     # grow: each stage folder checks its own config)
     with claim_run_folder(out, cfg, resume=True, ignore=("warmup.stages",), elsewhere="another output.name",

@@ -486,3 +486,15 @@ def test_a_sweep_run_folder_linked_out_of_the_sweep_is_refused(tiny_data, tmp_pa
     result = run_sweep(load_grid(grid_file), out, printer=lambda line: None)
     assert [name for name, _ in result.failed] == ["s1"] and "leads out of" in result.failed[0][1]
     assert not any(elsewhere.iterdir())
+
+
+def test_a_warmup_folder_linked_out_of_output_dir_is_refused(cli, tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "w").symlink_to(elsewhere, target_is_directory=True)
+    (tmp_path / "codes.npz").write_bytes(b"")  # never read: the folder is refused first
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "ml100k" / "lucid_warmup.yaml"
+    cli("warmup", "--no-progress", "-c", str(recipe), "--set", f"item_encoder.codes_path={tmp_path / 'codes.npz'}",
+        "--set", f"output.dir={out}", "--set", "output.name=w").assert_one_line_error("is outside output.dir")
+    assert not any(elsewhere.iterdir())
