@@ -92,6 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    _STOPPING.clear()
     previous = signal.signal(signal.SIGTERM, _raise_stopped) if _main_thread() else None
     try:
         load_plugins(args.plugin)
@@ -123,8 +124,14 @@ def _main_thread() -> bool:
 
 def _raise_stopped(signum, frame):
     # SIGTERM (kill, SLURM, a CI timeout) ends the command like Ctrl+C does: through the code that reports
-    # and cleans up, instead of Python's default of dying on the spot (or Lightning's exit 0)
-    raise Stopped(signum)
+    # and cleans up, instead of Python's default of dying on the spot (or Lightning's exit 0). Once: a
+    # second SIGTERM (schedulers repeat it) must not interrupt that cleanup
+    if not _STOPPING:
+        _STOPPING.append(signum)
+        raise Stopped(signum)
+
+
+_STOPPING: List[int] = []
 
 
 def stop_line(args, argv: List[str], stop: Stopped) -> str:

@@ -31,3 +31,15 @@ def test_warmup_resumes_with_the_same_command():
 
 def test_a_command_without_resume_names_only_the_signal():
     assert line(["evaluate", "runs/x"], Stopped(signal.SIGTERM)) == "cva-rec evaluate: stopped by SIGTERM"
+
+
+def test_a_second_sigterm_does_not_interrupt_the_cleanup():
+    import pytest
+
+    from cva_rec.cli import main as cli_main
+
+    cli_main._STOPPING.clear()
+    with pytest.raises(Stopped):
+        cli_main._raise_stopped(signal.SIGTERM, None)
+    assert cli_main._raise_stopped(signal.SIGTERM, None) is None  # ignored while the first one unwinds
+    cli_main._STOPPING.clear()
