@@ -74,3 +74,12 @@ def test_compile_is_announced_with_its_time(capsys):
         if compiled:
             assert lines[0].startswith("train.fast: torch.compile compiles the backbone at its first train batch")
             assert lines[1].startswith("train.fast: first train batch (with compiling) took ")
+
+
+def test_plain_bar_answers_lightning_module_print():
+    from cva_rec.training.progress import PlainProgressBar
+
+    bar = PlainProgressBar()
+    assert bar.is_enabled and not bar.is_disabled
+    bar.disable()
+    assert not bar.is_enabled and bar.is_disabled

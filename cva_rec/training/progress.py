@@ -53,6 +53,14 @@ class PlainProgressBar(ProgressBar):
         self._enabled = True
 
     @property
+    def is_enabled(self) -> bool:  # LightningModule.print asks it
+        return self._enabled
+
+    @property
+    def is_disabled(self) -> bool:
+        return not self._enabled
+
+    @property
     def _on(self) -> bool:
         return self._enabled and self.trainer.is_global_zero
 
