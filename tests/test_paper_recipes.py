@@ -62,3 +62,15 @@ def test_table6_grid_builds_the_paper_parameter_counts(tmp_path):
         enc = build_encoder(runs[name].config["item_encoder"], 3, 384, content)
         ours = sum(p.numel() for p in enc.parameters() if p.requires_grad)
         assert abs(ours - count) / count <= 5e-4, (name, ours, count)
+
+
+def test_sasrec_paper_recipe_has_the_papers_ml1m_settings():
+    from cva_rec.config.schema import load_config
+
+    cfg = load_config(RECIPES / "ml1m" / "sasrec_paper.yaml")
+    m = cfg["model"]
+    assert (m["hidden_size"], m["n_layers"], m["n_heads"], m["hidden_dropout_prob"], m["attn_dropout_prob"]) == (50, 2, 1, 0.2, 0.2)
+    assert cfg["dataset"]["max_seq_length"] == 200 and cfg["loss"]["name"] == "microlens_inbatch"
+    assert (cfg["train"]["batch_size"], cfg["train"]["optimizer"], cfg["train"]["lr"]) == (32, "adam", 0.001)
+    assert cfg["train"]["early_stopping_patience"] == 5 and cfg["eval"]["valid_metric"] == "ndcg@10"
+    assert (cfg["eval"]["negatives"], cfg["eval"]["negatives_sampler"]) == (100, "uniform")

@@ -29,8 +29,8 @@ def build_module(cfg: Mapping[str, Any], data: SequentialData, content=None):
     loss = build_loss(cfg, data.item_popularity, data)
     if loss.encodes_all_items and cfg["item_encoder"]["name"] != "id":
         log.warning(
-            "loss full_softmax with content encoder %r encodes all %d items every training step; "
+            "loss %s with content encoder %r encodes all %d items every training step; "
             "inbatch_softmax or sampled_softmax encode only the batch's items",
-            cfg["item_encoder"]["name"], data.n_items,
+            cfg["loss"]["name"], cfg["item_encoder"]["name"], data.n_items,
         )
     return SeqRecModule(cfg, model, loss, data.item_popularity, seen_in_training=data.seen_in_training, cold_items=data.cold_items)

@@ -26,3 +26,12 @@ class Loss(nn.Module):
 
     def forward(self, model: nn.Module, interaction) -> torch.Tensor:
         raise NotImplementedError
+
+
+def negative_distribution(item_popularity: torch.Tensor, alpha: float):
+    """(q, log q) of sampled negatives: q(item) ∝ (count + 1) ** alpha, padding never drawn (alpha = 0:
+    uniform); +1 keeps unseen targets finite. log q of padding is 0 (never a candidate)."""
+    probs = (item_popularity.clamp(min=0) + 1.0).pow(alpha)
+    probs[0] = 0.0
+    probs = probs / probs.sum()
+    return probs, torch.where(probs > 0, probs.log(), torch.zeros_like(probs))

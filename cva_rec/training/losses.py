@@ -7,6 +7,8 @@
   rows), logQ-corrected by training popularity, with the user's input history masked.
 * ``microlens_inbatch``: the MicroLens benchmark's loss (batches of users, every window position
   trained, every item position of the batch a candidate): :mod:`cva_rec.training.microlens_loss`.
+* ``allpos_full_softmax`` / ``allpos_sampled_softmax``: full / sampled softmax on the same batches of
+  users, every window position trained: :mod:`cva_rec.training.allpos_loss`.
 * ``sampled_softmax``: the target plus ``num_negatives`` negatives shared across the batch, drawn
   with probability ∝ (count + 1) ** ``popularity_alpha`` and logQ-corrected by that same
   distribution (Jean et al. 2015; Yi et al. 2019).
@@ -22,8 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from cva_rec.backbones import item_encoder_of, seq_output
-from cva_rec.training import microlens_loss  # noqa: F401  (registers microlens_inbatch)
-from cva_rec.training.loss_base import LOSSES, Loss  # noqa: F401  (re-exported: plugins register here)
+from cva_rec.training import allpos_loss, microlens_loss  # noqa: F401  (register allpos_*, microlens_inbatch)
+from cva_rec.training.loss_base import LOSSES, Loss, negative_distribution  # noqa: F401  (re-exported: plugins register here)
 
 @LOSSES.register("full_softmax")
 class FullSoftmax(Loss):
@@ -74,13 +76,9 @@ class InBatchSoftmax(_CandidateSoftmax):
 class SampledSoftmax(_CandidateSoftmax):
     def __init__(self, cfg, item_popularity):
         super().__init__(cfg, item_popularity)
-        # q(item) ∝ (count + 1) ** alpha: the distribution negatives are drawn from, and the one logQ
-        # subtracts (alpha = 0: uniform, no correction in effect); +1 keeps unseen targets finite
-        probs = (item_popularity.clamp(min=0) + 1.0).pow(cfg["popularity_alpha"])
-        probs[0] = 0.0
-        probs = probs / probs.sum()
+        # the distribution negatives are drawn from is the one logQ subtracts (alpha = 0: uniform, no correction in effect)
+        probs, self.log_q = negative_distribution(item_popularity, cfg["popularity_alpha"])
         self.register_buffer("sample_probs", probs, persistent=False)
-        self.log_q = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
 
     def candidates(self, targets):
         negs = torch.multinomial(self.sample_probs, self.cfg["num_negatives"], replacement=True)

@@ -30,8 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cva_rec.backbones import item_encoder_of
-from cva_rec.errors import ConfigError
+from cva_rec.training.allpos_loss import window_states
 from cva_rec.training.loss_base import LOSSES, Loss
 
 
@@ -83,12 +82,7 @@ class MicroLensInBatch(Loss):
         return cls(cfg, data.item_popularity, torch.from_numpy(counts))
 
     def forward(self, model, windows):
-        encoder = item_encoder_of(model)
-        if not hasattr(model, "every_token") or encoder.tokens_per_item != 1:
-            raise ConfigError("loss microlens_inbatch needs a causal backbone (SASRec, GRU4Rec, NextItNet) "
-                              "and one token per item")
-        items = encoder.encode_items(windows)  # every item of the batch encoded once
-        user = model.every_token(model.item_embedding.history(windows[:, :-1], None, items))
+        encoder, items, user = window_states(model, windows, "microlens_inbatch")
         item_vecs = encoder.candidates(windows.reshape(-1), items)
         log_q = self.window_log_q if self.cfg["logq_correction"] else torch.zeros_like(self.window_log_q)
         return microlens_loss(user, windows, item_vecs, log_q)
