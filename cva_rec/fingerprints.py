@@ -13,6 +13,10 @@ remembered: its clock tick might still be shared by a later write of the same si
 ``{"sha256", "bytes", "files"}``: the sha256 of each file's relative name, size and digest,
 so two copies of an artifact in different places have the same fingerprint and any changed,
 added, removed or renamed file changes it.
+
+:func:`value_digest` hashes what a file *holds* (nested dicts / lists of arrays, tensors and plain
+values): single-file artifacts (semantic codes, a tokenizer) record it inside themselves when written
+and compare it when read, so an array edited and saved back with the rest is caught.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 from cva_rec.io import atomic_write_json, file_sha256
 
@@ -78,9 +82,10 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest
 
 
-def artifact_files(paths: Iterable[str | os.PathLike]) -> List[Tuple[str, Path]]:
-    """``(name, file)`` for every file of ``paths``: a file is named by its file name, a folder's files
-    by their path inside it (sorted; temporary and lock files left out)."""
+def artifact_files(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> List[Tuple[str, Path]]:
+    """``(name, file)`` for every file of ``paths``, sorted by name: a file is named by its path inside
+    ``root`` (default: its file name), a folder's files by their path inside it (temporary and lock
+    files left out)."""
     out: List[Tuple[str, Path]] = []
     for raw in paths:
         p = Path(raw)
@@ -88,23 +93,63 @@ def artifact_files(paths: Iterable[str | os.PathLike]) -> List[Tuple[str, Path]]
             files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.endswith(IGNORED_SUFFIXES))
             out += [(f.relative_to(p).as_posix(), f) for f in files]
         elif p.is_file():
-            out.append((p.name, p))
+            out.append((p.relative_to(root).as_posix() if root is not None else p.name, p))
         else:
             raise FileNotFoundError(f"{p} does not exist")
-    return out
+    return sorted(out, key=lambda item: (item[0], str(item[1])))
 
 
-def fingerprint_files(paths: Iterable[str | os.PathLike]) -> Dict[str, object]:
-    """One fingerprint of the files in ``paths`` (files or folders): ``{"sha256": hex, "bytes": total
-    size, "files": count}``. Equal for equal contents wherever they live; digests are cached."""
+def fingerprint_files(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> Dict[str, object]:
+    """One fingerprint of the files in ``paths`` (files or folders; files named relative to ``root`` when
+    given): ``{"sha256": hex, "bytes": total size, "files": count}``. Equal for equal contents wherever
+    they live; digests are cached."""
     h = hashlib.sha256()
     total = count = 0
-    for name, f in artifact_files(paths):
+    for name, f in artifact_files(paths, root):
         size = f.stat().st_size
         h.update(f"{name}\t{size}\t{file_digest(f)}\n".encode("utf-8", "surrogateescape"))
         total += size
         count += 1
     return {"sha256": h.hexdigest(), "bytes": total, "files": count}
+
+
+def value_digest(value: Any) -> str:
+    """sha256 (hex) of nested dicts (by sorted key), lists / tuples, numpy arrays and torch tensors (dtype,
+    shape and bytes) and plain JSON values: equal for equal contents, whatever container wrote them."""
+    h = hashlib.sha256()
+    _feed(h, value)
+    return h.hexdigest()
+
+
+def _feed(h, value: Any) -> None:
+    import numpy as np
+
+    if isinstance(value, dict):
+        h.update(b"{")
+        for key in sorted(value, key=str):
+            _feed(h, str(key))
+            _feed(h, value[key])
+        h.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for item in value:
+            _feed(h, item)
+        h.update(b"]")
+    elif hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+        import torch
+
+        t = value.detach().cpu().contiguous()
+        _feed(h, (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy())
+    elif isinstance(value, np.ndarray):
+        arr = np.ascontiguousarray(value)
+        if arr.dtype.kind == "U":  # strings: by their UTF-8 text, not numpy's fixed-width storage
+            _feed(h, arr.tolist())
+            return
+        h.update(f"array:{arr.dtype.str}:{list(arr.shape)}:".encode())
+        h.update(arr.tobytes())
+    else:
+        h.update(json.dumps(value.item() if hasattr(value, "item") else value, sort_keys=True).encode("utf-8"))
+        h.update(b";")
 
 
 def short(fingerprint: object, length: int = 12) -> str:

@@ -1,7 +1,9 @@
 """``merge-stores``: validate the shard stores of one extraction and join them into one store.
 
 Refused (one-line :class:`FeatureStoreError`, nothing written): a shard that is unfinished
-(only ``<shard>.partial`` exists), missing shard indices, the same index twice or item ids in
+(only ``<shard>.partial`` exists), a shard whose files differ from the content hashes in its
+``meta.json`` (a changed value; a reordered ``item_ids.json``, whose rows would land on other
+items: checked by :func:`~cva_rec.features.store.open_store`), missing shard indices, the same index twice or item ids in
 two shards (overlap), shards of different shard counts or extractions (any difference in
 ``meta.json`` besides the shard's own rows: encoder, sampler, config, source hashes...), and
 shards whose size is not their round-robin share of the listing.

@@ -31,6 +31,7 @@ BUILTIN = [
     "cva_rec.cli.report",
     "cva_rec.cli.train_retriever",
     "cva_rec.cli.retrieve",
+    "cva_rec.cli.hash_store",
 ]
 
 

@@ -6,7 +6,8 @@ Layout of a finished store directory::
     num_frames.npy   [n_items]                   int32, valid frames per item (the rest is zero padding)
     timestamps.npy   [n_items, max_frames]       float32, seconds (or segment positions); 0 on padding
     item_ids.json    original item tokens, in row order
-    meta.json        encoder, sampler, n_frames, dim, dtype, source hashes, created, cva_rec version, ...
+    meta.json        encoder, sampler, n_frames, dim, dtype, source hashes, created, cva_rec version,
+                     item_ids_sha256 and content_sha256 (the sha256 of every data file above), ...
 
 Writing goes to ``<path>.partial/`` and ``finalize()`` renames it to ``<path>`` in one
 ``os.rename``, so a reader never sees a half-written store. While the extraction runs,
@@ -18,6 +19,15 @@ rows were computed in the same run, the finished bytes equal an uninterrupted ru
 ``meta.json``'s ``created`` is fixed when the partial directory is first created and
 honours ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention), so two independent
 runs can be byte-identical too.
+
+Verified content: ``finalize()`` records the sha256 of every data file (``item_ids.json`` and
+the ``.npy`` arrays) in ``meta.json``'s ``content_sha256``; :func:`open_store` compares them (and
+the item ids with ``item_ids_sha256``) before anything reads a row, so a store with a value
+changed or rows reordered after it was written is refused, naming the file. A file's digest is
+remembered by size, mtime and inode (:mod:`cva_rec.fingerprints`), so a large store is read in
+full once, not at every run. Stores written before these hashes existed are opened with what
+they record (``item_ids_sha256``) and a warning; :func:`record_content_hashes` (``cva-rec
+hash-store``) adds the hashes of their files as they are.
 """
 from __future__ import annotations
 
@@ -25,6 +35,7 @@ import datetime as _dt
 import errno
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -34,9 +45,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from cva_rec.errors import FeatureStoreError
+from cva_rec.fingerprints import file_digest
 from cva_rec.io import (atomic_write_bytes, check_free_space, file_system_errors, load_numpy, make_temp_dir,
                         publish_dir)
-from cva_rec.io import file_sha256  # noqa: F401  (re-exported: source hashes in store metadata)
+from cva_rec.io import file_sha256  # also re-exported: source hashes in store metadata
 
 FORMAT_NAME = "cva_rec.feature_store"
 FORMAT_VERSION = 1
@@ -57,8 +69,13 @@ STORAGE_DTYPES: dict[str, np.dtype] = {
     "bfloat16": np.dtype(np.uint16),
 }
 # Keys the writer owns; user metadata may not override them (they describe the arrays).
-STRUCTURAL_KEYS = ("format", "format_version", "n_items", "max_frames", "n_frames", "dim", "dtype", "item_ids_sha256")
+STRUCTURAL_KEYS = ("format", "format_version", "n_items", "max_frames", "n_frames", "dim", "dtype", "item_ids_sha256",
+                   "content_sha256")
 _VALIDATE_CHUNK_BYTES = 64 << 20
+#: stores opened without content hashes (warned about once per process)
+_UNHASHED_WARNED: set[str] = set()
+_REBUILD = "rebuild the store (run the extraction that wrote it again) or restore the file from a copy"
+log = logging.getLogger(__name__)
 
 
 def partial_path(path: str | os.PathLike) -> Path:
@@ -69,6 +86,16 @@ def partial_path(path: str | os.PathLike) -> Path:
 
 def item_ids_sha256(item_ids: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(list(item_ids), ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def data_files(folder: Path) -> list[str]:
+    """The files whose bytes are the store's content: item ids and every array (token positions too)."""
+    return [ITEM_IDS_FILE, *sorted(f.name for f in folder.glob("*.npy"))]
+
+
+def content_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of each data file of the store (or partial store) in ``folder`` (meta.json's ``content_sha256``)."""
+    return {name: file_sha256(folder / name) for name in data_files(folder)}
 
 
 def float32_to_bfloat16_bits(x: np.ndarray) -> np.ndarray:
@@ -392,6 +419,7 @@ class FeatureStoreWriter:
                 f"{self.path}: {missing.size} of {self.n_items} rows not written yet "
                 f"(e.g. {[self.item_ids[i] for i in missing[:10]]}); cannot finalize"
             )
+        self.close()  # flushed: the content hashes read the final bytes
         meta = {
             "encoder": None,
             "sampler": None,
@@ -405,10 +433,10 @@ class FeatureStoreWriter:
             "dim": self.dim,
             "dtype": self.dtype,
             "item_ids_sha256": item_ids_sha256(self.item_ids),
+            "content_sha256": content_hashes(self.partial),
             "created": self._created,
             "cva_rec_version": self.metadata.get("cva_rec_version", _cva_rec_version()),
         }
-        self.close()
         atomic_write_bytes(self.partial / META_FILE, _json_bytes(meta))
         for name in (PROGRESS_FILE, PARAMS_FILE):
             (self.partial / name).unlink()
@@ -579,7 +607,56 @@ def open_store(path: str | os.PathLike, *, validate: bool | str = True, progress
         _scan_non_finite(p, arrays[FEATURES_FILE], dtype_name, progress)
         if not np.isfinite(arrays[TIMESTAMPS_FILE]).all():
             raise FeatureStoreError(f"{p / TIMESTAMPS_FILE}: contains NaN/Inf")
+    if validate:  # after the checks that say more precisely what is wrong (NaN rows, frame counts)
+        verify_content(p, meta, item_ids)
     return FeatureStore(p, item_ids, arrays[FEATURES_FILE], counts, arrays[TIMESTAMPS_FILE], meta)
+
+
+def verify_content(p: Path, meta: Mapping[str, Any], item_ids: Sequence[str]) -> None:
+    """The store's files hold what was written: item ids and data files match the hashes in meta.json."""
+    _verify_item_ids(p, meta, item_ids)
+    recorded = meta.get("content_sha256")
+    if not isinstance(recorded, dict) or not recorded:
+        if str(p) not in _UNHASHED_WARNED:
+            _UNHASHED_WARNED.add(str(p))
+            log.warning("%s was written without content hashes: its data files cannot be verified; "
+                        "`cva-rec hash-store %s` records them for the files as they are now", p, p)
+        return
+    for name in sorted(recorded):
+        f = p / name
+        if not f.is_file():
+            raise FeatureStoreError(f"{f}: missing, but {META_FILE} records its content hash; {_REBUILD}")
+        if file_digest(f) != recorded[name]:
+            raise FeatureStoreError(f"{f}: contents differ from the sha256 recorded in {META_FILE} when the store was "
+                                    f"written (changed or damaged since); {_REBUILD}")
+    unrecorded = sorted(set(data_files(p)) - set(recorded))
+    if unrecorded:
+        raise FeatureStoreError(f"{p / unrecorded[0]}: a data file the store was not written with "
+                                f"(not in content_sha256 of {META_FILE}); remove it or {_REBUILD}")
+
+
+def _verify_item_ids(p: Path, meta: Mapping[str, Any], item_ids: Sequence[str]) -> None:
+    recorded = meta.get("item_ids_sha256")
+    if recorded is not None and recorded != item_ids_sha256(item_ids):
+        raise FeatureStoreError(f"{p / ITEM_IDS_FILE}: the item ids are not those the store was written with "
+                                f"(item_ids_sha256 in {META_FILE}; reordered or edited: rows would be read as other "
+                                f"items' features); {_REBUILD}")
+
+
+def record_content_hashes(path: str | os.PathLike) -> dict[str, str]:
+    """Add ``item_ids_sha256`` and ``content_sha256`` to the ``meta.json`` of a store written without them,
+    vouching for its files as they are now (atomic replace of meta.json). Returns the content hashes."""
+    store = open_store(path, validate=False)
+    meta = dict(store.meta)
+    if meta.get("content_sha256"):
+        verify_content(store.path, meta, store.item_ids)
+        return meta["content_sha256"]
+    _verify_item_ids(store.path, meta, store.item_ids)  # what an older store records must still hold
+    meta["item_ids_sha256"] = item_ids_sha256(store.item_ids)
+    meta["content_sha256"] = content_hashes(store.path)
+    atomic_write_bytes(store.path / META_FILE, _json_bytes(meta))
+    _UNHASHED_WARNED.discard(str(store.path))
+    return meta["content_sha256"]
 
 
 def _scan_non_finite(p: Path, features: np.ndarray, dtype_name: str, progress: bool | None) -> None:

@@ -13,13 +13,17 @@ anything into a run folder:
    ``output.*``, ...: ``Key(identity=False)`` in :mod:`cva_rec.config.schema`), the rule of
    :mod:`cva_rec.config.identity` that sweeps, Optuna and ``report`` apply too. It is recomputed from
    the folder's ``config.yaml`` through the loader, so keys added to the schema later (with their
-   defaults) do not make an old folder look different. A folder holding a run is reused only to
-   resume the *same* config (``--set train.resume=true``; a resumed run may be given more epochs,
+   defaults) do not make an old folder look different. The input artifacts the run reads (feature
+   store, codes, a warm-up seed: :mod:`cva_rec.jobs.provenance`) are part of the identity by content:
+   the folder's ``artifacts.json`` records their fingerprints, and the same path holding other bytes
+   is another experiment (a folder written before fingerprints were recorded is compared by config
+   only). A folder holding a run is reused only to resume the *same* config on the same artifacts
+   (``--set train.resume=true``; a resumed run may be given more epochs,
    :data:`~cva_rec.config.identity.RESUME_MAY_CHANGE`) or when the caller asked to overwrite it.
 3. **Commit.** ``config.yaml`` is written by :meth:`RunClaim.commit_config`, called once every
    check (data, content, model) has passed, right before training. When overwriting, the old
-   ``metrics.json`` is removed first, then the old checkpoints and logs, then the new config is
-   written: whatever moment a run is killed at, the folder never shows a new config beside an
+   ``metrics.json`` is removed first, then the old checkpoints and logs, then ``artifacts.json`` and
+   the new config are written: whatever moment a run is killed at, the folder never shows a new config beside an
    old ``metrics.json`` (which ``sweep`` would take for a finished run). A run that fails before
    the commit removes what claiming created (the lock file, folders that did not exist).
 
@@ -48,7 +52,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from cva_rec.config.identity import RESUME_MAY_CHANGE, config_id, config_identity, differences  # noqa: F401 (re-exported)
 from cva_rec.errors import ConfigError, RunFolderError
@@ -65,7 +69,8 @@ RUN_OUTPUTS = ("metrics.json", PER_USER_FILE, "checkpoints", "tb")
 OWN_FILES = {"checkpoints": ("*.ckpt",), "tb": ("events.out.tfevents.*", "hparams.yaml")}
 #: files the folder's writer writes through cva_rec.io, by subfolder: their temporaries left by a killed
 #: writer are removed by the next one (it holds the lock, so no other writer's temporary is in flight)
-WRITTEN_FILES = {".": (CONFIG_FILE, "metrics.json", PER_USER_FILE, "seed.pt", "stages.json", "stages.md"), "checkpoints": ("*.ckpt",)}
+WRITTEN_FILES = {".": (CONFIG_FILE, "metrics.json", "artifacts.json", PER_USER_FILE, "seed.pt", "stages.json", "stages.md"),
+                 "checkpoints": ("*.ckpt",)}
 #: how long a non-zero rank waits for rank 0 of its launch to claim the folder
 LAUNCH_WAIT_SECONDS = 120.0
 
@@ -89,6 +94,8 @@ class RunClaim:
     resume_hint: Optional[str] = "--set train.resume=true continues it"
     #: a resume of a finished run with no more epochs to train: the caller leaves the folder as it is
     nothing_to_train: bool = False
+    #: fingerprints of the input artifacts (:func:`cva_rec.jobs.provenance.fingerprint_artifacts`)
+    artifacts: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     _fh: Any = field(default=None, repr=False)
     #: what claiming created (folders, the lock file): removed again when the run fails before
     #: commit_config, so a run that never started leaves no trace
@@ -107,7 +114,10 @@ class RunClaim:
             for name in RUN_OUTPUTS:
                 _remove_output(self.run_dir / name)
         from cva_rec.config.schema import dump_config
+        from cva_rec.io import atomic_write_json
+        from cva_rec.jobs.provenance import ARTIFACTS_FILE
 
+        atomic_write_json(self.run_dir / ARTIFACTS_FILE, self.artifacts, sort_keys=True)
         dump_config(self.cfg, self.run_dir / CONFIG_FILE)
         self._committed = True
 
@@ -117,7 +127,7 @@ class RunClaim:
         files belongs here."""
         from cva_rec.io import atomic_write_json
 
-        out = {**metrics, "config_id": self.config_id}
+        out = {**metrics, "config_id": self.config_id, "artifacts": self.artifacts}
         if self.primary:
             atomic_write_json(self.run_dir / "metrics.json", out)
         return out
@@ -169,18 +179,23 @@ def folder_inside(parent: Path, name: str, what: str = "output.dir") -> Path:
 def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, overwrite: bool = False,
                      resume: Optional[bool] = None, ignore: Iterable[str] = (),
                      elsewhere: str = "another output.name / --run-dir", replace_flag: Optional[str] = "--overwrite",
-                     job: str = "train", resume_hint: Optional[str] = "--set train.resume=true continues it") -> RunClaim:
+                     job: str = "train", resume_hint: Optional[str] = "--set train.resume=true continues it",
+                     inputs: Optional[Mapping[str, Any]] = None) -> RunClaim:
     """Lock ``run_dir`` and check that ``cfg`` may write it (see the module docstring).
 
     ``resume`` defaults to ``cfg['train']['resume']``; ``ignore``: more ``section.key`` left out of
     the identity (e.g. ``warmup.stages``: a warmup may be continued with more stages); ``elsewhere`` and
     ``replace_flag`` name the calling command's way out in its refusals; ``job`` names the schema the
-    folder's ``config.yaml`` is read back with, ``resume_hint`` the way to continue a finished run. Raises :class:`RunFolderError`
+    folder's ``config.yaml`` is read back with, ``resume_hint`` the way to continue a finished run; ``inputs``:
+    name -> path of artifacts the job reads besides those its config names (fingerprinted with them). Raises :class:`RunFolderError`
     (a folder in use, or holding another config / a run that would be lost) before anything is written.
     """
     run_dir = Path(run_dir)
     resume = bool(cfg["train"]["resume"]) if resume is None else resume
-    more = {"job": job, "resume_hint": resume_hint}
+    from cva_rec.jobs.provenance import config_artifacts, fingerprint_artifacts
+
+    more = {"job": job, "resume_hint": resume_hint,
+            "artifacts": fingerprint_artifacts({**config_artifacts(cfg, job), **(inputs or {})})}
     if not is_primary_process():
         claim = RunClaim(run_dir, cfg, resume, overwrite, tuple(ignore), elsewhere, replace_flag, primary=False, **more)
         _check_reuse(claim)  # the same checks as rank 0, on the same files: the same verdict
@@ -301,6 +316,11 @@ def _check_reuse(claim: RunClaim) -> None:
     ignore = (*claim.ignore, *RESUME_MAY_CHANGE) if claim.resume else claim.ignore
     same = old is not None and config_id(old, ignore) == config_id(cfg, ignore)
     what = "a finished run" if (run_dir / "metrics.json").exists() else "an unfinished run" if has_outputs else "the config of a run"
+    changed = _changed_artifacts(run_dir, claim) if same and has_outputs else []
+    if changed:
+        raise RunFolderError(f"run folder {run_dir} holds {what} of this config on other input files, another experiment "
+                             f"({'; '.join(changed)}); " + ("resume needs the same files; " if claim.resume else "")
+                             + f"choose {claim.elsewhere} or {replace}")
     if same:
         finished = (run_dir / "metrics.json").exists()
         if claim.resume and finished and claim.job == "train" and int(cfg["train"]["epochs"]) <= int(old["train"]["epochs"]):
@@ -315,6 +335,21 @@ def _check_reuse(claim: RunClaim) -> None:
     raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
                          + ("resume needs the same config; " if claim.resume and claim.resume_hint else "")
                          + f"choose {claim.elsewhere} or {replace}")
+
+
+def _changed_artifacts(run_dir: Path, claim: RunClaim) -> List[str]:
+    """The input artifacts whose content differs from the folder's run ([] when the folder records none)."""
+    from cva_rec.jobs.provenance import ARTIFACTS_FILE, changed_artifacts
+
+    try:
+        old = json.loads((run_dir / ARTIFACTS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []  # a folder from before fingerprints were recorded: the config alone says what it holds
+    except (OSError, ValueError) as exc:
+        return [f"its {ARTIFACTS_FILE} is unreadable ({type(exc).__name__})"]
+    if not isinstance(old, dict):
+        return [f"its {ARTIFACTS_FILE} is not a JSON object"]
+    return changed_artifacts(old, claim.artifacts)
 
 
 def _read_prior(path: Path, job: str = "train"):

@@ -4,6 +4,8 @@ Output folder (default ``<runs_dir>/report``): ``results.md`` (table + plots inl
 ``results.csv`` (one row per setting, mean/std over seeds), ``runs.csv`` (one row per run),
 ``accuracy_vs_time.png``, ``accuracy_vs_memory.png``, ``popularity_levels.png`` and, when any run
 has ``stages.json``, ``warmup_stages.png``; ``lucid.md`` when there are LUCID runs or warmup stages.
+``results.md`` has a section of the input artifacts (store, codes, seed) each setting read, by
+short content hash, when the runs recorded them.
 """
 from __future__ import annotations
 
@@ -73,7 +75,13 @@ def build_report(runs_dir: str | os.PathLike, out_dir: Optional[str | os.PathLik
         *([_interval_note(), ""] if extra else []),
         "Per-setting values with full precision: [results.csv](results.csv); one row per run: [runs.csv](runs.csv).", "",
     ]
+    from cva_rec.report.artifacts_table import artifacts_markdown
     from cva_rec.report.lucid_table import lucid_markdown
+
+    artifacts = artifacts_markdown(groups)
+    if artifacts:
+        lines += ["## Input artifacts", "", "The files each setting's runs read, by content (sha256 of their files, "
+                  "first 12 hex digits; full hashes in runs.csv and each run's metrics.json).", "", artifacts, ""]
 
     lucid = lucid_markdown(records, runs_dir)
     if lucid:

@@ -10,6 +10,7 @@ import csv
 import io
 from typing import Any, Dict, List, Optional, Sequence
 
+from cva_rec.report.artifacts_table import artifacts_cell
 from cva_rec.report.collect import TABLE_METRICS, Group, RunRecord, settings_label
 from cva_rec.report.table import markdown_table
 
@@ -94,11 +95,13 @@ def runs_csv(records: Sequence[RunRecord]) -> str:
     """One row per run (raw values), for people who want to aggregate differently."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "run_dir", "backbone", "encoder", "loss", "dataset", "seed", *(c[0] for c in COLUMNS), "epochs_trained"])
+    writer.writerow(["run", "run_dir", "backbone", "encoder", "loss", "dataset", "seed", *(c[0] for c in COLUMNS), "epochs_trained",
+                     "artifacts"])
     for r in records:
         vals = [get(r) for _, _, get, _, _ in COLUMNS]
         writer.writerow([
             r.name, str(r.run_dir), r.backbone, r.encoder_label, r.metrics.get("loss"), r.metrics.get("dataset"), r.seed,
             *("" if v is None else repr(v) if isinstance(v, float) else v for v in vals), r.metrics.get("epochs_trained", ""),
+            artifacts_cell(r),
         ])
     return buf.getvalue()

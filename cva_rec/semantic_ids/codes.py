@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
+from cva_rec.fingerprints import value_digest
 from cva_rec.io import atomic_write, load_numpy
 
 TIE_BREAKS = ("nearest_mean", "smallest")
@@ -139,6 +140,18 @@ class SliceRule:
         return torch.minimum(idx, (counts - 1).clamp_min(0))
 
 
+_CODE_ARRAYS = ("slice_codes", "slice_mask", "room_codes", "n_codes", "item_ids")
+
+
+def _verify_content(path: Path, z) -> None:
+    """The arrays are those the file was written with (codes files from before the hash: not checked)."""
+    if "content_sha256" not in z.files:
+        return
+    if value_digest({k: z[k] for k in _CODE_ARRAYS}) != str(z["content_sha256"]):
+        raise CheckpointError(f"{path}: its codes differ from the sha256 recorded in the file when `cva-rec tokenize` "
+                              "wrote it (changed since); run tokenize again or restore the file")
+
+
 # -- the container --------------------------------------------------------------------------
 @dataclass
 class SemanticCodes:
@@ -219,12 +232,14 @@ class SemanticCodes:
 
     # -- persistence (.npz, atomic) ---------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
+        """Atomic; the file records the sha256 of what it holds (``content_sha256``), checked by :meth:`load`."""
         path = Path(path)
+        arrays = {"slice_codes": self.slice_codes.numpy().astype(np.int32), "slice_mask": self.slice_mask.numpy(),
+                  "room_codes": self.room_codes.numpy().astype(np.int32), "n_codes": np.array(self.n_codes),
+                  "item_ids": np.array(list(self.item_ids), dtype=str)}
         atomic_write(path, lambda f: np.savez(
-            f, format=np.array("cva_rec.semantic_codes"), version=np.array(1),
-            slice_codes=self.slice_codes.numpy().astype(np.int32), slice_mask=self.slice_mask.numpy(),
-            room_codes=self.room_codes.numpy().astype(np.int32), n_codes=np.array(self.n_codes),
-            item_ids=np.array(list(self.item_ids), dtype=str)), mode="wb")
+            f, format=np.array("cva_rec.semantic_codes"), version=np.array(1), **arrays,
+            content_sha256=np.array(value_digest(arrays))), mode="wb")
         return path
 
     @classmethod
@@ -236,6 +251,7 @@ class SemanticCodes:
             with load_numpy(path, "semantic codes") as z:
                 if str(z["format"]) != "cva_rec.semantic_codes":
                     raise CheckpointError(f"{path}: not a semantic codes file")
+                _verify_content(path, z)
                 return cls(torch.from_numpy(z["slice_codes"].astype(np.int64)), torch.from_numpy(z["slice_mask"].astype(bool)),
                            torch.from_numpy(z["room_codes"].astype(np.int64)), int(z["n_codes"]), [str(t) for t in z["item_ids"]])
         except CheckpointError:

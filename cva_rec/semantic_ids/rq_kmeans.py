@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from cva_rec.errors import CheckpointError, ConfigError
+from cva_rec.fingerprints import value_digest
 from cva_rec.io import atomic_torch_save, load_torch_file
 from cva_rec.semantic_ids.pca import PcaProjection
 
@@ -309,8 +310,10 @@ class RQKMeans:
                 "pca": None if self.projection is None else self.projection.state()}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Atomic: written to a temporary file in the same folder, then ``os.replace``."""
-        return atomic_torch_save(self.state(), path)
+        """Atomic: written to a temporary file in the same folder, then ``os.replace``; the file records the
+        sha256 of what it holds (``content_sha256``), checked by :meth:`load`."""
+        state = self.state()
+        return atomic_torch_save({**state, "content_sha256": value_digest(state)}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "RQKMeans":
@@ -320,6 +323,10 @@ class RQKMeans:
             raise CheckpointError(f"{path}: not an RQ-KMeans tokenizer file (format {state.get('format') if isinstance(state, dict) else type(state).__name__!r})")
         if state.get("format_version") != FORMAT_VERSION:
             raise CheckpointError(f"{path}: RQ-KMeans format version {state.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+        recorded = state.get("content_sha256")  # tokenizers written before the hash: not checked
+        if recorded is not None and recorded != value_digest({k: v for k, v in state.items() if k != "content_sha256"}):
+            raise CheckpointError(f"{path}: its contents differ from the sha256 recorded in the file when it was written "
+                                  "(changed since); run `cva-rec tokenize` again or restore the file")
         try:
             cfg = state["config"]
             model = cls(**{k: cfg[k] for k in ("levels", "codes", "iters", "seed", "batch_size", "balanced", "backend", "tol", "init_sample")},

@@ -44,7 +44,8 @@ __all__ = ["run_experiment", "build_model", "build_module", "load_checkpoint_int
 
 def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enable_progress_bar: bool = True,
                    data: Optional[SequentialData] = None, prepare: Optional[Callable[[Any], None]] = None,
-                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None, overwrite: bool = False) -> Dict[str, Any]:
+                   callbacks: Sequence[Any] = (), test_on: str = "best", module=None, overwrite: bool = False,
+                   inputs: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """Fit on train, select the best epoch on validation, test it; returns ``metrics.json``.
 
     The run folder is claimed first (:mod:`cva_rec.jobs.run_folder`: one writer, one config; ``overwrite``
@@ -53,12 +54,14 @@ def run_experiment(cfg: Mapping[str, Any], run_dir: Optional[Path] = None, enabl
     when resuming from ``last.ckpt``, which already holds its weights), e.g. to initialise from
     the previous stage; ``callbacks`` are extra Lightning callbacks; ``test_on="last"`` tests the
     final weights instead of the best validation epoch. ``module`` may be pre-built; after the
-    call it holds the tested weights.
+    call it holds the tested weights. ``inputs``: name -> path of files read besides those the config
+    names (e.g. the seed ``prepare`` loads), fingerprinted with them (:mod:`cva_rec.jobs.provenance`).
     """
     quiet_lightning()
     # a requeued SLURM job runs the same command again: it continues its run instead of being refused
     resume = True if requeued_by_slurm() else None
-    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite, resume=resume) as claim:
+    with claim_run_folder(run_folder_of(cfg, run_dir), cfg, overwrite=overwrite, resume=resume,
+                          inputs=inputs) as claim:
         if claim.nothing_to_train:
             return _finished_run(claim, data, test_on, module)
         return _run_claimed(claim, enable_progress_bar, data, prepare, callbacks, test_on, module)
@@ -138,6 +141,7 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
         "cva_rec_version": cva_rec.__version__,
         "config_id": claim.config_id,
         "per_user": PER_USER_FILE if "test" in module.eval_rows else None,
+        "artifacts": claim.artifacts,  # the input files by content: which bytes this row was computed from
     }
     if trainer.is_global_zero and "test" in module.eval_rows:  # before metrics.json: a finished run has both
         write_per_user(run_dir, cfg, data, module.eval_rows["test"], module.cold_items)

@@ -64,7 +64,8 @@ def run_stage(cfg, stage: Stage, index: int, out: Path, prev_seed: Optional[Path
     encoder = item_encoder_of(module.model)
     identity = RunIdentity(scfg, data)
     metrics = run_experiment(scfg, run_dir, progress, data=data, prepare=_prepare(stage, cfg, prev_seed, identity.dataset),
-                             callbacks=stage.callbacks(cfg, encoder, module.model), test_on=stage.test_on, module=module)
+                             callbacks=stage.callbacks(cfg, encoder, module.model), test_on=stage.test_on, module=module,
+                             inputs={"warmup.seed": prev_seed} if prev_seed is not None else None)
     added = stage.after_fit(cfg, encoder, module)
     metrics["stage"] = stage.name
     metrics["stage_what"] = stage.what

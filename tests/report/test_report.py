@@ -112,3 +112,26 @@ def test_cli_report(runs, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "12 runs, 6 settings" in out and "results.md" in out
     assert (tmp_path / "r" / "results.md").read_text().startswith("# ml-100k grid (ml-100k)")
+
+
+def test_report_shows_the_input_artifacts_by_short_hash(tmp_path):
+    root = tmp_path / "runs"
+    store = {"path": "stores/a", "sha256": "ab" * 32, "bytes": 3 * 2**20, "files": 5}
+    for seed, codes_hash in ((1, "c1" * 32), (2, "c1" * 32), (3, "d2" * 32)):
+        run = write_run(root, f"cva-s{seed}", "SASRec", "cva", seed, 0.05)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["artifacts"] = {"content.store": store,
+                                "item_encoder.codes_path": {"path": "codes.npz", "sha256": codes_hash, "bytes": 10, "files": 1}}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    write_run(root, "id-s1", "SASRec", "id", 1, 0.04)  # a run from before artifacts were recorded
+    rep = build_report(root, tmp_path / "out")
+    md = (tmp_path / "out" / "results.md").read_text()
+    section = md.split("## Input artifacts", 1)[1]
+    assert "| content.store " in section and "abababababab " in section and "3.0 MiB" in section
+    assert "cva-s1 cva-s2 cva-s3" in section  # one line: every seed read the same store
+    # the third seed read other codes: one line per content, marked
+    assert "c1c1c1c1c1c1 (differs between seeds)" in section and "d2d2d2d2d2d2 (differs between seeds)" in section
+    per_run = {r["run"]: r for r in csv.DictReader(io.StringIO((tmp_path / "out" / "runs.csv").read_text()))}
+    assert per_run["cva-s3"]["artifacts"] == f"content.store={'ab' * 32} item_encoder.codes_path={'d2' * 32}"
+    assert per_run["id-s1"]["artifacts"] == ""
+    assert len(rep.records) == 4

@@ -35,3 +35,28 @@ def test_a_retriever_folder_of_another_config_is_refused(tmp_path):
     assert (run / "config.yaml").read_text() == before
     with claim_retriever_folder(run, cfg):  # the same config may start again (it never finished)
         pass
+
+
+def test_a_retriever_records_the_reranker_run_it_reads_by_content(tmp_path):
+    """``retriever.reranker`` is fingerprinted by the files read from it (config.yaml, best.ckpt): a reranker
+    retrained in place makes the retriever folder another experiment."""
+    import hashlib
+
+    reranker = tmp_path / "sasrec"
+    (reranker / "checkpoints").mkdir(parents=True)
+    (reranker / "config.yaml").write_text("model: {name: SASRec}\n")
+    (reranker / "checkpoints" / "best.ckpt").write_bytes(b"weights one")
+    (reranker / "metrics.json").write_text("{}")  # not read by the retriever: not part of its fingerprint
+    cfg = load_retriever_recipe(RECIPE, ["retriever.context=reranker", f"retriever.reranker={reranker}"])
+    run = tmp_path / "ctx"
+    with claim_retriever_folder(run, cfg) as claim:
+        fp = claim.artifacts["retriever.reranker"]
+        claim.commit_config()
+        (run / "metrics.json").write_text("{}")  # as if it had finished
+    lines = "".join(f"{name}\t{len(data)}\t{hashlib.sha256(data).hexdigest()}\n" for name, data in
+                    (("checkpoints/best.ckpt", b"weights one"), ("config.yaml", b"model: {name: SASRec}\n")))
+    assert fp["path"] == str(reranker) and fp["files"] == 2 and fp["sha256"] == hashlib.sha256(lines.encode()).hexdigest()
+    (reranker / "checkpoints" / "best.ckpt").write_bytes(b"weights two")  # retrained in place
+    with pytest.raises(RunFolderError, match=r"of this config on other input files, another experiment "
+                                             r"\(retriever.reranker sha256 " + fp["sha256"][:12]):
+        claim_retriever_folder(run, cfg)

@@ -85,3 +85,18 @@ def test_tokenize_output_is_a_claimed_run_folder(tmp_path, vectors, capsys):
     assert main([*args, "--levels", "3", "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["levels"] == 3
     assert load_config(out / "config.yaml", job="tokenize")["tokenize"]["levels"] == 3
+
+
+def test_tokenize_records_its_source_by_content_and_refuses_other_bytes(tmp_path, vectors, capsys):
+    import hashlib
+
+    out = tmp_path / "codes"
+    args = ["tokenize", str(vectors), "--out", str(out), "--levels", "2", "--codes", "4", "--iters", "3"]
+    assert main(args) == 0
+    source = json.loads((out / "metrics.json").read_text())["artifacts"]["tokenize.source"]
+    data = vectors.read_bytes()  # independent: the documented formula over the one file
+    assert source["sha256"] == hashlib.sha256(f"v.npy\t{len(data)}\t{hashlib.sha256(data).hexdigest()}\n".encode()).hexdigest()
+    np.save(vectors, np.random.default_rng(1).standard_normal((60, 8)).astype(np.float32))  # other vectors, same path
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "of this config on other input files, another experiment (tokenize.source sha256 " in _one_line_error(capsys)
