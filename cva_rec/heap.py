@@ -1,4 +1,9 @@
-"""Give freed C heap back to the OS between phases (glibc only): after the data build, before evaluation.
+"""Host memory: give freed C heap back to the OS between phases (glibc only), and what is available.
+
+:func:`available_memory` is what the memory checks of the settings compare their estimates with
+(``cva_rec.data.rules``, ``cva_rec.training.memory_budget``).
+
+Freed heap is given back after the data build and before evaluation.
 
 PyTorch's CPU tensors come from the C allocator. A training step frees its activations
 (hundreds of MB at batch 512 x length 50) but glibc keeps the freed chunks in its heap, and
@@ -37,3 +42,37 @@ def release_free_heap() -> bool:
         return False
     fn(0)
     return True
+
+
+def available_memory() -> Optional[int]:
+    """Bytes of host memory a new allocation can get: ``MemAvailable``, capped by the cgroup's limit
+    (a container's ``memory.max`` minus its use); None where neither is known (not Linux)."""
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError):
+        pass
+    try:  # cgroup v2
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current", encoding="ascii") as fh:
+                found.append(max(int(limit) - int(fh.read().strip()), 0))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def memory_refusal(needed: int, what: str, setting: str, value, fits, available: Optional[int] = None) -> Optional[str]:
+    """The one line refusing ``setting=value`` when ``needed`` bytes (for ``what``) exceed the available
+    memory, with ``fits`` (a value of the setting that fits, or a sentence); None when it fits or nothing is known."""
+    available = available_memory() if available is None else available
+    if available is None or needed <= available:
+        return None
+    suggestion = f"{setting}={fits} fits" if not isinstance(fits, str) else fits
+    return (f"{setting}={value} needs about {needed / 2**30:,.1f} GiB for {what}, but {available / 2**30:,.1f} GiB of memory "
+            f"are available: {suggestion}")

@@ -379,6 +379,51 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
 
 
+def _declared_bytes(fh) -> tuple[int, int]:
+    """(bytes the array declares, header length) of the ``.npy`` stream ``fh`` positioned at its start."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(fh)
+    read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, _, dtype = read_header(fh)
+    return int(np.prod(shape, dtype=object)) * dtype.itemsize, fh.tell()
+
+
+def _check_declared_sizes(path: Path, what: str, error: type[CvaRecError]) -> None:
+    """Before numpy allocates: each array's declared size fits the bytes its file (or zip member) holds,
+    and an ``.npz``'s members, decompressed, fit the available memory (a small archive can expand a
+    thousandfold)."""
+    import zipfile
+
+    from cva_rec.heap import available_memory
+
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"PK\x03\x04"):  # .npz
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if m.filename.endswith(".npy")]
+            expanded = sum(m.file_size for m in members)
+            available = available_memory()
+            if available is not None and expanded > available:
+                raise error(f"{path}: {what} expands to {expanded / 2**30:,.1f} GiB when decompressed, but "
+                            f"{available / 2**30:,.1f} GiB of memory are available; refused to load it")
+            for m in members:
+                with archive.open(m) as fh:
+                    declared, header = _declared_bytes(fh)
+                if declared > m.file_size - header:
+                    raise error(f"{path}: {what} member {m.filename} declares {declared:,} bytes but holds "
+                                f"{max(m.file_size - header, 0):,}; refused to load it")
+        return
+    if magic != b"\x93NUMPY":
+        return  # numpy's own error names what it is
+    with open(path, "rb") as fh:
+        declared, header = _declared_bytes(fh)
+    if declared > path.stat().st_size - header:
+        raise error(f"{path}: {what} declares {declared:,} bytes but the file holds {path.stat().st_size - header:,} "
+                    f"(truncated or damaged); refused to load it")
+
+
 def load_numpy(path: str | os.PathLike, what: str, *, mmap_mode: str | None = None,
                error: type[CvaRecError] = CheckpointError):
     """``numpy.load(allow_pickle=False)``: a ``.npy`` array (optionally memory-mapped) or an ``.npz`` archive.
@@ -392,7 +437,11 @@ def load_numpy(path: str | os.PathLike, what: str, *, mmap_mode: str | None = No
     if not path.is_file():
         raise error(f"{what} not found: {path}")
     try:
+        if mmap_mode is None:  # a memory map allocates nothing; a read allocates what the headers declare
+            _check_declared_sizes(path, what, error)
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except CvaRecError:
+        raise
     except OSError as exc:
         if exc.errno in FILE_SYSTEM_ERRNOS:
             raise file_system_error(exc, path, "reading") from None

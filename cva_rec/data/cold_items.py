@@ -87,6 +87,27 @@ def held_out_report(users: np.ndarray, items: np.ndarray, cold: np.ndarray, keep
     }
 
 
+#: fewer users than this left after the hold-out: nothing to train, validate and test on (RecBole's sampler
+#: then fails on an empty training set)
+MIN_USERS_LEFT = 3
+_FRACTIONS_TRIED = (0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
+
+
+def check_enough_left(users, items, keep, tokens, fraction: float, seed: int, min_user: int) -> None:
+    """One DataError line naming ``dataset.cold_items`` and a fraction that leaves enough users."""
+    left = len(np.unique(np.asarray(users)[keep]))
+    if left >= MIN_USERS_LEFT:
+        return
+
+    def users_left(f: float) -> int:
+        return len(np.unique(users[rows_to_keep(users, items, choose_cold_items(tokens, f, seed), min_user)]))
+
+    fits = next((f for f in _FRACTIONS_TRIED if f < fraction and users_left(f) >= MIN_USERS_LEFT), None)
+    hint = f"dataset.cold_items={fits} leaves enough" if fits is not None else "no fraction from 0.01 up leaves enough; use 0"
+    raise DataError(f"dataset.cold_items={fraction} leaves {left} users with >= {max(min_user, 3)} interactions once the "
+                    f"held-out items are removed: too few to train and evaluate ({hint})")
+
+
 def _sequential_dataset_class():
     import torch
     from recbole.data.dataset import SequentialDataset
@@ -111,6 +132,7 @@ def _sequential_dataset_class():
             users = self.inter_feat[self.uid_field].numpy()
             items = self.inter_feat[self.iid_field].numpy()
             keep = rows_to_keep(users, items, cold, self.cold_min_user)
+            check_enough_left(users, items, keep, tokens, self.cold_fraction, self.cold_seed, self.cold_min_user)
             self.cold_report = held_out_report(users, items, cold, keep)
             log.info("dataset.cold_items=%s (seed %d): %s", self.cold_fraction, self.cold_seed, self.cold_report)
             self.inter_feat = self.inter_feat[torch.from_numpy(np.flatnonzero(keep))]

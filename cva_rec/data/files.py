@@ -75,6 +75,40 @@ def check_utf8(path: str | os.PathLike, kind: str, chunk: int = 16 << 20) -> Non
             lines_before += block.count(b"\n")
 
 
+#: an interaction row is a user, an item, a time and a few more columns: far below this. pandas' C
+#: parser sizes its buffers by the longest line (a 200 MB line asked for 1.2 TiB)
+MAX_LINE_BYTES = 1 << 20
+
+
+def check_line_lengths(path: str | os.PathLike, kind: str, limit: int = MAX_LINE_BYTES, chunk: int = 16 << 20) -> None:
+    """Every line of ``path`` is at most ``limit`` bytes (streamed, constant memory), else one DataError line."""
+    import numpy as np
+
+    path = Path(path)
+    pos = line_start = 0
+    line_no = 1
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                break
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + pos
+            if len(ends):
+                starts = np.concatenate([[line_start], ends[:-1] + 1])
+                over = np.flatnonzero(ends - starts > limit)
+                if len(over):
+                    raise DataError(_long_line(path, kind, line_no + int(over[0]), int(ends[over[0]] - starts[over[0]]), limit))
+                line_start, line_no = int(ends[-1]) + 1, line_no + len(ends)
+            pos += len(block)
+            if pos - line_start > limit:
+                raise DataError(_long_line(path, kind, line_no, pos - line_start, limit, at_least=True))
+
+
+def _long_line(path: Path, kind: str, line: int, size: int, limit: int, at_least: bool = False) -> str:
+    return (f"{kind} {path}: line {line} is {'at least ' if at_least else ''}{size:,} bytes long; rows of an atomic file "
+            f"are at most {limit:,} bytes (a missing newline, or not an interaction file?)")
+
+
 def check_inter_file(path: str | os.PathLike, user_field: str, item_field: str, time_field: str) -> int:
     """Check the columns RecBole will load from an ``.inter`` file; returns the number of interactions."""
     import numpy as np
@@ -82,6 +116,7 @@ def check_inter_file(path: str | os.PathLike, user_field: str, item_field: str, 
 
     path = Path(path)
     columns = dict(read_header(path, "interaction file"))
+    check_line_lengths(path, "interaction file")
     check_utf8(path, "interaction file")
     for key, field in (("dataset.user_field", user_field), ("dataset.item_field", item_field), ("dataset.time_field", time_field)):
         if field not in columns:

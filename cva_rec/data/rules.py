@@ -81,6 +81,7 @@ class ProtocolRows:
         super()._normalize()
 
     def data_augmentation(self):
+        self._check_windows_fit()
         if self.truncate_to:
             import torch
 
@@ -89,6 +90,21 @@ class ProtocolRows:
             keep = last_n_per_user(self.inter_feat[self.uid_field].numpy(), int(self.truncate_to))
             self.inter_feat = self.inter_feat[torch.from_numpy(np.flatnonzero(keep))]
         super().data_augmentation()
+
+
+    def _check_windows_fit(self):
+        """RecBole's augmentation allocates [rows, max_seq_length] per list field at once: sized first."""
+        from cva_rec.data.memory_budget import check_recbole_windows
+
+        users = self.inter_feat[self.uid_field].numpy()
+        counts = np.bincount(users)
+        counts = counts[counts > 0]
+        rows = int(len(users) - len(counts))
+        length = int(self.config["MAX_ITEM_LIST_LENGTH"])
+        if self.truncate_to:
+            rows = int(np.minimum(counts, int(self.truncate_to)).sum() - len(counts))
+        cell = sum(self.inter_feat[f].element_size() for f in self.inter_feat.columns if f != self.uid_field)
+        check_recbole_windows(rows, length, cell, int(counts.max(initial=1)) - 1)
 
 
 def create_dataset(config, dataset_cfg: Mapping[str, Any]):

@@ -99,9 +99,11 @@ def load_trained_module(cfg, ckpt: Path):
     from cva_rec.training.build import build_module
     from cva_rec.training.checkpoint_io import load_checkpoint_into
     from cva_rec.training.content import load_content
+    from cva_rec.training.memory_budget import check_memory
     from cva_rec.training.run_identity import dataset_fingerprint
 
     data = build_data(cfg)
+    check_memory(cfg, data, training=False)  # the evaluation batch (eval.batch_size may be --set here)
     module = build_module(cfg, data, load_content(cfg, data))
     load_checkpoint_into(module, ckpt, dataset=dataset_fingerprint(data))
     return data, module

@@ -27,6 +27,7 @@ from cva_rec.data.dataset import SequentialData, build_data
 from cva_rec.errors import RunFolderError
 from cva_rec.jobs.run_folder import RunClaim, claim_run_folder, run_folder_of
 from cva_rec.training.build import build_model, build_module
+from cva_rec.training.memory_budget import check_memory
 from cva_rec.training.checkpoint_io import load_checkpoint_into
 from cva_rec.training.content import load_content
 from cva_rec.training.metrics_file import best_valid, write_metrics
@@ -91,6 +92,7 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     cfg, run_dir = claim.cfg, claim.run_dir
     t_start = time.perf_counter()
     data = data or build_data(cfg)
+    check_memory(cfg, data)  # before any weight or batch is allocated
     content = load_content(cfg, data)
     module = module if module is not None else build_module(cfg, data, content)
     timer = EpochTimer()

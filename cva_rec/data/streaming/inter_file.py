@@ -14,7 +14,7 @@ from typing import Dict, List
 import numpy as np
 import pandas as pd
 
-from cva_rec.data.files import check_exact_times
+from cva_rec.data.files import check_exact_times, check_line_lengths
 from cva_rec.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 1_000_000
@@ -70,6 +70,7 @@ def header_columns(path: Path, sep: str, fields: List[str]) -> List[str]:
 
 def read_inter(path: Path, user_field: str, item_field: str, time_field: str, sep: str = "\t",
                chunk_rows: int = DEFAULT_CHUNK_ROWS) -> RawLog:
+    check_line_lengths(path, "interaction file")  # before any line is read whole (the header's readline too)
     cols = header_columns(path, sep, [user_field, item_field, time_field])
     ucol, icol, tcol = cols
     users, items = _Interner(), _Interner()
