@@ -191,6 +191,19 @@ def _garble(rng: random.Random, text: str) -> str:
     return "".join(chars)
 
 
+def _make_ambiguous(rng: random.Random, text: str):
+    """One time in five: the text with its first top-level key repeated, or an alias bomb appended (None otherwise)."""
+    import re
+
+    if rng.random() >= 0.2:
+        return None
+    first = re.search(r"^([A-Za-z_]+):", text, re.M)
+    if first and rng.random() < 0.5:
+        return text.rstrip("\n") + f"\n{first.group(1)}: null\n"
+    return text.rstrip("\n") + "\nx0: &x0 [" + ", ".join(["a"] * 10) + "]\n" + "".join(
+        f"x{k}: &x{k} [" + ", ".join([f"*x{k - 1}"] * 10) + "]\n" for k in range(1, 7))
+
+
 def test_fuzzed_recipes_never_escape_as_tracebacks(tmp_path):
     rng = random.Random(20261123)
     sources = [p for p in sorted((REPO / "recipes").rglob("*.yaml")) if "grid" not in p.name and "retriever" not in p.name]
@@ -204,6 +217,8 @@ def test_fuzzed_recipes_never_escape_as_tracebacks(tmp_path):
             text = yaml.safe_dump(_mutate(rng, yaml.safe_load(original) or {}), sort_keys=False)
         else:
             text = _garble(rng, original)
+        ambiguous = _make_ambiguous(random.Random(case), text)  # a second stream: the cases above stay as they were
+        text = ambiguous or text
         path.write_text(text)
         try:
             cfg = load_config(path)
@@ -213,6 +228,7 @@ def test_fuzzed_recipes_never_escape_as_tracebacks(tmp_path):
             continue
         except Exception as exc:  # noqa: BLE001 - the point of the test
             raise AssertionError(f"case {case} ({src.name}) escaped as {type(exc).__name__}: {exc}\n{text}") from exc
+        assert not ambiguous, f"case {case}: a repeated key or an alias bomb was accepted\n{text}"
         validate(copy.deepcopy(cfg))  # a loaded config stays valid when checked again
         loaded += 1
     assert loaded > 20 and refused > 100  # the mutations exercise both sides
