@@ -16,6 +16,7 @@ from cva_rec.config.schema import SCHEMA, load_config, validate
 from cva_rec.errors import ConfigError
 from tests.conftest import REPO
 from tests.robustness.conftest import folder_hash
+from tests.robustness.test_recipes_unambiguous import AMBIGUOUS_RECIPES
 
 # (--set overrides, fragment of the one-line error)
 BAD_OVERRIDES = [
@@ -108,6 +109,7 @@ BAD_RECIPES = [
     ("base: [a.yaml]\n", "base must be a recipe path"),
     ("base: missing.yaml\n", "config file not found"),
     ("loss: {name: full_softmax, temperature: 2}\n", "loss.temperature=2.0 is ignored by loss 'full_softmax'"),
+    *AMBIGUOUS_RECIPES,  # repeated keys, alias bombs
 ]
 
 
