@@ -76,7 +76,23 @@ def test_quantized_dropout_is_bernoulli(p):
     assert drop(x) is x
 
 
-def test_fast_variants_precision_and_compiled_forward(tmp_path):
+def test_compile_cache_folder(tmp_path, monkeypatch):
+    """Inductor's cache goes to ~/.cache/cva_rec/inductor (XDG_CACHE_HOME honoured) unless the user chose one."""
+    from cva_rec.backbones.fast_path import use_compile_cache
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert use_compile_cache() == tmp_path / "mine"
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert use_compile_cache() == tmp_path / "xdg" / "cva_rec" / "inductor"
+    import os
+
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "xdg" / "cva_rec" / "inductor")
+
+
+def test_fast_variants_precision_and_compiled_forward(tmp_path, monkeypatch):
+    from torch._dynamo.utils import counters
+
     from cva_rec.backbones import TokenGRU4Rec, TokenNARM, TokenNextItNet, fast_variant
 
     assert fast_variant(TokenSASRec) is FastSASRec and fast_variant(TokenGRU4Rec) is FastGRU4Rec
@@ -88,20 +104,32 @@ def test_fast_variants_precision_and_compiled_forward(tmp_path):
     # torch.compile: the compiled forward gives the eager forward's outputs (NextItNet: the quickest to compile)
     from cva_rec.data.dataset import build_data
 
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # an empty compile cache of this test's own
+    cache = tmp_path / "xdg" / "cva_rec" / "inductor"
     models, data = {}, None
-    for compiled in (False, True):
+    for key, compiled in (("eager", False), ("compiled", True), ("second run", True)):
         cfg = load_config(None, small_overrides(tmp_path, "model.name=NextItNet", "dataset.engine=streaming", "train.fast=true",
                                                 f"train.compile={str(compiled).lower()}"))
         data = data or build_data(cfg)  # NextItNet's own RecBole config
         torch.manual_seed(0)
-        models[compiled] = build_backbone(cfg, data.config, data.train._dataset).eval()
-    assert models[True]._compiled_forward is not None and models[False]._compiled_forward is None
-    assert models[True].compiled and not models[False].compiled  # what the progress's CompileTimer reads
+        models[key] = build_backbone(cfg, data.config, data.train._dataset).eval()
+    assert models["compiled"]._compiled_forward is not None and models["eager"]._compiled_forward is None
+    assert models["compiled"].compiled and not models["eager"].compiled  # what the progress's CompileTimer reads
+    assert models["compiled"].compile_cache == cache
     inter = data.train.collate_fn(list(range(64)))
+    counters.clear()
     with torch.no_grad():
-        a = models[False].forward(inter["item_id_list"], inter["item_length"])
-        b = models[True].forward(inter["item_id_list"], inter["item_length"])
+        a = models["eager"].forward(inter["item_id_list"], inter["item_length"])
+        b = models["compiled"].forward(inter["item_id_list"], inter["item_length"])
+        assert counters["inductor"]["fxgraph_cache_miss"] >= 1 and not counters["inductor"]["fxgraph_cache_hit"]
+        assert any((cache / "fxgraph").rglob("*")), "the compiled graph is not in the cva_rec cache folder"
+        # another model of the same shapes in a fresh compiler state (a later run): its kernels come from the cache
+        torch._dynamo.reset()
+        c = models["second run"].forward(inter["item_id_list"], inter["item_length"])
+        assert counters["inductor"]["fxgraph_cache_hit"] >= 1
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(c, b)
 
 
 def test_fast_run_metrics_within_seed_noise(tmp_path):

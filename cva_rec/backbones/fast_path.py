@@ -15,11 +15,17 @@ GELU is five elementwise passes, and every small op reads and writes the whole a
   ``torch.compile`` (inductor fuses the elementwise chains; random numbers stay ATen's
   (``fallback_random``), so compiled and eager runs draw alike). Parameter names and initial
   weights are those of the exact class, so checkpoints load either way.
+* :func:`use_compile_cache`: inductor's on-disk caches (FX graphs, AOT autograd) go to a per-user
+  folder that outlives the machine's temporary directory (``~/.cache/cva_rec/inductor``, or
+  ``$XDG_CACHE_HOME/cva_rec/inductor``), unless ``TORCHINDUCTOR_CACHE_DIR`` is set: a later run of
+  the same backbone and shapes loads the compiled kernels instead of compiling them again.
 
 bf16 autocast (``cva_rec.training.trainer.precision_of``) is the third part of the fast path.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -50,17 +56,31 @@ def quantize_dropouts(module: nn.Module) -> None:
             quantize_dropouts(child)
 
 
+def use_compile_cache() -> Path:
+    """The folder inductor caches compiled graphs in: ``TORCHINDUCTOR_CACHE_DIR`` when the user set it,
+    otherwise ``$XDG_CACHE_HOME/cva_rec/inductor`` (``~/.cache/...``), which this sets for the process."""
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not chosen:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        chosen = str(Path(base) / "cva_rec" / "inductor")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = chosen  # read by inductor at each cache access
+    return Path(chosen)
+
+
 class FastBackbone:
     """Mixin (first base) for a backbone class on the fast path; see the module docstring."""
 
     _compiled_forward: Optional[object] = None
+    compile_cache: Optional[Path] = None  # where inductor caches the compiled forward (see use_compile_cache)
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         quantize_dropouts(self)  # builds no parameters: the seeded stream and the weights are unchanged
 
     def compile_forward(self) -> None:
-        """Run ``forward`` through ``torch.compile`` from now on (compiled lazily, at the first call)."""
+        """Run ``forward`` through ``torch.compile`` from now on (compiled lazily, at the first call; a
+        later process with the same shapes reads the kernels from :func:`use_compile_cache`'s folder)."""
+        self.compile_cache = use_compile_cache()
         self._compiled_forward = torch.compile(super().forward, options={"fallback_random": True})
 
     @property

@@ -36,7 +36,8 @@ from pathlib import Path
 from cva_rec.benchmarks import bench_output, project_root
 from cva_rec.errors import ConfigError
 
-#: name -> (label, recipe, command)
+#: name -> (label, recipe, command[, overrides of that variant]) (cva-rec bench compare trains its tables through
+#: the functions below with a mapping of the same shape)
 VARIANTS = {
     "id": ("ID SASRec", "cold_sasrec_id.yaml", "train"),
     "hybrid": ("ID + slice + room, late (hybrid)", "cold_hybrid.yaml", "train"),
@@ -82,18 +83,22 @@ def _sets(pairs) -> list[str]:
     return [a for kv in pairs for a in ("--set", kv)]
 
 
-def variant_command(name: str, seed: int, runs: Path, recipes: Path, budget, chain, resume: bool = False):
+def variant_command(name: str, seed: int, runs: Path, recipes: Path, budget, chain, resume: bool = False, variants=None):
     """(command, recipe, ``--set`` overrides) that train (variant, seed) into ``runs/<name>-s<seed>`` at this
     budget: seed and budget, and for a FLUID chain (or an ablation of it, trained on top of ``fluid-s<seed>``)
-    the stage lengths and the ablation's own choice (later overrides win)."""
+    the stage lengths and the ablation's own choice (later overrides win). ``variants``: the table's
+    name -> (label, recipe, command[, overrides]) (default :data:`VARIANTS`)."""
+    variants = VARIANTS if variants is None else variants
     run = runs / f"{name}-s{seed}"
     if name in ABLATIONS:
         _, reuse, overrides = ABLATIONS[name]
         extra = [*overrides, f"warmup.reuse_run={runs / f'fluid-s{seed}'}", f"warmup.reuse_stages=[{','.join(reuse)}]"]
         _, recipe, command = VARIANTS["fluid"]
+        own = []
     else:
-        (_, recipe, command), extra = VARIANTS[name], []
-    sets = [f"train.seed={seed}", *budget]
+        _, recipe, command, *more = variants[name]
+        extra, own = [], list(more[0]) if more else []
+    sets = [*own, f"train.seed={seed}", *budget]
     if command == "train":
         sets += ["train.resume=true"] if resume else []
     else:  # cva-rec warmup resumes on its own; its folder is output.dir / output.name
@@ -101,7 +106,7 @@ def variant_command(name: str, seed: int, runs: Path, recipes: Path, budget, cha
     return command, recipes / recipe, sets
 
 
-def budget_mismatch(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> list[str]:
+def budget_mismatch(name: str, seed: int, runs: Path, recipes: Path, budget, chain, variants=None) -> list[str]:
     """How the folder's config.yaml differs from the config this call would train (the run folders' rule,
     :func:`cva_rec.config.identity.differences`; empty when there is no folder yet). A finished folder is
     read, not retrained, so a table under another --budget would silently mix budgets (and its header
@@ -112,7 +117,7 @@ def budget_mismatch(name: str, seed: int, runs: Path, recipes: Path, budget, cha
     path = runs / f"{name}-s{seed}" / "config.yaml"
     if not path.is_file():
         return []
-    _, recipe, sets = variant_command(name, seed, runs, recipes, budget, chain)
+    _, recipe, sets = variant_command(name, seed, runs, recipes, budget, chain, variants=variants)
     try:
         trained = load_config(path)
     except ConfigError as exc:
@@ -120,15 +125,15 @@ def budget_mismatch(name: str, seed: int, runs: Path, recipes: Path, budget, cha
     return differences(trained, load_config(recipe, sets))
 
 
-def check_budget(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> None:
+def check_budget(name: str, seed: int, runs: Path, recipes: Path, budget, chain, variants=None) -> None:
     """One clear line, nothing touched, when ``runs/<name>-s<seed>`` was trained with other settings."""
-    wrong = budget_mismatch(name, seed, runs, recipes, budget, chain)
+    wrong = budget_mismatch(name, seed, runs, recipes, budget, chain, variants)
     if wrong:
         raise SystemExit(f"{runs / f'{name}-s{seed}'} was trained with another config than asked ({'; '.join(wrong)}): "
                          "pass the --budget / --chain it was trained with, or another --runs folder")
 
 
-def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain) -> Path:
+def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain, variants=None, tag: str = "idfree") -> Path:
     """Train (or resume) one (variant, seed); returns its folder. A finished folder is left alone.
     ``name`` may be an ablation of the FLUID chain (trained on top of ``fluid-s<seed>``). ``main`` has
     checked every folder it will read against the asked budget (:func:`check_budget`)."""
@@ -137,11 +142,12 @@ def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain
     run = runs / f"{name}-s{seed}"
     if (run / "metrics.json").is_file():
         return run
-    command, recipe, sets = variant_command(name, seed, runs, recipes, budget, chain, resume=(run / "config.yaml").is_file())
+    command, recipe, sets = variant_command(name, seed, runs, recipes, budget, chain, resume=(run / "config.yaml").is_file(),
+                                            variants=variants)
     cmd = [sys.executable, "-m", "cva_rec.cli.main", command, "-c", str(recipe), "--no-progress"]
     if command == "train":
         cmd += ["--run-dir", str(run)]
-    print(f"[idfree] {' '.join(cmd[3:] + _sets(sets))}", flush=True)
+    print(f"[{tag}] {' '.join(cmd[3:] + _sets(sets))}", flush=True)
     start = time.perf_counter()
     subprocess.run(cmd + _sets(sets), check=True)
     wall = time.perf_counter() - start

@@ -18,7 +18,7 @@ BENCHMARKS = BENCHMARK_MODULES
 def register(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, retrieval, scale, fast-path, eval, gpu)",
+        help="run a benchmark (fidelity, extract, encoders, tokenize, codes, idfree, compare, retrieval, scale, fast-path, eval, gpu)",
         description="fidelity: histories, popularity and metrics vs independent references, and RecBole Trainer vs "
         "Lightning loop (metrics + epoch-time ratio); "
         "extract: feature extraction frames/s and feature-store read throughput; "
@@ -26,7 +26,8 @@ def register(sub) -> None:
         "tokenize: RQ-KMeans vs faiss / scikit-learn; codes: several tokenize outputs side by side (identity, and how "
         "much the codes follow behaviour on a recipe's training and held-out pairs); idfree: ID, ID + content hybrid, ID-free "
         "and the FLUID chain on the ml-1m item-cold-start split at one budget (overall / warm / cold metrics, ratios to ID, "
-        "wall time); retrieval: generative recall + dense rerank vs full ranking "
+        "wall time); compare: one comparison table (--table idfree | encoders) trained to convergence over seeds, with paired "
+        "bootstrap intervals over users against the ID model (compare.json); retrieval: generative recall + dense rerank vs full ranking "
         "(ml-1m, and a 1M-item synthetic catalogue); scale: RecBole vs streaming data engine at 0.1M-10M "
         "synthetic interactions (peak RSS, start-up, steps/s, eval users/s); fast-path: RecBole's Trainer vs cva_rec's exact and "
         "train.fast paths, s/epoch ratios (ml-1m, length 50, SASRec / GRU4Rec / NextItNet); eval: full-ranking evaluation vs its "

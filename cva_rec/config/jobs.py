@@ -211,6 +211,7 @@ BENCHMARK_MODULES = {
     "fast-path": "bench_fast_path",
     "codes": "bench_codes",
     "idfree": "bench_idfree",
+    "compare": "bench_compare",
     "eval": "bench_eval",
     "gpu": "bench_gpu",
 }

@@ -150,8 +150,10 @@ class CompileTimer(Callback):
     def _start(self, trainer, pl_module, phase: str) -> None:
         if self._pending[phase] and self._compiles(pl_module):
             if trainer.is_global_zero:
+                cache = getattr(pl_module.model, "compile_cache", None)
+                where = f"; cached in {cache}, a later run of the same shapes reuses it" if cache else ""
                 _say(f"train.fast: torch.compile compiles the backbone at its first {phase} batch "
-                     "(can take minutes; train.compile=false skips it)")
+                     f"(can take minutes; train.compile=false skips it{where})")
             self._t0 = time.monotonic()
         else:
             self._pending[phase] = False

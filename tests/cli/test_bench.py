@@ -31,7 +31,7 @@ def test_bench_name_is_a_schema_key(capsys):
     assert sorted(BENCHMARKS) == sorted(BENCH["name"].choices)
     assert main(["bench", "fidelty"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("cva-rec bench: error: bench.name must be one of codes, encoders,") and "\n" not in err
+    assert err.startswith("cva-rec bench: error: bench.name must be one of codes, compare, encoders,") and "\n" not in err
 
 
 def test_bench_gpu_dry_run_lists_the_three_cuda_benchmarks(capsys, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 from cva_rec.cli.bench import BENCHMARKS
 
 #: arguments a bench requires before its defaults apply
-REQUIRED = {"codes": ["--recipe", "r.yaml", "some/codes"]}
+REQUIRED = {"codes": ["--recipe", "r.yaml", "some/codes"], "compare": ["--table", "encoders"]}
 #: the arguments that name something the bench writes
 OUTPUT_ARGS = ("out", "plot", "json", "runs", "cache")
 

@@ -1,0 +1,68 @@
+"""`cva-rec bench compare`: a table trained end to end at a tiny budget (ml-100k recipes written here), resumable,
+with compare.json's paired intervals against the runs' per-user files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cva_rec.cli.main import main
+
+TINY = ["--seeds", "1", "2", "--max-epochs", "1", "--set", "train.limit_train_batches=3", "--resamples", "200"]
+
+
+@pytest.fixture
+def recipes(tmp_path, ml100k_text_store):
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    base = ("model: {name: SASRec, hidden_size: 32, embedding_size: 32}\n"
+            "dataset: {name: ml-100k, max_seq_length: 10}\n"
+            "loss: {name: inbatch_softmax}\n"
+            "train: {batch_size: 512, early_stopping_patience: 2}\n"
+            "eval: {popularity_buckets: 0}\n")
+    (folder / "cva_base.yaml").write_text(base + f"content: {{store: {ml100k_text_store}}}\nitem_encoder: {{name: cva, depth: 2}}\n")
+    (folder / "sasrec_id.yaml").write_text(base + "item_encoder: {name: id}\n")
+    return folder
+
+
+def test_compare_trains_resumes_and_pairs_with_id(tmp_path, recipes, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    args = ["bench", "compare", "--", "--table", "encoders", "--variants", "pooling", "--recipes", str(recipes),
+            "--runs", str(tmp_path / "runs"), *TINY]
+    runs = tmp_path / "runs" / "encoders"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "delta NDCG@10 [95% CI]" in out and "reference" in out
+    result = json.loads((runs / "compare.json").read_text())
+    assert result["table"] == "encoders" and result["command"].startswith("cva-rec bench compare") and result["machine"]["cpus"]
+    assert "train.early_stopping_patience=5" in result["budget"] and result["max_epochs"] == 1
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"id", "pooling"} and rows["id"]["seeds"] == [1, 2]
+    assert rows["pooling"]["metrics"]["all"]["ndcg@10"]["mean"] == pytest.approx(
+        np.mean([json.loads((runs / f"pooling-s{s}" / "metrics.json").read_text())["test"]["ndcg@10"] for s in (1, 2)]))
+    # the interval's centre from the per-user files, read here with numpy: mean over users of the seed-mean difference
+    nd = lambda r: np.where(r < 10, 1 / np.log2(r + 2.0), 0.0)  # noqa: E731
+
+    def per_user(name):
+        files = [np.load(runs / f"{name}-s{s}" / "per_user_test.npz") for s in (1, 2)]
+        orders = [np.argsort(f["user_token"]) for f in files]
+        return np.mean([nd(f["rank"][o]) for f, o in zip(files, orders)], axis=0)
+
+    delta = rows["pooling"]["delta_vs_reference"]["all ndcg@10"]
+    assert delta["delta"] == pytest.approx(float((per_user("pooling") - per_user("id")).mean()), abs=1e-12)
+    assert delta["low"] <= delta["delta"] <= delta["high"] and delta["n_users"] == 943
+    assert rows["id"]["epochs_trained"] == [1, 1]
+    # a second call trains nothing: the finished folders are read
+    before = (runs / "pooling-s1" / "metrics.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert "[compare]" not in capsys.readouterr().out
+    assert (runs / "pooling-s1" / "metrics.json").stat().st_mtime_ns == before
+    # another budget on the same folders is refused before anything runs
+    assert main([*args[:-len(TINY)], "--seeds", "1", "--max-epochs", "2", "--set", "train.limit_train_batches=3"]) == 2
+    assert "another config" in capsys.readouterr().err
+
+
+def test_unknown_variant_is_one_line(tmp_path, capsys):
+    assert main(["bench", "compare", "--", "--table", "encoders", "--variants", "nope", "--runs", str(tmp_path)]) == 2
+    assert "not a variant of table encoders" in capsys.readouterr().err
