@@ -57,3 +57,17 @@ class Registry(Generic[T]):
 def closest(key: str, options) -> str:
     close = difflib.get_close_matches(key, list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def lazy_exports(package: str, table: Dict[str, str]) -> Callable[[str], Any]:
+    """A package face's module ``__getattr__`` (PEP 562): ``table`` maps each public name to the module
+    that defines it, imported on first use, so importing one submodule of a heavy package (torch,
+    RecBole) does not import all the others."""
+    from importlib import import_module
+
+    def __getattr__(name: str) -> Any:
+        if name in table:
+            return getattr(import_module(table[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

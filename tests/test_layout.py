@@ -145,3 +145,13 @@ def test_every_package_face_declares_its_public_api():
     missing = [str(p.relative_to(ROOT)) for p in (ROOT / "cva_rec").glob("*/__init__.py")
                if "__all__" not in p.read_text(encoding="utf-8")]
     assert not missing, "package faces without __all__: " + ", ".join(missing)
+
+
+def test_every_name_a_package_face_exports_resolves():
+    import importlib
+
+    stale = []
+    for p in sorted((ROOT / "cva_rec").glob("*/__init__.py")):
+        face = importlib.import_module(f"cva_rec.{p.parent.name}")
+        stale += [f"cva_rec.{p.parent.name}.{name}" for name in face.__all__ if not hasattr(face, name)]
+    assert not stale, "exported but not importable: " + ", ".join(stale)

@@ -11,15 +11,11 @@
 
 Names are loaded on first use so that ``import cva_rec.data.files`` does not import torch.
 """
-from importlib import import_module
+from cva_rec.registry import lazy_exports
 
 _LAZY = {"SequentialData": "cva_rec.data.dataset", "build_data": "cva_rec.data.dataset",
          "UserHistory": "cva_rec.data.histories", "UserSequences": "cva_rec.data.histories"}
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)  # names load on first use
