@@ -15,6 +15,7 @@ seed checkpoint) by name.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Union
@@ -32,6 +33,7 @@ RUN_FOLDER_KEYS = {"retriever": ("retriever.reranker",)}
 RUN_FOLDER_FILES = ("config.yaml", "checkpoints/best.ckpt")
 #: ``metrics.json`` / ``artifacts.json`` key and file name
 ARTIFACTS_FILE = "artifacts.json"
+UNREADABLE = "unreadable"
 
 Paths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
 
@@ -91,5 +93,30 @@ def changed_artifacts(old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Ma
     return out[:most] + ([f"... ({len(out) - most} more)"] if len(out) > most else [])
 
 
+def recorded_artifacts(run_dir: Path) -> Optional[Dict[str, Any]]:
+    """The fingerprints a run folder's ``artifacts.json`` records (None: a folder from before they were
+    recorded); an unreadable file records an entry that differs from any real one."""
+    unreadable = {ARTIFACTS_FILE: {"sha256": UNREADABLE}}
+    try:
+        old = json.loads((Path(run_dir) / ARTIFACTS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return unreadable
+    return old if isinstance(old, dict) else unreadable
+
+
+def folder_changes(run_dir: Path, cfg: Mapping[str, Any], job: str = "train") -> list:
+    """What changed in the artifacts ``cfg`` names since the folder's run read them ([] when nothing did,
+    or the folder records none); the artifacts a job adds on its own (a warm-up seed) are not looked at."""
+    old = recorded_artifacts(run_dir)
+    if old is None:
+        return []
+    new = fingerprint_artifacts(config_artifacts(cfg, job))
+    return changed_artifacts({k: v for k, v in old.items() if k in new or k == ARTIFACTS_FILE}, new)
+
+
 def _short(digest: Optional[str]) -> str:
+    if digest == UNREADABLE:
+        return "unreadable"
     return f"sha256 {digest[:12]}" if digest else "<none>"

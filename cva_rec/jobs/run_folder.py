@@ -339,17 +339,10 @@ def _check_reuse(claim: RunClaim) -> None:
 
 def _changed_artifacts(run_dir: Path, claim: RunClaim) -> List[str]:
     """The input artifacts whose content differs from the folder's run ([] when the folder records none)."""
-    from cva_rec.jobs.provenance import ARTIFACTS_FILE, changed_artifacts
+    from cva_rec.jobs.provenance import changed_artifacts, recorded_artifacts
 
-    try:
-        old = json.loads((run_dir / ARTIFACTS_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []  # a folder from before fingerprints were recorded: the config alone says what it holds
-    except (OSError, ValueError) as exc:
-        return [f"its {ARTIFACTS_FILE} is unreadable ({type(exc).__name__})"]
-    if not isinstance(old, dict):
-        return [f"its {ARTIFACTS_FILE} is not a JSON object"]
-    return changed_artifacts(old, claim.artifacts)
+    old = recorded_artifacts(run_dir)  # None: a folder from before fingerprints were recorded
+    return [] if old is None else changed_artifacts(old, claim.artifacts)
 
 
 def _read_prior(path: Path, job: str = "train"):

@@ -88,7 +88,14 @@ class SweepRun:
             old = load_config(path)
         except ConfigError as exc:
             return f"its config.yaml is not a valid config here: {exc}"
-        return "; ".join(differences(old, self.config, () if self.finished else RESUME_MAY_CHANGE)) or None
+        why = "; ".join(differences(old, self.config, () if self.finished else RESUME_MAY_CHANGE))
+        if why or not (self.finished or any((self.run_dir / "checkpoints").glob("*.ckpt"))):
+            return why or None
+        from cva_rec.jobs.provenance import folder_changes
+
+        # the same config on other bytes (a store re-extracted under its path): another experiment
+        changed = folder_changes(self.run_dir, self.config)
+        return f"input files changed: {'; '.join(changed)}" if changed else None
 
 
 def check_folders_match(runs: Sequence[SweepRun]) -> None:

@@ -129,3 +129,28 @@ def test_real_tiny_sweep_then_skipped(tmp_path, capsys):
         assert metrics_path.stat().st_mtime_ns == stamp  # nothing trained, nothing lost
         assert main(["sweep", str(edited), "--out", str(out), "--dry-run"]) == 0
         assert f"SASRec-s3 (finished, but holds another config: {diff})" in capsys.readouterr().out
+
+
+def test_a_finished_run_that_read_other_codes_under_the_same_path_stops_the_sweep(tmp_path, monkeypatch):
+    """Folder names come from the grid point, so re-written codes under the same path find the same folders:
+    their finished runs read other bytes and must not be skipped as this grid's."""
+    from cva_rec.config.schema import dump_config
+    from cva_rec.errors import RunFolderError
+    from cva_rec.jobs.provenance import ARTIFACTS_FILE, config_artifacts, fingerprint_artifacts
+
+    monkeypatch.setattr("cva_rec.jobs.sweep.train_in_subprocess", lambda run, progress: pytest.fail("trained"))
+    codes = tmp_path / "codes.npz"
+    codes.write_bytes(b"codes, first tokenization")
+    grid = load_grid(write_grid(tmp_path, fixed={"item_encoder.name": "semantic_id", "item_encoder.codes_path": str(codes)},
+                                grid={"train.seed": [1]}))
+    out = tmp_path / "out"
+    (run,) = expand(grid, out)
+    run.run_dir.mkdir(parents=True)
+    dump_config(run.config, run.run_dir / "config.yaml")
+    (run.run_dir / ARTIFACTS_FILE).write_text(json.dumps(fingerprint_artifacts(config_artifacts(run.config))))
+    (run.run_dir / "metrics.json").write_text(json.dumps({"test": {"hr@10": 0.5}}))
+    assert run_sweep(grid, out, printer=lambda line: None).skipped == [run.name]  # the same bytes: finished
+    codes.write_bytes(b"codes, second tokenization")
+    with pytest.raises(RunFolderError, match=r"holds a run of another config than the grid gives it \(input files "
+                                             r"changed: item_encoder.codes_path sha256 [0-9a-f]{12} -> sha256 [0-9a-f]{12}\)"):
+        run_sweep(grid, out, printer=lambda line: None)
