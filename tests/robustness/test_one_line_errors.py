@@ -33,3 +33,13 @@ def test_odd_output_name_is_one_line(cli, tmp_path, name, fragment):
     cli("train", "-c", RECIPE, "--set", f"output.dir={tmp_path / 'runs'}", "--set", f"output.name={name}").assert_one_line_error(
         fragment)
     assert folder_hash(tmp_path) == before
+
+
+def test_batch_size_written_as_1e9_is_one_line(cli, tmp_path):
+    """``batch_size: 1e9`` in a recipe is a float: refused by type (an integer 1000000000 is sized in
+    test_resource_limits.py)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"base: {RECIPE}\ntrain: {{batch_size: 1e9}}\n")
+    cli("train", "-c", str(recipe), "--set", f"output.dir={tmp_path / 'runs'}").assert_one_line_error(
+        "train.batch_size must be an integer >= 1, got 1000000000.0")
+    assert not (tmp_path / "runs").exists()
