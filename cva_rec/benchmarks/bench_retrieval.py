@@ -17,7 +17,8 @@ Part 2, scale (synthetic): 1M items with random codes (4 views x 3 levels x 256 
 time and size, then per-user latency of recall + rerank of 200 candidates against one full
 [users x items] scoring pass + top-10, both from the same user encoder (a 2-block transformer of
 width 64 over 50 history items, random weights: latency does not depend on training), for both
-retriever kinds, in interleaved pairs (``--repeats``; every ratio printed), and peak memory;
+retriever kinds, in interleaved pairs (``--repeats``; every ratio printed, and their p50 / p75 / p90),
+and peak memory;
 ``--scale-users 1`` is the single-user (serving) case.
 
     cva-rec bench retrieval [-- --skip-ml1m] [--skip-scale] [--reranker runs/ml1m/sasrec_id] [--contexts reranker own]
@@ -206,6 +207,18 @@ def two_stage_reference(module, data, cfg, max_batches) -> dict:
 
 
 # -- part 2: scale ----------------------------------------------------------------------------------------------
+QUANTILES = (50, 75, 90)
+
+
+def ratio_quantiles(ratios) -> dict:
+    """p50 / p75 / p90 of the per-pair ratios (numpy's linear interpolation between order statistics)."""
+    return {f"p{q}": float(np.percentile(ratios, q)) for q in QUANTILES}
+
+
+def _quantile_text(quantiles: dict) -> str:
+    return " / ".join(f"{quantiles[f'p{q}']:.3f}" for q in QUANTILES)
+
+
 def scale_part(args, levels: int, k: int) -> dict:
     """1M items with random codes: recall + rerank of C candidates vs one full [users x items] pass + top-10.
 
@@ -299,6 +312,7 @@ def scale_part(args, levels: int, k: int) -> dict:
                    "ratio": float(np.median(wall_ratios)), "ratios": wall_ratios,
                    "two_stage_cpu_ms_per_user": float(np.median(per_user(2))), "full_cpu_ms_per_user": float(np.median(per_user(3))),
                    "cpu_ratio": float(np.median(cpu_ratios)), "cpu_ratios": cpu_ratios}
+            row["quantiles"] = {"wall": ratio_quantiles(wall_ratios), "cpu": ratio_quantiles(cpu_ratios)}
             out["rows"].append(row)
             print(f"  {name:16s} {users:4d} users/batch, B={args.scale_beam}, {row['mean_recalled']:.0f} of {args.candidates} "
                   f"candidates recalled, {len(pairs)} interleaved pairs ({inner} two-stage calls each), target <= 0.1x:\n"
@@ -306,7 +320,11 @@ def scale_part(args, levels: int, k: int) -> dict:
                   f"{row['full_ms_per_user']:.3f} ms/user -> median {row['ratio']:.3f}x [{' '.join(f'{x:.3f}' for x in wall_ratios)}]\n"
                   f"      CPU:  recall+rerank {row['two_stage_cpu_ms_per_user']:.3f} ms/user vs full ranking "
                   f"{row['full_cpu_ms_per_user']:.3f} ms/user -> median {row['cpu_ratio']:.3f}x "
-                  f"[{' '.join(f'{x:.3f}' for x in cpu_ratios)}]", flush=True)
+                  f"[{' '.join(f'{x:.3f}' for x in cpu_ratios)}]\n"
+                  f"      quantiles of the pair ratios p50 / p75 / p90: wall {_quantile_text(row['quantiles']['wall'])}, "
+                  f"CPU {_quantile_text(row['quantiles']['cpu'])}; <= 0.1x up to p90: "
+                  f"{'met' if max(row['quantiles']['wall']['p90'], row['quantiles']['cpu']['p90']) <= 0.1 else 'NOT met'}",
+                  flush=True)
     out["peak_rss_mb"] = peak_rss_mb()
     out["rss_before_mb"] = rss0
     print(f"  peak RSS {out['peak_rss_mb']:.0f} MiB (item table {table.numel() * 4 / 2**20:.0f} MiB, "

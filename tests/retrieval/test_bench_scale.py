@@ -13,6 +13,11 @@ def test_scale_part_writes_interleaved_ratios(tmp_path, capsys):
     for row in scale["rows"]:
         assert len(row["ratios"]) == 2 and all(r > 0 for r in row["ratios"]) and len(row["cpu_ratios"]) == 2
         assert min(row["ratios"]) <= row["ratio"] <= max(row["ratios"])
+        for kind, ratios in (("wall", row["ratios"]), ("cpu", row["cpu_ratios"])):
+            q = row["quantiles"][kind]  # 2 pairs: p-th quantile = lower + p/100 x (upper - lower)
+            lo, hi = sorted(ratios)
+            for p in (50, 75, 90):
+                assert abs(q[f"p{p}"] - (lo + p / 100 * (hi - lo))) < 1e-12
         assert row["mean_recalled"] == 20  # 3,000 items on 256 leaves: 8 beams fill the 20 candidates
     printed = capsys.readouterr().out
-    assert "interleaved pairs" in printed and "CPU:" in printed
+    assert "interleaved pairs" in printed and "CPU:" in printed and "p50 / p75 / p90" in printed
