@@ -41,3 +41,19 @@ def test_the_pattern_catches_what_it_is_for(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("fine\nmeasured before issue 12\nrows of session 1\nas of this session\n(Issue 3)\n")
     assert len(history_mentions([page])) == 4
+
+
+MANUAL_DATED = re.compile(r"\b20\d\d-\d\d-\d\d\b|\bcommit [0-9a-f]{7,40}\b|\bat [0-9a-f]{7,40}\b")
+
+
+def manual_pages():
+    """Every page of the manual: docs/*.md but the results page (dated figures belong there)."""
+    return [p for p in sorted((REPO / "docs").glob("*.md")) if p.name != "results.md"]
+
+
+def test_manual_pages_are_short_and_undated():
+    long = {p.name: n for p in manual_pages() if (n := len(p.read_text(encoding="utf-8").splitlines())) > 300}
+    assert not long, f"manual pages over 300 lines (move measurements to docs/results/): {long}"
+    dated = [f"{p.name}:{i}: {line.strip()}" for p in manual_pages()
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if MANUAL_DATED.search(line)]
+    assert not dated, "dates and commits belong on docs/results.md and in CHANGELOG.md:\n" + "\n".join(dated)
