@@ -96,7 +96,7 @@ def user_sequences(split_datasets, n_users: int) -> UserSequences:
     user's last two rows off as validation and test. The rows of one user keep their relative
     order through both stable sorts, so a user's sequence is: the first row's first input item,
     then the targets of the train, valid and test rows in that order. Nothing here assumes the
-    full dataset's row order (an earlier version did, and masked other users' items).
+    full dataset's row order (assuming (user, time) order would mask other users' items).
     """
     users, targets, first_inputs, lengths = [], [], [], []
     for ds in split_datasets:
