@@ -96,8 +96,24 @@ def derive_scale(raw: Mapping[str, Any]) -> Tuple[List[str], List[List[str]]]:
     return columns, rows
 
 
+def derive_eval(raw: Mapping[str, Any]) -> Tuple[List[str], List[List[str]]]:
+    """``bench eval``'s JSON -> one row per (shape, view): the arithmetic limit, cva_rec's evaluation, the ratio."""
+    columns = ["shape (users x items, d)", "view", "limit s wall (CPU)", "cva_rec s wall (CPU)", "ratio wall (CPU)"]
+    rows: List[List[str]] = []
+    for shape in raw["shapes"]:
+        first_cell = f"{shape['shape']} ({shape['users']:,} x {shape['items']:,}, d={shape['hidden']})"
+        for view, v in shape["views"].items():
+            rows.append([first_cell, view.replace("_", " "),
+                         f"{_fmt(v['limit']['wall_s'], '.2f')} ({_fmt(v['limit']['cpu_s'], '.2f')})",
+                         f"{_fmt(v['project']['wall_s'], '.2f')} ({_fmt(v['project']['cpu_s'], '.2f')})",
+                         f"{_fmt(v['ratio_wall'], '.2f')}x ({_fmt(v['ratio_cpu'], '.2f')}x)"])
+            first_cell = ""
+    return columns, rows
+
+
 #: ``derive`` kind -> function of the raw benchmark JSON giving (columns, rows)
-DERIVE: Dict[str, Callable[[Mapping[str, Any]], Tuple[List[str], List[List[str]]]]] = {"scale": derive_scale}
+DERIVE: Dict[str, Callable[[Mapping[str, Any]], Tuple[List[str], List[List[str]]]]] = {
+    "scale": derive_scale, "eval": derive_eval}
 
 
 def _read(path: Path) -> Any:

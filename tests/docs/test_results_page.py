@@ -68,3 +68,13 @@ def test_a_malformed_figure_is_one_line_naming_the_file(tmp_path, change, messag
     with pytest.raises(DataError, match=message) as err:
         load_figures(tmp_path)
     assert "bad.json" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_eval_table_is_read_from_the_benchmark_output():
+    from cva_rec.report.results_page import derive_eval
+
+    raw = json.loads((RESULTS / "eval_bench.json").read_text())
+    columns, rows = derive_eval(raw)
+    ranking = raw["shapes"][0]["views"]["ranking"]
+    row = next(r for r in rows if r[1] == "ranking")
+    assert row[columns.index("ratio wall (CPU)")] == f"{ranking['ratio_wall']:.2f}x ({ranking['ratio_cpu']:.2f}x)"
