@@ -184,7 +184,7 @@ def render_figure(fig: Figure, link_prefix: str) -> str:
         out.append(f"* {note}")
     if s.get("notes"):
         out.append("")
-    for image in ([s["plot"]["file"]] if "plot" in s else []) + list(s.get("images", [])):
+    for image in list(s.get("images", [])) + ([s["plot"]["file"]] if "plot" in s else []):
         out += [f"![{s['title']}]({link_prefix}{image})", ""]
     return "\n".join(out)
 
@@ -202,11 +202,27 @@ def _number(cell: str) -> Tuple[Optional[float], Optional[float]]:
     return float(m.group(1)), (float(m.group(2)) if m.group(2) else None)
 
 
+def _replot_scale(raw: Mapping[str, Any], path: Path) -> None:
+    from cva_rec.benchmarks.bench_scale import plot  # the benchmark's own log-log curves, from its JSON
+
+    plot(dict(raw), path)
+
+
+#: ``plot.replot`` kind -> the benchmark's own plot, drawn again from the figure's raw JSON (``from``)
+REPLOT: Dict[str, Callable[[Mapping[str, Any], Path], None]] = {"scale": _replot_scale}
+
+
 def plot_figure(fig: Figure, out_dir: str | Path) -> Optional[Path]:
-    """Grouped bars of a figure's ``plot.values`` columns, one group per row (named by ``plot.label``)."""
+    """The figure's plot, from its JSON: grouped bars of ``plot.values`` columns, one group per row (named by
+    ``plot.label``; only the rows named in ``plot.rows`` when given), or ``plot.replot``: the benchmark's own
+    plot drawn from the raw file the table comes from."""
     spec = fig.spec.get("plot")
     if not spec:
         return None
+    if "replot" in spec:
+        path = Path(out_dir) / spec["file"]
+        REPLOT[spec["replot"]](_read(Path(out_dir) / fig.spec["from"]), path)
+        return path
     import matplotlib
 
     matplotlib.use("Agg")
@@ -216,11 +232,12 @@ def plot_figure(fig: Figure, out_dir: str | Path) -> Optional[Path]:
 
     label_at = fig.columns.index(spec["label"])
     value_at = [fig.columns.index(c) for c in spec["values"]]
-    names = [row[label_at].replace(": ", ":\n") for row in fig.rows]  # "ID-free: LUCID(...)" on two lines
+    rows = [r for r in fig.rows if r[label_at] in spec["rows"]] if "rows" in spec else fig.rows
+    names = [row[label_at].strip().replace(": ", ":\n") for row in rows]  # "ID-free: LUCID(...)" on two lines
     width = 0.8 / len(value_at)
     fig_, ax = plt.subplots(figsize=(1.6 + 2.4 * len(names), 3.8))
     for j, col in enumerate(value_at):
-        pairs = [_number(row[col]) for row in fig.rows]
+        pairs = [_number(row[col]) for row in rows]
         xs = [i + (j - (len(value_at) - 1) / 2) * width for i in range(len(names))]
         ax.bar(xs, [m or 0.0 for m, _ in pairs], width, yerr=[s or 0.0 for _, s in pairs], capsize=3,
                label=fig.columns[col])
