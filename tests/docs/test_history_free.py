@@ -51,7 +51,9 @@ def manual_pages():
     return [p for p in sorted((REPO / "docs").glob("*.md")) if p.name != "results.md"]
 
 
-def test_manual_pages_are_undated():
+def test_manual_pages_are_short_and_undated():
+    long = {p.name: n for p in manual_pages() if (n := len(p.read_text(encoding="utf-8").splitlines())) > 300}
+    assert not long, f"manual pages over 300 lines (move measurements to docs/results/): {long}"
     dated = [f"{p.name}:{i}: {line.strip()}" for p in manual_pages()
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if MANUAL_DATED.search(line)]
     assert not dated, "dates and commits belong on docs/results.md and in CHANGELOG.md:\n" + "\n".join(dated)
