@@ -111,9 +111,18 @@ def derive_eval(raw: Mapping[str, Any]) -> Tuple[List[str], List[List[str]]]:
     return columns, rows
 
 
+def derive_compare(raw: Mapping[str, Any]) -> Tuple[List[str], List[List[str]]]:
+    """``bench compare``'s ``compare.json`` -> the table the benchmark prints (its own Markdown, read back)."""
+    from cva_rec.benchmarks.bench_compare import markdown  # light: the benchmark module imports no torch at load
+
+    lines = markdown(raw["rows"], raw["reference"]).splitlines()
+    split = lambda line: [c.strip() for c in line.strip()[1:-1].split(" | ")]  # noqa: E731
+    return split(lines[0]), [split(line) for line in lines[2:]]
+
+
 #: ``derive`` kind -> function of the raw benchmark JSON giving (columns, rows)
 DERIVE: Dict[str, Callable[[Mapping[str, Any]], Tuple[List[str], List[List[str]]]]] = {
-    "scale": derive_scale, "eval": derive_eval}
+    "scale": derive_scale, "eval": derive_eval, "compare": derive_compare}
 
 
 def _read(path: Path) -> Any:

@@ -78,3 +78,25 @@ def test_eval_table_is_read_from_the_benchmark_output():
     ranking = raw["shapes"][0]["views"]["ranking"]
     row = next(r for r in rows if r[1] == "ranking")
     assert row[columns.index("ratio wall (CPU)")] == f"{ranking['ratio_wall']:.2f}x ({ranking['ratio_cpu']:.2f}x)"
+
+
+def test_compare_table_is_the_benchmarks_own(tmp_path):
+    """A figure file pointing at ``bench compare``'s compare.json renders the table the benchmark prints."""
+    from cva_rec.benchmarks.bench_compare import METRICS, PARTS, markdown
+
+    def stats(mean, std):
+        return {"mean": mean, "std": std, "per_seed": []}
+
+    rows = [{"variant": v, "label": label, "runs": ["a", "b"], "epochs_trained": [12, 9], "best_epoch": [7, 4],
+             "seconds_per_epoch": stats(31.5, 1.0),
+             "metrics": {p: {m: stats(base + i / 100, 0.002) for i, m in enumerate(METRICS)} for p in PARTS},
+             **({"delta_vs_reference": {"all ndcg@10": {"delta": -0.01, "low": -0.02, "high": 0.001, "includes_zero": True,
+                                                        "n_users": 6040}}} if v != "id" else {})}
+            for v, label, base in (("id", "ID-SASRec", 0.12), ("idfree_sum", "ID-free: LUCID(room, compose=sum)-SASRec", 0.10))]
+    (tmp_path / "compare.json").write_text(json.dumps({"rows": rows, "reference": "id"}))
+    (tmp_path / "compare_idfree.json").write_text(json.dumps({
+        "title": "t", "order": 1, "about": "a", "command": "cva-rec bench compare -- --table idfree", "machine": "m",
+        "date": "2026-12-07", "protocol": "0.2.0", "derive": "compare", "from": "compare.json"}))
+    page = render_page(tmp_path, "results/")
+    assert markdown(rows, "id") in page  # the benchmark's own table, cell for cell
+    assert "-0.0100 [-0.0200, +0.0010] ~0" in page
