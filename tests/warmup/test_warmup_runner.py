@@ -97,6 +97,15 @@ def test_fluid_stages_end_to_end(tmp_path, ml100k_codes):
 
     assert "pop 1-3 ndcg@10" in write_stages_md(out).read_text()
     assert json.loads((out / "metrics.json").read_text())["stage"] == "add_id_back"
+    # each stage records the seed it started from by content (and the codes it read)
+    from cva_rec.fingerprints import fingerprint_files
+
+    for i, n in enumerate(names):
+        arts = json.loads((out / f"{i}-{n}" / "metrics.json").read_text())["artifacts"]
+        if n != "id":  # the ID stage reads no codes
+            assert arts["item_encoder.codes_path"]["sha256"] == fingerprint_files([ml100k_codes])["sha256"]
+        prev = out / f"{i - 1}-{names[i - 1]}" / "seed.pt"
+        assert (arts["warmup.seed"]["sha256"] == fingerprint_files([prev])["sha256"]) if i else "warmup.seed" not in arts
     # evaluate cannot rebuild the phase-out schedule's ID weight from a config: one clear refusal
     from cva_rec.errors import ConfigError
     from cva_rec.training.evaluate import run_config_and_checkpoint
