@@ -359,6 +359,7 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
+    _check_zip_crcs(path, what)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
             warnings.simplefilter("ignore", UserWarning)
@@ -377,6 +378,27 @@ def load_torch_file(path: str | os.PathLike, what: str) -> Any:
         raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
     except Exception as exc:  # truncated zip, random bytes, wrong magic number
         raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _check_zip_crcs(path: Path, what: str) -> None:
+    """A torch zip whose members fail their recorded CRC-32 is refused: torch does not check them, so
+    a flipped bit in a tensor's bytes would load as another weight, silently."""
+    import zipfile
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # not a zip (or its directory is gone): torch.load says what it is
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except OSError as exc:
+        if exc.errno in FILE_SYSTEM_ERRNOS:
+            raise file_system_error(exc, path, "reading") from None
+        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {_one_line(exc)})") from None
+    except Exception as exc:  # BadZipFile, a damaged header, a bad compressed stream
+        raise CheckpointError(f"{what} {path} is a damaged archive ({type(exc).__name__}: {_one_line(exc)})") from None
+    if bad is not None:
+        raise CheckpointError(f"{what} {path} is damaged: its member {bad} fails its CRC-32 check (bytes changed after "
+                              "it was written); refused rather than loading other weights")
 
 
 def _declared_bytes(fh) -> tuple[int, int]:

@@ -73,3 +73,11 @@ def check_fits(module, state_dict: Mapping[str, Any], path: str | os.PathLike, w
         more = f" (and {len(shapes) - 1} more tensors)" if len(shapes) > 1 else ""
         raise CheckpointError(f"{what} {path} does not fit this model: {key} has shape {list(theirs)} in the checkpoint, "
                               f"{list(ours)} in the model its config builds{more}")
+    # a floating weight given integers or booleans would be cast silently (values truncated): never
+    # a checkpoint any precision writes
+    retyped = [(k, v.dtype, own[k].dtype) for k, v in state_dict.items()
+               if own[k].is_floating_point() and hasattr(v, "is_floating_point") and not v.is_floating_point()]
+    if retyped:
+        key, theirs, ours = retyped[0]
+        raise CheckpointError(f"{what} {path} does not fit this model: {key} is {theirs} in the checkpoint, {ours} in the "
+                              "model its config builds (a floating weight stored as another type)")
