@@ -11,14 +11,22 @@ def test_demo_runs_id_and_lucid_and_writes_report(tmp_path, ml100k_text_store, m
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "demo"
     shutil.copytree(ml100k_text_store, out / "stores" / "ml-100k-text")  # the demo builds it when absent
-    args = ["demo", "--epochs", "1", "--out", str(out), "--no-progress", "--only", "ID-GRU4Rec", "LUCID-slice+room-SASRec",
+    args = ["demo", "--epochs", "1", "--out", str(out), "--no-progress", "--only", "ID-GRU4Rec", "LUCID-room-SASRec",
             "--set", "train.limit_train_batches=20"]  # a CPU budget for CI; the real demo trains whole epochs
     assert main(args) == 0
-    lucid = json.loads((out / "LUCID-slice+room-SASRec" / "metrics.json").read_text())
+    lucid = json.loads((out / "LUCID-room-SASRec" / "metrics.json").read_text())
     assert lucid["item_encoder"] == "lucid" and lucid["test"]["n_users"] == 943
-    assert (out / "stores" / "ml-100k-codes" / "codes.npz").is_file()
+    # the recommended codes: aligned, every movie its own code, levels added
+    codes = out / "stores" / "ml-100k-codes-aligned-distinct"
+    assert (codes / "codes.npz").is_file() and (codes / "alignment.pt").is_file()
+    assert json.loads((codes / "metrics.json").read_text())["room"]["collision_rate"] == 0.0
+    import yaml
+
+    cfg = yaml.safe_load((out / "LUCID-room-SASRec" / "config.yaml").read_text())
+    assert cfg["item_encoder"]["compose"] == "sum" and cfg["train"]["early_stopping_patience"] > 0
     table = (out / "results.md").read_text()
-    assert "ID-GRU4Rec" in table and "LUCID-slice+room-SASRec" in table
+    assert "ID-GRU4Rec" in table and "LUCID-room-SASRec" in table
+    assert "Convergence:" in table and "docs/results.md" in table
     assert (out / "report" / "results.md").is_file() and (out / "report" / "accuracy_vs_time.png").is_file()
     # a second call reuses the finished variants instead of training them again
     before = (out / "ID-GRU4Rec" / "metrics.json").stat().st_mtime_ns
