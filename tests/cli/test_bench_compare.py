@@ -66,3 +66,26 @@ def test_compare_trains_resumes_and_pairs_with_id(tmp_path, recipes, capsys, mon
 def test_unknown_variant_is_one_line(tmp_path, capsys):
     assert main(["bench", "compare", "--", "--table", "encoders", "--variants", "nope", "--runs", str(tmp_path)]) == 2
     assert "not a variant of table encoders" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table", ["idfree", "encoders"])
+def test_every_variant_of_a_table_is_a_valid_config_at_the_convergence_budget(table, tmp_path):
+    from cva_rec.benchmarks import bench_compare, bench_idfree
+    from cva_rec.config.schema import load_config
+    from tests.conftest import REPO
+
+    _, recipes, reference, defaults, variants = bench_compare.TABLES[table]
+    budget, chain = bench_compare.budget_of(100, 5, [])
+    assert reference in defaults
+    for name in defaults:
+        command, recipe, sets = bench_idfree.variant_command(name, 2020, tmp_path, REPO / recipes, budget, chain, variants=variants)
+        cfg = load_config(recipe, sets)
+        assert cfg["train"]["early_stopping_patience"] == 5 and cfg["eval"]["valid_metric"] == "ndcg@10"
+        if command == "train":
+            assert cfg["train"]["epochs"] == 100
+        else:  # the FLUID chain: its stages converge alike
+            assert cfg["warmup"]["id_epochs"] == cfg["warmup"]["room_epochs"] == 100
+        if table == "encoders":
+            assert cfg["dataset"]["name"] == "ml-1m" and (cfg["content"]["store"] is None) == (name == "id")
+        else:
+            assert cfg["dataset"]["cold_items"] == 0.1
