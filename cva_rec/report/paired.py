@@ -1,7 +1,7 @@
 """The "delta NDCG@10 [95% CI]" column of ``cva-rec report``: every setting paired with a reference setting.
 
-The reference is the setting named by ``--paired-with`` (its encoder label, e.g. ``id``, or the label
-shown in the table's Encoder column with its settings), or, when not named, the one setting whose item
+The reference is the setting named by ``--paired-with`` (the table's Encoder cell, e.g. ``Pooling``, or
+its encoder label, e.g. ``pooling``, any case), or, when not named, the one setting whose item
 encoder is ``id``. Settings tested on other users than the reference (another dataset or split) get no
 interval; runs without per-user results neither (both logged).
 """
@@ -25,10 +25,17 @@ def group_label(g: Group) -> str:
     return g.first.encoder_label + (f" [{extra}]" if extra else "")
 
 
+def _names(g: Group) -> List[str]:
+    """What --paired-with may name a setting by: the table's Encoder cell, the encoder label, with settings."""
+    shown = getattr(g.first, "variant", None)
+    return [g.first.encoder_label, group_label(g), *([shown, shown.rsplit("-", 1)[0]] if shown else [])]
+
+
 def reference_group(groups: Sequence[Group], paired_with: Optional[str]) -> Group:
     """The setting every other is paired with (one clear line when it is not one setting)."""
     if paired_with:
-        found = [g for g in groups if paired_with in (g.first.encoder_label, group_label(g))]
+        want = paired_with.lower()
+        found = [g for g in groups if want in {n.lower() for n in _names(g)}]
         if len(found) != 1:
             labels = "; ".join(group_label(g) for g in groups)
             raise DataError(f"--paired-with {paired_with!r} matches {len(found)} settings (one needed); settings: {labels}")
