@@ -8,7 +8,9 @@ checkpoint cva_rec writes (Lightning's ``best.ckpt`` / ``last.ckpt``, warm-up se
   (the run-folder identity rule: keys that do not change what a run computes are left out, and
   what a resume may change, ``RESUME_MAY_CHANGE``), so the refusal names the first differing keys;
 * ``dataset``: the dataset name, the item count and a sha256 of the item tokens in id order
-  (:func:`dataset_fingerprint`): the same row of the item table means the same item.
+  (:func:`dataset_fingerprint`): the same row of the item table means the same item;
+* ``weights_sha256``: a sha256 of the weights as saved (:func:`weights_digest`): a file changed after it
+  was written (a weight rounded or edited and saved back, with its identity) no longer matches it.
 
 ``evaluate``, ``retrieve`` (also with ``--checkpoint``), a warm-up stage reading the previous stage's
 seed and a resumed ``train`` refuse a checkpoint of another run with one line naming what differs.
@@ -39,6 +41,23 @@ def dataset_fingerprint(data) -> Dict[str, Any]:
     return {"name": str(data.config["dataset"]), "n_items": len(tokens), "items_sha256": digest}
 
 
+def weights_digest(state_dict: Mapping[str, Any]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of ``state_dict``'s tensors, in name order."""
+    import torch
+
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        value = state_dict[name]
+        h.update(f"{name}\0".encode("utf-8"))
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}\0".encode("utf-8"))
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        else:
+            h.update(repr(value).encode("utf-8"))
+    return h.hexdigest()
+
+
 class RunIdentity:
     """The identity of one run (its config, its data): stamped into the checkpoints it writes, and
     required of the checkpoints it reads (a resume's ``last.ckpt``, the best one it tests)."""
@@ -52,7 +71,10 @@ class RunIdentity:
         return {"config": json.loads(json.dumps(dict(self.cfg), default=str)), "dataset": dict(self.dataset)}
 
     def stamp(self, checkpoint: Dict[str, Any]) -> Dict[str, Any]:
-        checkpoint[IDENTITY_KEY] = self.record()
+        record = self.record()
+        if isinstance(checkpoint.get("state_dict"), Mapping):
+            record["weights_sha256"] = weights_digest(checkpoint["state_dict"])
+        checkpoint[IDENTITY_KEY] = record
         return checkpoint
 
     def check(self, state: Mapping[str, Any], path: str | Path, against: str = "this run", what: str = "checkpoint") -> None:
@@ -74,6 +96,13 @@ def check_identity(state: Mapping[str, Any], path: str | Path, *, cfg: Optional[
         return
     if not isinstance(recorded, Mapping):
         raise CheckpointError(f"{what} {path} has an unreadable run identity ({IDENTITY_KEY} is not a mapping)")
+    if "weights_sha256" in recorded:  # recorded since cva_rec hashes the weights it saves
+        weights = state.get("state_dict")
+        actual = weights_digest(weights) if isinstance(weights, Mapping) else "none"
+        if actual != recorded["weights_sha256"]:
+            raise CheckpointError(f"{what} {path} holds other weights than it was saved with (sha256 {actual[:12]}, "
+                                  f"recorded {str(recorded['weights_sha256'])[:12]}): the file changed after it was "
+                                  "written; refused")
     if dataset is not None:
         problem = _dataset_problem(recorded.get("dataset"), dataset)
         if problem:

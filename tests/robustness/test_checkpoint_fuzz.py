@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -30,7 +31,7 @@ SEEDS = range(3)
 #: what each mutation must lead to: "refused", "equal" (nothing semantic changed) or "either"
 KINDS = {
     "truncate": "refused", "flip_bytes": "either", "flip_tensor_byte": "refused", "drop_member": "either",
-    "drop_tensor_member": "refused", "rename_member": "either", "reshape": "refused", "retype_float64": "equal",
+    "drop_tensor_member": "refused", "rename_member": "either", "reshape": "refused", "retype_float64": "refused",
     "retype_int": "refused", "drop_key": "refused", "rename_key": "refused", "add_key": "refused",
     "add_top_level": "equal", "identity_config": "refused", "identity_dataset": "refused",
     "identity_not_mapping": "refused", "pickle_exec": "refused", "not_checkpoint": "refused",
@@ -184,10 +185,9 @@ def test_a_mutated_checkpoint_loads_the_original_weights_or_is_refused_in_one_li
     assert folder_hash(run) == before  # nothing written, no temporary left
 
 
-@pytest.mark.xfail(strict=False, reason="a checkpoint re-saved with every float rounded to float16 carries the original's "
-                   "identity and shapes: telling it apart needs a digest of the weights recorded in the identity")
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_checkpoint_resaved_with_rounded_weights_is_refused(trained, tmp_path, seed):
+    """Same identity, same shapes, one weight rounded to float16: only the recorded weights digest tells."""
     run = tmp_path / "run"
     shutil.copytree(trained["run"], run)
     rng = random.Random(seed)
@@ -197,12 +197,28 @@ def test_a_checkpoint_resaved_with_rounded_weights_is_refused(trained, tmp_path,
         key = rng.choice(sorted(k for k, v in sd.items() if v.is_floating_point() and v.numel() > 1))
         sd[key] = sd[key].half()
     _resaved(run / "checkpoints" / "best.ckpt", round_one)
-    with pytest.raises(CvaRecError):
+    with pytest.raises(CvaRecError, match=r"holds other weights than it was saved with \(sha256 \w{12}, recorded \w{12}\)"):
+        load_for_evaluation(run, trained["data"])
+
+
+@pytest.mark.parametrize("kind, fragment", [("flip_tensor_byte", "fails its CRC-32 check"),
+                                            ("retype_int", "is torch.int64 in the checkpoint, torch.float32 in the model")])
+def test_a_checkpoint_without_a_weights_digest_is_still_refused_when_damaged(trained, tmp_path, kind, fragment):
+    """Checkpoints written before the weights digest (and tokenizers, retriever files): the zip's CRC-32s and the
+    model's dtypes still catch a flipped bit and integer weights."""
+    from cva_rec.training.run_identity import IDENTITY_KEY
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["run"], run)
+    ckpt = run / "checkpoints" / "best.ckpt"
+    _resaved(ckpt, lambda state: state.pop(IDENTITY_KEY))
+    mutate(kind, random.Random(kind), ckpt, tmp_path / "payload_ran")
+    with pytest.raises(CvaRecError, match=re.escape(fragment)):
         load_for_evaluation(run, trained["data"])
 
 
 @pytest.mark.parametrize("kind", ["truncate", "flip_tensor_byte", "rename_key", "identity_config", "pickle_exec",
-                                  "not_checkpoint", "add_top_level", "retype_float64"])
+                                  "not_checkpoint", "add_top_level", "retype_int"])
 def test_cva_rec_evaluate_on_a_mutated_run_gives_the_original_metrics_or_one_line(cli, trained, tmp_path, kind):
     run, marker = copy_and_mutate(trained, tmp_path, kind, 0)
     before = folder_hash(run)
