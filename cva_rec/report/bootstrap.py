@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from cva_rec.errors import DataError
+from cva_rec.io import load_numpy
 
 N_RESAMPLES = 2000
 RESAMPLE_SEED = 0
@@ -67,8 +68,8 @@ def random_rank_metric(n_candidates: np.ndarray, name: str) -> np.ndarray:
 
 def load_per_user(path: Path) -> PerUser:
     """Read a run's ``per_user_test.npz``; unreadable or incomplete -> DataError."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
+    try:  # through cva_rec.io like every file a user hands over: no pickle, sizes checked before reading
+        with load_numpy(path, "per-user results file", error=DataError) as f:
             tokens, ranks = f["user_token"].astype(str), f["rank"].astype(np.int64)
             n_cand = f["n_candidates"].astype(np.int64)
             cold = f["cold"].astype(bool)
