@@ -416,8 +416,12 @@ def prepared_batches(chooser: KeyFrameChooser, videos: list[tuple[str, Path]], r
         return
     from torch.utils.data import DataLoader
 
+    # Workers start from a fresh interpreter (forkserver), not a fork of this process: a forked worker
+    # inherits libav's internal locks in whatever state this process's decoding left them (this process
+    # may have decoded videos already, e.g. a resumed shard), and PyAV 18's swscale then waits forever
+    # in the first frame conversion. The dataset is small and picklable; the cost is one start-up per worker.
     yield from DataLoader(_PrepareDataset(chooser, videos, rows), batch_size=batch_items, num_workers=num_workers,
-                          collate_fn=list, prefetch_factor=2, persistent_workers=False)
+                          collate_fn=list, prefetch_factor=2, persistent_workers=False, multiprocessing_context="forkserver")
 
 
 def extract_video_features(
