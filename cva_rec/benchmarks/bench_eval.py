@@ -31,6 +31,7 @@ import argparse
 import json
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
@@ -164,7 +165,9 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"machine": {"cpus": torch.get_num_threads(), "device": args.device,
                            "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None},
-               "date": time.strftime("%Y-%m-%d"), "command": "cva-rec bench eval -- " + " ".join(argv or []), "shapes": []}
+               "date": time.strftime("%Y-%m-%d"), "shapes": [],
+               # through `cva-rec bench eval -- ARGS` argv is None and the arguments are in sys.argv
+               "command": "cva-rec bench eval -- " + " ".join(sys.argv[1:] if argv is None else argv)}
     for shape in args.shapes:
         if shape == "ml-1m" and not (args.data / "ml-1m" / "ml-1m.inter").is_file():
             print(f"ml-1m: skipped, {args.data / 'ml-1m' / 'ml-1m.inter'} is absent (pass --data)", flush=True)
