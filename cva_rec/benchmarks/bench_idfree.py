@@ -98,11 +98,13 @@ def variant_command(name: str, seed: int, runs: Path, recipes: Path, budget, cha
     else:
         _, recipe, command, *more = variants[name]
         extra, own = [], list(more[0]) if more else []
-    sets = [*own, f"train.seed={seed}", *budget]
+    # output.dir under --runs for every command: besides a warm-up's folder it holds what a run caches
+    # there (the aligned content, .content_cache), which must not land in the recipe's own output.dir
+    sets = [*own, f"train.seed={seed}", *budget, f"output.dir={runs}"]
     if command == "train":
         sets += ["train.resume=true"] if resume else []
     else:  # cva-rec warmup resumes on its own; its folder is output.dir / output.name
-        sets += [*chain, *extra, f"output.dir={runs}", f"output.name={run.name}"]
+        sets += [*chain, *extra, f"output.name={run.name}"]
     return command, recipes / recipe, sets
 
 

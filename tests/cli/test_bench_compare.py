@@ -31,9 +31,12 @@ def test_compare_trains_resumes_and_pairs_with_id(tmp_path, recipes, capsys, mon
     args = ["bench", "compare", "--", "--table", "encoders", "--variants", "pooling", "--recipes", str(recipes),
             "--runs", str(tmp_path / "runs"), *TINY]
     runs = tmp_path / "runs" / "encoders"
+    monkeypatch.chdir(tmp_path)  # a cache written relative to the working directory would show up here
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "delta NDCG@10 [95% CI]" in out and "reference" in out
+    # the aligned-content cache goes with the runs, never into the recipe's own output.dir
+    assert (runs / ".content_cache").is_dir() and not (tmp_path / "runs" / ".content_cache").exists()
     result = json.loads((runs / "compare.json").read_text())
     assert result["table"] == "encoders" and result["command"].startswith("cva-rec bench compare") and result["machine"]["cpus"]
     assert "train.early_stopping_patience=5" in result["budget"] and result["max_epochs"] == 1
