@@ -28,7 +28,6 @@ on a shared machine it is the steadier of the two. Minor page faults per pass sh
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -64,13 +63,10 @@ def shape_config(shape: str, args) -> List[str]:
 
 
 def ensure_synth(work: Path, seed: int = 0) -> None:
-    from cva_rec.data.synthetic import synthesize
+    from cva_rec.data.synthetic import ensure_synthetic
 
-    info = work / "synth-eval" / "synth.json"
-    if info.is_file() and all(json.loads(info.read_text()).get(k) == v for k, v in SYNTH.items()):
-        return
-    print(f"  writing the synthetic log {SYNTH} ...", flush=True)
-    synthesize(work, "synth-eval", SYNTH["users"], SYNTH["items"], SYNTH["interactions"], seed)
+    if ensure_synthetic(work, "synth-eval", SYNTH["users"], SYNTH["items"], SYNTH["interactions"], seed):
+        print(f"  wrote the synthetic log {SYNTH}", flush=True)
 
 
 def measure(shape: str, args) -> Dict[str, Any]:

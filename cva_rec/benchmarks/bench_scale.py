@@ -65,18 +65,12 @@ def shape(interactions: int) -> Dict[str, int]:
 
 
 def ensure_dataset(work: Path, label: str, seed: int) -> str:
-    from cva_rec.data.synthetic import synthesize
+    from cva_rec.data.synthetic import ensure_synthetic
 
-    name = f"synth-{label}"
-    info_path = work / name / "synth.json"
-    want = shape(SIZES[label])
-    if info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if all(info.get(k) == v for k, v in want.items()) and info.get("seed") == seed:
-            return name
+    name, want = f"synth-{label}", shape(SIZES[label])
     t0 = time.perf_counter()
-    synthesize(work, name, want["users"], want["items"], want["interactions"], seed)
-    print(f"  wrote {name}: {want} in {time.perf_counter() - t0:.0f} s", flush=True)
+    if ensure_synthetic(work, name, want["users"], want["items"], want["interactions"], seed):
+        print(f"  wrote {name}: {want} in {time.perf_counter() - t0:.0f} s", flush=True)
     return name
 
 

@@ -202,3 +202,18 @@ def synthesize(out: Path, name: str, n_users: int, n_items: int, n_interactions:
         info["feature_store"] = {"path": "features", "frames": frames, "dim": feature_dim, "dtype": "float16"}
     atomic_write(folder / "synth.json", lambda fh: fh.write(json.dumps(info, indent=2) + "\n"))
     return info
+
+
+def ensure_synthetic(out: Path, name: str, n_users: int, n_items: int, n_interactions: int, seed: int) -> bool:
+    """:func:`synthesize` ``out/<name>`` unless its ``synth.json`` already records these sizes and seed (a
+    benchmark reuses the log it wrote before: minutes at millions of rows); True when it was written now."""
+    info_path = Path(out) / name / "synth.json"
+    want = {"users": n_users, "items": n_items, "interactions": n_interactions, "seed": seed}
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        info = None
+    if isinstance(info, dict) and all(info.get(k) == v for k, v in want.items()) and (Path(out) / name / f"{name}.inter").is_file():
+        return False
+    synthesize(out, name, n_users, n_items, n_interactions, seed)
+    return True
