@@ -159,6 +159,9 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "grad_clip": number(None, "clip the gradient norm to this value (null = off)", gt=0.0, nullable=True),
         "seed": integer(2020, "seed for model init, shuffling and sampling", min=0, max=2**32 - 1),
         "deterministic": flag(False, "torch deterministic algorithms (slower; exact repeatability)"),
+        "max_minutes": number(None, "stop training after this many minutes of fitting (Lightning max_time; a resumed run "
+                              "counts the time already spent); metrics.json's stopped_by says which limit ended the fit",
+                              gt=0.0, nullable=True),
         "early_stopping_patience": integer(10, "stop after this many validations without a better eval.valid_metric (0 = off)", min=0),
         "accelerator": choice("cpu", "Lightning accelerator: cpu | gpu | auto (also cuda, mps, tpu)", ("cpu", "gpu", "cuda", "mps", "tpu", "auto")),
         "devices": anything(1, "Lightning devices per node (an integer, a list of device ids or auto)", rule=_devices),

@@ -35,7 +35,7 @@ from cva_rec.training.per_user_file import PER_USER_FILE, write_per_user
 from cva_rec.training.probes import EpochTimer, count_parameters, peak_memory_bytes
 from cva_rec.training.run_identity import RunIdentity, dataset_fingerprint
 from cva_rec.training.stops import stop_report
-from cva_rec.training.trainer import make_trainer, quiet_lightning, requeued_by_slurm, resume_checkpoint
+from cva_rec.training.trainer import make_trainer, quiet_lightning, requeued_by_slurm, resume_checkpoint, stopped_by
 
 log = logging.getLogger("cva_rec")
 
@@ -90,7 +90,7 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     from cva_rec.training.datamodule import RecBoleDataModule
 
     cfg, run_dir = claim.cfg, claim.run_dir
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     data = data or build_data(cfg)
     check_memory(cfg, data)  # before any weight or batch is allocated
     content = load_content(cfg, data)
@@ -111,7 +111,8 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
     best = trainer.checkpoint_callback.best_model_path or None
     if test_on == "last":
         best = None  # test the weights the fit ended with
-    fit_seconds = time.perf_counter() - t_start
+    fit_seconds, fit_cpu_seconds = time.perf_counter() - t_start, time.process_time() - cpu_start
+    stop_reason = stopped_by(trainer)  # before the test: loading best.ckpt restores the callbacks' older state
     valid = dict(module.results.get("valid", {}))
     if best:
         valid = best_valid(trainer, module.valid_epochs)
@@ -129,11 +130,15 @@ def _run_claimed(claim: RunClaim, enable_progress_bar, data, prepare, callbacks,
         "valid": valid,
         "test": module.results.get("test", {}),
         "epochs_trained": int(trainer.current_epoch),
+        "stopped_by": stop_reason,  # early_stopping = converged by the patience rule
         "best_checkpoint": best,
         "train_epoch_seconds": timer.seconds,
         "seconds_per_epoch": (sum(timer.seconds) / len(timer.seconds)) if timer.seconds else None,
         "total_seconds": time.perf_counter() - t_start,
         "fit_seconds": fit_seconds,
+        # CPU time of this process (all its threads) while fitting: a figure that other jobs on the machine
+        # inflate far less than the wall time
+        "fit_cpu_seconds": fit_cpu_seconds,
         "peak_memory_bytes": peak_memory_bytes(trainer.strategy.root_device.type),
         "peak_memory_kind": "cuda_max_allocated" if trainer.strategy.root_device.type == "cuda" else "process_peak_rss",
         "parameters": count_parameters(module.model),

@@ -71,6 +71,7 @@ def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool, identity=None
 
     return L.Trainer(
         max_epochs=tr["epochs"],
+        max_time=None if tr.get("max_minutes") is None else {"minutes": float(tr["max_minutes"])},
         accelerator=tr["accelerator"],
         devices=tr["devices"],
         strategy=tr["strategy"],
@@ -91,6 +92,19 @@ def _trainer(L, tr, run_dir: Path, cbs, enable_progress_bar: bool, identity=None
         enable_model_summary=False,
         log_every_n_steps=10,
     )
+
+
+def stopped_by(trainer) -> str:
+    """What ended a fit: ``early_stopping`` (converged by the patience rule), ``max_minutes`` (train.max_minutes
+    ran out), ``max_epochs`` (train.epochs reached) or ``other`` (e.g. a callback's own stop)."""
+    from lightning.pytorch.callbacks import EarlyStopping, Timer
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, EarlyStopping) and cb.stopped_epoch > 0:
+            return "early_stopping"
+        if isinstance(cb, Timer) and cb.time_remaining() is not None and cb.time_remaining() <= 0:
+            return "max_minutes"
+    return "max_epochs" if trainer.current_epoch >= (trainer.max_epochs or 0) else "other"
 
 
 def cluster_plugins() -> list:

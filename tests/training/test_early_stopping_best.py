@@ -43,6 +43,8 @@ def test_early_stopping_tests_the_best_epochs_weights(stopped_run):
     tmp, metrics = stopped_run
     assert metrics["valid"]["epoch"] == 0
     assert metrics["epochs_trained"] < MAX_EPOCHS  # patience 1: stopped after the first worse validation
+    assert metrics["stopped_by"] == "early_stopping"
+    assert 0 < metrics["fit_cpu_seconds"]
     best = evaluate_run(tmp / "run", progress=False, out_dir=tmp / "eval-best")
     final = evaluate_run(tmp / "run", checkpoint=str(tmp / "run" / "checkpoints" / "final.ckpt"), progress=False,
                          out_dir=tmp / "eval-final")
@@ -72,3 +74,21 @@ def test_per_user_file_holds_the_tested_ranks(stopped_run, ml100k_data):
         # full ranking over every item but padding, the user's earlier items (other than the target) masked
         assert n == ml100k_data.n_items - 1 - len(set(seq[:-1]) - {seq[-1]})
     assert not f["cold"].any()
+
+
+def test_a_time_limit_stops_the_fit_and_says_so(tmp_path, ml100k_data):
+    """train.max_minutes ends the fit (Lightning's max_time) within its first epoch here; metrics.json tells it
+    apart from convergence, and the test still runs on the weights the fit ended with."""
+    cfg = load_config(None, small_overrides(tmp_path, "train.epochs=50", "train.max_minutes=0.0001",
+                                            "train.early_stopping_patience=2", "eval.popularity_buckets=0"))
+    metrics = run_experiment(cfg, tmp_path / "run", enable_progress_bar=False, data=ml100k_data)
+    assert metrics["stopped_by"] == "max_minutes"
+    assert metrics["epochs_trained"] < 2
+    assert metrics["test"]["n_users"] > 0
+
+
+def test_the_last_epoch_is_not_called_convergence(tmp_path, ml100k_data):
+    cfg = load_config(None, small_overrides(tmp_path, "train.epochs=1", "train.limit_train_batches=2",
+                                            "eval.popularity_buckets=0"))
+    metrics = run_experiment(cfg, tmp_path / "run", enable_progress_bar=False, data=ml100k_data)
+    assert metrics["stopped_by"] == "max_epochs"
