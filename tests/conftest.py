@@ -59,6 +59,20 @@ def ml100k_codes(ml100k_text_store, tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _anomaly_detection_off():
+    """RecBole's sine.py switches autograd anomaly detection on, process-wide, when its model package is
+    imported (any backbone does). Lightning's fit runs with it off, but the tests' own backward passes
+    (RecBole's Trainer, hand-written optimisation steps) then record a stack trace per op and check every
+    gradient: several times slower, and on or off depending on which test imported RecBole first. Off
+    here, as in a `cva-rec train`; the tests that check anomaly-mode behaviour switch it on themselves."""
+    import recbole.model.sequential_recommender  # noqa: F401  (runs sine.py's switch now, once)
+    import torch
+
+    torch.autograd.set_detect_anomaly(False)
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _hash_cache_in_tmp(tmp_path_factory):
     """Remembered file digests (cva_rec.fingerprints) go to a temporary folder, never the user's cache."""
     import os
