@@ -31,8 +31,9 @@ class TokenBERT4Rec(BERT4Rec):
     def __init__(self, config, dataset):
         # the field names RecBole's mask_itemseq transform writes into the config; its dataloader sets
         # them when it is built, a model built from a fresh Config gets the same names here
-        MaskItemSequence(config)
+        masking = MaskItemSequence(config)
         super().__init__(config, dataset)
+        self.cloze_masking = masking  # RecBole's transform, for the cloze loss on user windows (loss window_cloze)
         table = self.item_embedding.weight.data
         # RecBole's initialised row n_items (its mask token) leaves the item table: copies without a new
         # initialisation, so the random stream after __init__ is RecBole's as well

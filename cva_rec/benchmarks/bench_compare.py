@@ -4,7 +4,10 @@
 content hybrid, ID-free from scratch and the FLUID chain ending ID-free (the variants of
 ``cva-rec bench idfree``, levels added: ``compose: sum``). ``--table encoders``: ml-1m with text content
 (MiniLM over title, year and genres): ID, Pooling, MLP, Perceiver IO, CVA M=4 and M=8 (content only) and
-ID + CVA M=4 (``id_content``).
+ID + CVA M=4 (``id_content``). ``--table backbones``: ml-1m with the ID item encoder under each of the seven
+backbones (SASRec, GRU4Rec, NextItNet, BERT4Rec, NARM, STAMP, FMLP-Rec; ``recipes/ml1m/backbones_id*.yaml``:
+cross-entropy over all items, every window position for the causal ones, BERT4Rec's cloze on the same
+windows, prefix rows for the others, each label says which), intervals against ID-SASRec.
 
 Convergence: every run keeps the epoch with the best validation NDCG@10 and stops after ``--patience``
 validations without a better one, at most ``--max-epochs`` (the FLUID chain: its ID, slice and room stages
@@ -23,6 +26,7 @@ fingerprints when metrics.json records them) and prints the table.
     cva-rec bench compare -- --table encoders                         # 3 seeds, to convergence (hours on a CPU)
     cva-rec bench compare -- --table idfree --seeds 2020 --variants id idfree_sum
     cva-rec bench compare -- --table encoders --table-only            # the table of what is there
+    cva-rec bench compare -- --table backbones --seeds 2020          # seven backbones, ID items (about 1 h per seed)
 """
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ PREPARE = {
 }
 
 _id_cva = ["item_encoder.name=id_content", "item_encoder.content_encoder={name: cva, depth: 4}"]
+_WINDOWS, _PREFIX = "backbones_id.yaml", "backbones_id_prefix.yaml"
 #: table -> (what it compares, recipes folder under the checkout, reference variant, default variants, name -> variant)
 TABLES: Dict[str, tuple] = {
     "idfree": ("ml-1m item cold start (10% of the items held out): ID, ID + content hybrid, ID-free, FLUID chain",
@@ -68,17 +73,35 @@ TABLES: Dict[str, tuple] = {
                      "cva_m8": ("CVA M=8 (content only)", "sasrec_cva_m8.yaml", "train"),
                      "id_cva_m4": ("ID + CVA M=4 (id_content, sum)", "cva_base.yaml", "train", _id_cva),
                  }),
+    "backbones": ("ml-1m, ID items: each backbone under one protocol (cross-entropy over all items; the label says "
+                  "which positions are trained: every position of a user window, BERT4Rec's cloze on it, or prefix rows)",
+                  "recipes/ml1m", "sasrec", ["sasrec", "gru4rec", "nextitnet", "bert4rec", "narm", "stamp", "fmlprec"], {
+                      "sasrec": ("SASRec (all positions)", _WINDOWS, "train"),
+                      "gru4rec": ("GRU4Rec (all positions)", _WINDOWS, "train", ["model.name=GRU4Rec"]),
+                      "nextitnet": ("NextItNet (all positions)", _WINDOWS, "train", ["model.name=NextItNet"]),
+                      "bert4rec": ("BERT4Rec (cloze on user windows)", _WINDOWS, "train",
+                                   ["model.name=BERT4Rec", "loss.name=window_cloze"]),
+                      "narm": ("NARM (prefix rows)", _PREFIX, "train"),
+                      "stamp": ("STAMP (prefix rows)", _PREFIX, "train", ["model.name=STAMP"]),
+                      "fmlprec": ("FMLP-Rec (prefix rows)", _PREFIX, "train", ["model.name=FMLPRec"]),
+                  }),
 }
+#: (max epochs, patience) of a table when the command does not say
+DEFAULT_BUDGET = {"backbones": (50, 3)}
+#: tables whose recipes set train.limit_train_batches as part of the protocol (an epoch of prefix rows is a
+#: fraction of them, validated after it); the other tables' budgets clear any limit a recipe sets
+RECIPE_LIMITS = {"backbones"}
 PARTS = ("all", "warm", "cold")
 METRICS = ("ndcg@10", "hr@10", "hr@20")
 MAX_EPOCHS, PATIENCE = 100, 5
 RESULT_FILE = "compare.json"
 
 
-def budget_of(max_epochs: int, patience: int, extra) -> tuple:
-    """(overrides of every run, FLUID stage lengths): converge by validation NDCG@10 within ``max_epochs``."""
+def budget_of(max_epochs: int, patience: int, extra, recipe_limits: bool = False) -> tuple:
+    """(overrides of every run, FLUID stage lengths): converge by validation NDCG@10 within ``max_epochs``;
+    each epoch all the training batches, unless ``recipe_limits`` (the recipes' ``train.limit_train_batches``)."""
     budget = [f"train.epochs={max_epochs}", f"train.early_stopping_patience={patience}", "eval.valid_metric=ndcg@10",
-              "train.limit_train_batches=null", *extra]
+              *([] if recipe_limits else ["train.limit_train_batches=null"]), *extra]
     chain = [f"warmup.id_epochs={max_epochs}", f"warmup.slice_epochs={max_epochs}", f"warmup.room_epochs={max_epochs}"]
     return budget, chain
 
@@ -132,6 +155,8 @@ def row_of(name: str, variants, runs: Path, seeds, max_epochs: int) -> Dict[str,
         "max_epochs": max_epochs,
         "stopped_early": [m.get("epochs_trained") is not None and m["epochs_trained"] < max_epochs for m in ms],
         "seconds_per_epoch": _mean_std([m.get("seconds_per_epoch") for m in ms]),
+        # per seed: the command's wall time and the machine's load averages at its end (shared cores)
+        "wall": [json.loads(w.read_text()) if (w := f / bench_idfree.WALL_FILE).is_file() else None for f in folders],
         "peak_memory_bytes": max([m.get("peak_memory_bytes") or 0 for m in ms], default=None),
         "peak_memory_kind": ms[0].get("peak_memory_kind") if ms else None,
         "fingerprints": [m.get("fingerprints") for m in ms] if any("fingerprints" in m for m in ms) else None,
@@ -162,19 +187,23 @@ def add_intervals(rows: List[Dict[str, Any]], reference: str, n_resamples: int) 
 
 
 def markdown(rows: List[Dict[str, Any]], reference: str) -> str:
-    head = ["variant", "seeds", *(f"{p} {m}" for p in PARTS for m in METRICS), "delta NDCG@10 [95% CI]",
-            "cold delta NDCG@10 [95% CI]", "epochs (best)", "s/epoch"]
+    # a table without held-out items (no warm / cold figures in any row) shows the all-users columns only
+    parts = [p for p in PARTS if p == "all" or any(r["metrics"][p][m]["mean"] is not None for r in rows for m in METRICS)]
+    cold = "cold" in parts
+    head = ["variant", "seeds", *(f"{p} {m}" for p in parts for m in METRICS), "delta NDCG@10 [95% CI]",
+            *(["cold delta NDCG@10 [95% CI]"] if cold else []), "epochs (best)", "s/epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["label"], str(len(r["runs"]))]
-        for p in PARTS:
+        for p in parts:
             for m in METRICS:
                 v = r["metrics"][p][m]
                 cells.append("-" if v["mean"] is None else f"{v['mean']:.4f}" + (f" +- {v['std']:.4f}" if v["std"] is not None else ""))
         deltas = r.get("delta_vs_reference", {})
         ref_cell = "reference" if r["variant"] == reference else "-"
-        cells += [bootstrap.interval_cell(deltas.get("all ndcg@10")) if deltas else ref_cell,
-                  bootstrap.interval_cell(deltas.get("cold ndcg@10")) if deltas.get("cold ndcg@10") else ref_cell]
+        cells.append(bootstrap.interval_cell(deltas.get("all ndcg@10")) if deltas else ref_cell)
+        if cold:
+            cells.append(bootstrap.interval_cell(deltas.get("cold ndcg@10")) if deltas.get("cold ndcg@10") else ref_cell)
         cells.append(", ".join(f"{e} ({b})" for e, b in zip(r["epochs_trained"], r["best_epoch"])) or "-")
         spe = r["seconds_per_epoch"]["mean"]
         cells.append("-" if spe is None else f"{spe:.1f}")
@@ -194,10 +223,12 @@ def main(argv=None) -> int:
     root = project_root()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--table", required=True, choices=sorted(TABLES), help="; ".join(f"{k}: {v[0]}" for k, v in TABLES.items()))
-    p.add_argument("--variants", nargs="+", help="a subset (default: the table's rows); the reference (id) is always trained")
+    p.add_argument("--variants", nargs="+", help="a subset (default: the table's rows); the reference (id; backbones: sasrec) is always trained")
     p.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
-    p.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="most epochs of any run / stage (default %(default)s)")
-    p.add_argument("--patience", type=int, default=PATIENCE, help="validations without a better NDCG@10 before stopping (default %(default)s)")
+    defaults = ", ".join(f"{t}: {e}" for t, (e, _) in DEFAULT_BUDGET.items())
+    p.add_argument("--max-epochs", type=int, help=f"most epochs of any run / stage (default {MAX_EPOCHS}; {defaults})")
+    defaults = ", ".join(f"{t}: {q}" for t, (_, q) in DEFAULT_BUDGET.items())
+    p.add_argument("--patience", type=int, help=f"validations without a better NDCG@10 before stopping (default {PATIENCE}; {defaults})")
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="another override of every run (after the budget), e.g. train.limit_train_batches=5 for a smoke test")
     p.add_argument("--recipes", type=Path, help="the recipes folder (default: the table's, recipes/ml1m)")
@@ -208,6 +239,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     about, recipes_dir, reference, default_variants, variants = TABLES[args.table]
+    max_epochs, patience = DEFAULT_BUDGET.get(args.table, (MAX_EPOCHS, PATIENCE))
+    args.max_epochs = max_epochs if args.max_epochs is None else args.max_epochs
+    args.patience = patience if args.patience is None else args.patience
     unknown = [v for v in args.variants or [] if v not in variants]
     if unknown:
         raise SystemExit(f"--variants {' '.join(unknown)}: not a variant of table {args.table} ({', '.join(variants)})")
@@ -215,7 +249,7 @@ def main(argv=None) -> int:
     recipes = args.recipes or root / recipes_dir
     runs = (args.runs / args.table).absolute()
     runs.mkdir(parents=True, exist_ok=True)
-    budget, chain = budget_of(args.max_epochs, args.patience, args.extra)
+    budget, chain = budget_of(args.max_epochs, args.patience, args.extra, recipe_limits=args.table in RECIPE_LIMITS)
     for seed in args.seeds:  # before training anything: the table must be of one budget
         for name in names:
             bench_idfree.check_budget(name, seed, runs, recipes, budget, chain, variants)

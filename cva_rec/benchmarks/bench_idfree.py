@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -153,7 +154,9 @@ def train_variant(name: str, seed: int, runs: Path, recipes: Path, budget, chain
     start = time.perf_counter()
     subprocess.run(cmd + _sets(sets), check=True)
     wall = time.perf_counter() - start
-    (run / WALL_FILE).write_text(json.dumps({"wall_s": wall, "resumed": "train.resume=true" in sets}))
+    # the machine's load while it ran (1-, 5- and 15-minute averages at its end): timings on shared cores need it
+    (run / WALL_FILE).write_text(json.dumps({"wall_s": wall, "resumed": "train.resume=true" in sets,
+                                             "load_average_at_end": list(os.getloadavg())}))
     return run
 
 

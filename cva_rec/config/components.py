@@ -72,6 +72,7 @@ LOSS_CATALOG.declare("inbatch_softmax", reads=_CANDIDATE_SOFTMAX)
 LOSS_CATALOG.declare("sampled_softmax", reads=(*_CANDIDATE_SOFTMAX, "num_negatives", "popularity_alpha"))
 LOSS_CATALOG.declare("microlens_inbatch", reads=("logq_correction",))
 LOSS_CATALOG.declare("allpos_full_softmax", reads=())
+LOSS_CATALOG.declare("window_cloze", reads=())
 LOSS_CATALOG.declare("allpos_sampled_softmax", reads=(*_CANDIDATE_SOFTMAX, "num_negatives", "popularity_alpha"))
 
 # -- learning-rate schedules (train.scheduler) ---------------------------------------------------------

@@ -140,7 +140,8 @@ SCHEMA: Dict[str, Dict[str, Key]] = {
         "name": text("full_softmax", "full_softmax (RecBole default: CE over all items) | inbatch_softmax (unique batch targets) | "
                      "microlens_inbatch (the MicroLens benchmark's: batches of users, every position) | sampled_softmax | "
                      "allpos_full_softmax / allpos_sampled_softmax (full / sampled softmax on batches of users, one window "
-                     "each, every position trained; causal backbones: SASRec, GRU4Rec, NextItNet)"),
+                     "each, every position trained; causal backbones: SASRec, GRU4Rec, NextItNet) | "
+                     "window_cloze (BERT4Rec's masked-item loss on the same batches of users)"),
         "temperature": number(1.0, "logits are divided by this (in-batch / sampled softmax)", gt=0.0),
         "logq_correction": flag(True, "in-batch / sampled softmax: subtract log item popularity from candidate logits"),
         "mask_history": flag(True, "in-batch / sampled softmax: candidates in the user's input history (other than the target) get -inf"),

@@ -9,6 +9,8 @@
   trained, every item position of the batch a candidate): :mod:`cva_rec.training.microlens_loss`.
 * ``allpos_full_softmax`` / ``allpos_sampled_softmax``: full / sampled softmax on the same batches of
   users, every window position trained: :mod:`cva_rec.training.allpos_loss`.
+* ``window_cloze``: BERT4Rec's masked-item objective on the same batches of users:
+  :mod:`cva_rec.training.cloze_loss`.
 * ``sampled_softmax``: the target plus ``num_negatives`` negatives shared across the batch, drawn
   with probability ∝ (count + 1) ** ``popularity_alpha`` and logQ-corrected by that same
   distribution (Jean et al. 2015; Yi et al. 2019).
@@ -24,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cva_rec.backbones import item_encoder_of, seq_output
-from cva_rec.training import allpos_loss, microlens_loss  # noqa: F401  (register allpos_*, microlens_inbatch)
+from cva_rec.training import allpos_loss, cloze_loss, microlens_loss  # noqa: F401  (register allpos_*, window_cloze, microlens_inbatch)
 from cva_rec.training.loss_base import LOSSES, Loss, negative_distribution  # noqa: F401  (re-exported: plugins register here)
 
 @LOSSES.register("full_softmax")

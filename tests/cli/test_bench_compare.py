@@ -71,14 +71,14 @@ def test_unknown_variant_is_one_line(tmp_path, capsys):
     assert "not a variant of table encoders" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("table", ["idfree", "encoders"])
+@pytest.mark.parametrize("table", ["idfree", "encoders", "backbones"])
 def test_every_variant_of_a_table_is_a_valid_config_at_the_convergence_budget(table, tmp_path):
     from cva_rec.benchmarks import bench_compare, bench_idfree
     from cva_rec.config.schema import load_config
     from tests.conftest import REPO
 
     _, recipes, reference, defaults, variants = bench_compare.TABLES[table]
-    budget, chain = bench_compare.budget_of(100, 5, [])
+    budget, chain = bench_compare.budget_of(100, 5, [], recipe_limits=table in bench_compare.RECIPE_LIMITS)
     assert reference in defaults
     for name in defaults:
         command, recipe, sets = bench_idfree.variant_command(name, 2020, tmp_path, REPO / recipes, budget, chain, variants=variants)
@@ -90,5 +90,67 @@ def test_every_variant_of_a_table_is_a_valid_config_at_the_convergence_budget(ta
             assert cfg["warmup"]["id_epochs"] == cfg["warmup"]["room_epochs"] == 100
         if table == "encoders":
             assert cfg["dataset"]["name"] == "ml-1m" and (cfg["content"]["store"] is None) == (name == "id")
+        elif table == "backbones":
+            assert cfg["dataset"]["name"] == "ml-1m" and cfg["item_encoder"]["name"] == "id" and cfg["content"]["store"] is None
+            # the label names the positions trained; an epoch of prefix rows is a twentieth of them, validated after it
+            prefix = cfg["loss"]["name"] == "full_softmax"
+            assert ("prefix rows" in variants[name][0]) == prefix
+            assert cfg["train"]["limit_train_batches"] == (0.05 if prefix else None)
+            assert cfg["loss"]["name"] in ("allpos_full_softmax", "window_cloze", "full_softmax")
         else:
             assert cfg["dataset"]["cold_items"] == 0.1
+        if table != "backbones":
+            assert cfg["train"]["limit_train_batches"] is None
+
+
+def test_backbones_grid_trains_the_runs_of_the_bench(tmp_path):
+    """grid_backbones_id.yaml (cva-rec sweep) and `bench compare --table backbones` give every backbone one config."""
+    from cva_rec.benchmarks import bench_compare, bench_idfree
+    from cva_rec.config.schema import load_config
+    from cva_rec.jobs.sweep import expand, load_grid
+    from tests.conftest import REPO
+
+    _, recipes, _, defaults, variants = bench_compare.TABLES["backbones"]
+    max_epochs, patience = bench_compare.DEFAULT_BUDGET["backbones"]
+    budget, chain = bench_compare.budget_of(max_epochs, patience, [], recipe_limits=True)
+    swept = {run.variant: run.config for run in expand(load_grid(REPO / recipes / "grid_backbones_id.yaml"), tmp_path)}
+    assert sorted(swept) == sorted(defaults)
+    for name in defaults:
+        _, recipe, sets = bench_idfree.variant_command(name, 2020, tmp_path, REPO / recipes, budget, chain, variants=variants)
+        bench = load_config(recipe, sets)
+        assert {k: v for k, v in bench.items() if k != "output"} == {k: v for k, v in swept[name].items() if k != "output"}, name
+
+
+def test_backbones_table_from_finished_runs(tmp_path, capsys):
+    """--table-only on finished folders: no warm / cold columns without held-out items, intervals against SASRec
+    from the per-user files (checked here with numpy), the budget the recipes' epoch fractions keep, the load."""
+    from cva_rec.benchmarks import bench_compare
+
+    runs = tmp_path / "runs" / "backbones"
+    rng = np.random.default_rng(0)
+    tokens = np.array([str(u) for u in range(1, 201)])
+    ranks = {"sasrec": rng.integers(0, 30, 200), "narm": rng.integers(0, 60, 200)}
+    for name, rank in ranks.items():
+        run = runs / f"{name}-s2020"
+        run.mkdir(parents=True)
+        np.savez(run / "per_user_test.npz", user=np.arange(200), user_token=tokens, target=np.ones(200, dtype=np.int64), rank=rank,
+                 cold=np.zeros(200, dtype=bool), n_candidates=np.full(200, 3000))
+        ndcg = float(np.where(rank < 10, 1 / np.log2(rank + 2.0), 0).mean())
+        (run / "metrics.json").write_text(json.dumps({"seed": 2020, "test": {"ndcg@10": ndcg, "hr@10": float((rank < 10).mean()),
+                                                                              "n_users": 200}, "valid": {"epoch": 4},
+                                                     "epochs_trained": 8, "seconds_per_epoch": 12.5}))
+        (run / "bench_wall.json").write_text(json.dumps({"wall_s": 100.0, "resumed": False, "load_average_at_end": [3.0, 2.5, 2.0]}))
+    args = ["--table", "backbones", "--variants", "narm", "--seeds", "2020", "--runs", str(tmp_path / "runs"),
+            "--table-only", "--resamples", "200"]
+    assert bench_compare.main(args) == 0
+    out = capsys.readouterr().out
+    assert "cold" not in out.split("\n")[1] and "| SASRec (all positions) | 1 |" in out and "| NARM (prefix rows) | 1 |" in out
+    result = json.loads((runs / "compare.json").read_text())
+    assert result["max_epochs"] == 50 and result["patience"] == 3 and result["reference"] == "sasrec"
+    assert not any("limit_train_batches" in s for s in result["budget"])  # the recipes' fractions are the protocol
+    rows = {r["variant"]: r for r in result["rows"]}
+    nd = {k: np.where(r < 10, 1 / np.log2(r + 2.0), 0.0) for k, r in ranks.items()}
+    delta = rows["narm"]["delta_vs_reference"]["all ndcg@10"]
+    assert delta["delta"] == pytest.approx(float((nd["narm"] - nd["sasrec"]).mean()), abs=1e-12)
+    assert "cold ndcg@10" not in rows["narm"]["delta_vs_reference"]
+    assert rows["narm"]["wall"][0]["load_average_at_end"] == [3.0, 2.5, 2.0] and rows["narm"]["epochs_trained"] == [8]
