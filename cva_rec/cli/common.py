@@ -16,6 +16,13 @@ def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> N
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars (for logs / CI)")
 
 
+def train_resume_argv(argv):
+    """The command line that continues a stopped run (``train``, ``train-retriever``): the same one, without
+    --overwrite (it would start again), with ``--set train.resume=true``."""
+    out = [a for a in argv if a != "--overwrite"]
+    return out if "train.resume=true" in out else [*out, "--set", "train.resume=true"]
+
+
 def add_set_arg(parser: argparse.ArgumentParser, example: str = "--set train.epochs=3 --set item_encoder.depth=2") -> None:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",

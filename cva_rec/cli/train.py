@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cva_rec.cli.common import add_config_args
+from cva_rec.cli.common import add_config_args, train_resume_argv
 from cva_rec.errors import ConfigError
 
 
@@ -29,13 +29,7 @@ def register(sub) -> None:
                    help="replace the run in the run folder: once the new run's checks pass, its metrics.json, then "
                    "checkpoints/ and tb/ are removed and the new config.yaml written (other files are left alone)")
     p.add_argument("--list-encoders", action="store_true", help="print the registered item encoders and exit")
-    p.set_defaults(func=run, resume_argv=resume_argv)
-
-
-def resume_argv(argv):
-    """The command line that continues a stopped ``train``: the same one, without --overwrite, with train.resume."""
-    out = [a for a in argv if a != "--overwrite"]
-    return out if "train.resume=true" in out else [*out, "--set", "train.resume=true"]
+    p.set_defaults(func=run, resume_argv=train_resume_argv)
 
 
 def run(args) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cva_rec.cli.common import train_resume_argv
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -15,7 +17,8 @@ def register(sub) -> None:
         "retriever.codes_path, train the retriever on fixed codes (e.g. single-view `cva-rec tokenize` output), or, with "
         "retriever.context: reranker, fit codes on the item table of the trained run retriever.reranker, whose encoder "
         "then is the recall context (seconds; no training). Claims RUN_DIR like a training run (a lock while it "
-        "runs; a finished run or another config there is refused) and writes "
+        "runs; another config there is refused, and so is a run of this config unless --set train.resume=true "
+        "continues it from its checkpoints/last.ckpt; a stopped run prints that command) and writes "
         "RUN_DIR/config.yaml, retriever.pt, codes.npz (every item's paths, per view), metrics.json (+ checkpoints/ and "
         "tb/ of the co-training). Use the run with "
         "`cva-rec retrieve RERANK_RUN --retriever RUN_DIR`. See docs/retrieval.md.",
@@ -26,7 +29,7 @@ def register(sub) -> None:
                    help="override one key of any section, e.g. --set retriever.views=2 --set train.seed=1 (repeatable)")
     p.add_argument("--out", help="run directory (default: output.dir/output.name, or <dataset>-grdr-v<views>-s<seed>)")
     p.add_argument("--overwrite", action="store_true", help="replace the run the run directory holds (refused otherwise)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resume_argv=train_resume_argv)
 
 
 def run(args) -> int:

@@ -80,6 +80,13 @@ def _context_has_what_it_reads(cfg: Mapping[str, Any]) -> None:
 
 
 RETRIEVER_CHECKS: List[Callable[[Mapping[str, Any]], None]] = [_heads_divide_width, _context_has_what_it_reads]
+#: what a retriever run reads of its recipe (its identity: :meth:`cva_rec.config.schema.Job.unread`): the data
+#: (``dataset``: the split and item ids; ``content``: the item vectors), the seed and the hardware of the
+#: co-training's Trainer. The model, loss, item encoder, eval and warm-up sections of the recipe serve the
+#: runs it feeds, not the retriever; with ``context: reranker`` the reranker run is read by content (its
+#: config.yaml and checkpoint fingerprints)
+RETRIEVER_READS = ("retriever.*", "dataset.*", "content.*", "train.seed", "train.accelerator", "train.devices",
+                   "train.strategy", "train.num_nodes", "train.deterministic")
 
 
 # -- cva-rec retrieve (cva_rec/retrieval/two_stage.py) ----------------------------------------------------

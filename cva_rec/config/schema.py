@@ -34,8 +34,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import yaml
 
 from cva_rec.config.components import BACKBONE_CATALOG, ENCODER_CATALOG, LOSS_CATALOG, SCHEDULER_CATALOG, Catalog
-from cva_rec.config.jobs import (BENCH, EXTRACT_TEXT, EXTRACT_VIDEO, RETRIEVE, RETRIEVER, RETRIEVER_CHECKS, TOKENIZE,
-                                 TOKENIZE_CHECKS)
+from cva_rec.config.jobs import (BENCH, EXTRACT_TEXT, EXTRACT_VIDEO, RETRIEVE, RETRIEVER, RETRIEVER_CHECKS, RETRIEVER_READS,
+                                 TOKENIZE, TOKENIZE_CHECKS)
 from cva_rec.config.keys import Key, anything, choice, flag, fraction, integer, listof, number, text
 from cva_rec.errors import ConfigError
 from cva_rec.config.recipe_yaml import load_yaml
@@ -253,10 +253,26 @@ class Job:
     checks: Sequence[Callable[[Dict[str, Any]], None]] = ()
     recipe: bool = False
     about: str = ""  # how its YAML file / command line give these settings (docs/config.md)
+    #: the keys its run reads (``section.key``, ``section.*``): only they make a run folder's identity
+    #: (:mod:`cva_rec.config.identity`); () = every key of its sections
+    reads: Tuple[str, ...] = ()
 
     @property
     def sections(self) -> Dict[str, Mapping[str, Key]]:
         return {**SCHEMA, **self.own} if self.recipe else dict(self.own)
+
+    def unread(self) -> Tuple[str, ...]:
+        """``section.*`` / ``section.key`` of every key of its sections that its run does not read (left out
+        of its identity: a recipe section it never reads cannot make its folder another experiment)."""
+        if not self.reads:
+            return ()
+        out: List[str] = []
+        for sec, keys in self.sections.items():
+            if f"{sec}.*" in self.reads:
+                continue
+            read = [k for k in keys if f"{sec}.{k}" in self.reads]
+            out += [f"{sec}.{k}" for k in keys if k not in read] if read else [f"{sec}.*"]
+        return tuple(out)
 
     def all_checks(self) -> List[Callable[[Dict[str, Any]], None]]:
         return [*(CROSS_CHECKS if self.recipe else ()), *self.checks]
@@ -268,7 +284,8 @@ JOBS: Dict[str, Job] = {job.name: job for job in (
     Job("retriever", "cva-rec train-retriever", {"retriever": RETRIEVER}, RETRIEVER_CHECKS, recipe=True,
         about="A retriever recipe is a recipe (every section above) plus this section. Its top-level `recipe: PATH` "
         "names the recipe that gives the dataset, content store and seed (read first, like `base:`, without its "
-        "`output`); `output.dir` / `output.name` name the retriever's run folder. `--set` reaches every section."),
+        "`output`); `output.dir` / `output.name` name the retriever's run folder. `--set` reaches every section.",
+        reads=RETRIEVER_READS),
     Job("retrieve", "cva-rec retrieve", {"retrieve": RETRIEVE},
         about="The options of `cva-rec retrieve RUN_DIR` (`--beam 50` is `retrieve.beam`), checked against these keys "
         "before anything is loaded; `--set` there overrides keys of the reranker run's own config."),

@@ -192,7 +192,10 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     """
     run_dir = Path(run_dir)
     resume = bool(cfg["train"]["resume"]) if resume is None else resume
+    from cva_rec.config.schema import job_of
     from cva_rec.jobs.provenance import config_artifacts, fingerprint_artifacts
+
+    ignore = (*ignore, *job_of(job).unread())  # keys the job never reads are no part of what its folder holds
 
     more = {"job": job, "resume_hint": resume_hint,
             "artifacts": fingerprint_artifacts({**config_artifacts(cfg, job), **(inputs or {})})}
@@ -323,7 +326,7 @@ def _check_reuse(claim: RunClaim) -> None:
                              + f"choose {claim.elsewhere} or {replace}")
     if same:
         finished = (run_dir / "metrics.json").exists()
-        if claim.resume and finished and claim.job == "train" and int(cfg["train"]["epochs"]) <= int(old["train"]["epochs"]):
+        if claim.resume and finished and _nothing_more(claim.job, cfg, old):
             claim.nothing_to_train = True  # a resume never rewrites a finished run; more epochs continue it
             return
         if claim.resume or not has_outputs:
@@ -335,6 +338,14 @@ def _check_reuse(claim: RunClaim) -> None:
     raise RunFolderError(f"run folder {run_dir} holds {what} of another config ({why}); "
                          + ("resume needs the same config; " if claim.resume and claim.resume_hint else "")
                          + f"choose {claim.elsewhere} or {replace}")
+
+
+def _nothing_more(job: str, cfg: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether a resume of a finished run of the same config has nothing left to train: a training run
+    asked for no more epochs; a retriever always (its whole schedule is part of its identity)."""
+    if job == "train":
+        return int(cfg["train"]["epochs"]) <= int(old["train"]["epochs"])
+    return job == "retriever"
 
 
 def _changed_artifacts(run_dir: Path, claim: RunClaim) -> List[str]:

@@ -3,7 +3,9 @@
 A retriever recipe is read by ``load_config(path, job="retriever")`` (:data:`cva_rec.config.schema.JOBS`):
 the sections of a cva_rec recipe (dataset, content, seed: the data the retriever serves) plus
 ``retriever``. The run folder is claimed like a training run's (:mod:`cva_rec.jobs.run_folder`: a lock
-while it runs, one config per folder) and holds ``config.yaml`` (the resolved retriever config),
+while it runs; one config per folder, whose identity is only what the retriever reads of the recipe,
+:data:`cva_rec.config.jobs.RETRIEVER_READS`; ``--set train.resume=true`` continues a stopped co-training
+from ``checkpoints/last.ckpt``) and holds ``config.yaml`` (the resolved retriever config),
 ``retriever.pt`` (weights), ``codes.npz`` (every item's code paths per view, ``MultiViewCodes``,
 rows = the dataset's internal ids), ``checkpoints/last.ckpt`` and ``tb/`` of the co-training (a fit of the
 training runs' Trainer, :func:`cva_rec.retrieval.cotrain.cotrain`) and, last, ``metrics.json`` (per-epoch
@@ -55,10 +57,22 @@ def run_dir_for(cfg: Mapping[str, Any]) -> Path:
     return Path(cfg["output"]["dir"]) / (cfg["output"]["name"] or f"{cfg['dataset']['name']}-{kind}-v{views}-s{cfg['train']['seed']}")
 
 
+RESUME_HINT = "--set train.resume=true continues it"
+
+
 def claim_retriever_folder(run_dir: Path, cfg: Mapping[str, Any], overwrite: bool = False) -> RunClaim:
-    """Lock ``run_dir`` for this retriever config (a finished run of it, or another config, is refused)."""
-    return claim_run_folder(run_dir, cfg, overwrite=overwrite, resume=False, job="retriever", resume_hint=None,
+    """Lock ``run_dir`` for this retriever config: another config is refused, and so is a run of this one unless
+    ``train.resume`` continues it (from ``checkpoints/last.ckpt``; a finished one is left as it is)."""
+    return claim_run_folder(run_dir, cfg, overwrite=overwrite, job="retriever", resume_hint=RESUME_HINT,
                             elsewhere="another output.name / --out")
+
+
+def finished_metrics(claim: RunClaim) -> Dict[str, Any]:
+    """A resumed retriever run that had finished: its ``metrics.json``, the folder left as it is."""
+    import json
+
+    log.info("%s: the run had finished; nothing to train (its metrics.json is kept)", claim.run_dir)
+    return json.loads((claim.run_dir / "metrics.json").read_text(encoding="utf-8"))
 
 
 def content_vectors(cfg: Mapping[str, Any], data) -> Optional[torch.Tensor]:
@@ -132,6 +146,8 @@ def train_retriever(cfg: Mapping[str, Any], run_dir: Path, data=None, reranker_m
     r = cfg["retriever"]
     s = cotrain_settings(cfg)
     with claim_retriever_folder(run_dir, cfg, overwrite) as claim:
+        if claim.nothing_to_train:
+            return finished_metrics(claim)
         t0 = time.perf_counter()
         data = data or build_data(cfg)
         content = content_vectors(cfg, data)
@@ -143,7 +159,7 @@ def train_retriever(cfg: Mapping[str, Any], run_dir: Path, data=None, reranker_m
             model.codebook.freeze_below(0)
         hist = data.valid_history  # items before each user's validation target: the training part
         device = r["device"]
-        records = cotrain(model, hist.indptr, hist.items, s, device, run_dir=run_dir, train=cfg["train"])
+        records = cotrain(model, hist.indptr, hist.items, s, device, run_dir=run_dir, train=cfg["train"], resume=claim.resume)
         model.eval()
         codes = MultiViewCodes(model.item_codes().cpu(), model.codebook.codes, data.item_tokens,
                                list(fixed.view_names) if fixed is not None else [])
@@ -187,6 +203,8 @@ def _fit_reranker_context(cfg: Mapping[str, Any], run_dir: Path, data=None, modu
     cfg, ckpt = with_reranker_data(cfg)
     r = cfg["retriever"]
     with claim_retriever_folder(run_dir, cfg, overwrite) as claim:
+        if claim.nothing_to_train:
+            return finished_metrics(claim)
         t0 = time.perf_counter()
         if module is None or data is None:
             data, module = load_trained_module(cfg, ckpt)
