@@ -11,7 +11,11 @@ def register(sub) -> None:
         help="evaluate a trained run's checkpoint on the test (or validation) split",
         description="Rebuild the model from RUN_DIR/config.yaml, load a checkpoint (default: best.ckpt) and "
         "rank the held-out items. Eval settings can be changed with --set eval.KEY=VALUE, e.g. "
-        "--set eval.negatives=100 for 100 uniform negatives (add --set eval.negatives_sampler=popularity to draw them by popularity).",
+        "--set eval.negatives=100 for 100 uniform negatives (add --set eval.negatives_sampler=popularity to draw them by popularity). "
+        "Writes RUN_DIR/eval_<split>_<ckpt>.json (the metrics and their provenance: the config identity, the overrides "
+        "and the fingerprints of the checkpoint, store and codes read) and eval/ (logs), holding RUN_DIR's lock: a "
+        "folder a training run or another evaluation is writing is refused in one line naming it (--out DIR writes "
+        "elsewhere).",
     )
     p.add_argument("run_dir", help="a run directory written by `cva-rec train`")
     p.add_argument("--checkpoint", help="checkpoint file (default: RUN_DIR/checkpoints/best.ckpt)")

@@ -14,9 +14,11 @@ def register(sub) -> None:
         description="The retriever (a `cva-rec train-retriever` run) decodes each evaluated user's top BEAM code paths by "
         "trie-constrained beam search; the paths' items (history dropped, target kept) are cut to CANDIDATES and the "
         "trained run RUN_DIR scores only those, with its history masked as in full ranking. Writes "
-        "RUN_DIR/retrieve_<split>_<ckpt>_<retriever>_b<BEAM>_c<CANDIDATES>.json: the metrics of `cva-rec evaluate` "
-        "(a target that was not recalled counts as a miss), plus `candidates` (recall@K of the candidate set) and "
-        "`timings` (ms per user of recall, mapping and rerank). A retriever fitted with retriever.context: reranker reads "
+        "RUN_DIR/retrieve_<split>_<ckpt>_<retriever>_b<BEAM>_c<CANDIDATES>.json (holding RUN_DIR's lock: a folder a "
+        "training run or another evaluation is writing is refused; --out DIR writes elsewhere): the metrics of "
+        "`cva-rec evaluate` (a target that was not recalled counts as a miss), plus `candidates` (recall@K of the "
+        "candidate set), `timings` (ms per user of recall, mapping and rerank) and `provenance` (both runs' config "
+        "identities and the fingerprints of the files read). A retriever fitted with retriever.context: reranker reads "
         "RUN_DIR's own user state (one encoder pass for both stages) and is refused with any other run. "
         "See docs/retrieval.md.",
     )
@@ -34,6 +36,8 @@ def register(sub) -> None:
                    help="torch device for both stages, e.g. cuda (default: %(default)s)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a key of the reranker's config, e.g. eval.batch_size=512")
+    p.add_argument("--out", metavar="DIR", help="write the result into DIR instead of RUN_DIR (a read-only run folder, "
+                   "or one a training run is writing)")
     p.set_defaults(func=run)
 
 
@@ -43,7 +47,7 @@ def run(args) -> int:
 
     s = validate_section("retrieve", {k: getattr(args, k) for k in RETRIEVE}, "cva-rec retrieve")
     result, out = retrieve_run(Path(args.run_dir), Path(s["retriever"]), s["beam"], s["candidates"], s["split"],
-                               s["checkpoint"], args.overrides, s["device"])
+                               s["checkpoint"], args.overrides, s["device"], Path(args.out) if args.out else None)
     summary = {k: v for k, v in result.items() if not isinstance(v, dict)}
     print(json.dumps({**summary, "candidates": result["candidates"], "timings": result["timings"], "written": str(out)}, indent=2))
     return 0

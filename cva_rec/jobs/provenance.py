@@ -11,7 +11,8 @@ shows their short hashes, so a table row can always be traced to the files behin
 
 Artifacts that come from the config are found by :func:`config_artifacts` (per job: training,
 ``train-retriever``, ``tokenize``); a caller adds the ones it reads on its own (a warm-up stage's
-seed checkpoint) by name.
+seed checkpoint) by name. The jobs that evaluate a trained run (``evaluate``, ``retrieve``) record the
+same fingerprints, of the checkpoint they loaded too, in their result files (:func:`evaluation_provenance`).
 """
 from __future__ import annotations
 
@@ -78,6 +79,21 @@ def fingerprint_artifacts(artifacts: Mapping[str, Optional[Paths]]) -> Dict[str,
             continue
         out[name] = {"path": shown, **fingerprint_files(many, root)}
     return out
+
+
+def evaluation_provenance(cfg: Mapping[str, Any], run_dir: Path, checkpoint: Path, overrides: Sequence[str] = (),
+                          more: Optional[Mapping[str, Optional[Paths]]] = None) -> Dict[str, Any]:
+    """What an evaluation of a trained run (``evaluate``, ``retrieve``) records beside its numbers, so that
+    they trace to the config and files behind them: ``config_id`` of the config evaluated (the run's, with the
+    ``overrides``), ``run_config_id`` (of the run folder's ``config.yaml``: its ``metrics.json`` value), the
+    overrides, and ``artifacts``: the fingerprints of the checkpoint, of the store / codes the config names and
+    of ``more`` (name -> path, e.g. a retriever run's files)."""
+    from cva_rec.config.identity import config_id
+    from cva_rec.config.schema import load_config
+
+    files = {**config_artifacts(cfg), "checkpoint": Path(checkpoint), **(more or {})}
+    return {"config_id": config_id(cfg), "run_config_id": config_id(load_config(Path(run_dir) / "config.yaml")),
+            "overrides": list(overrides), "artifacts": fingerprint_artifacts(files)}
 
 
 def artifact_identity(fingerprints: Mapping[str, Mapping[str, Any]]) -> Dict[str, Optional[str]]:

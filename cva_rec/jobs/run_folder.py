@@ -37,7 +37,9 @@ checks, then join the folder only when its lock is held by rank 0 of their own l
 
 Every job that writes a run folder claims it here: training, warm-up, ``train-retriever`` and
 ``tokenize`` (``job`` names the schema its ``config.yaml`` is read back with, :data:`cva_rec.config.schema.JOBS`).
-A job that writes ``metrics.json`` from its claim does it with :meth:`RunClaim.write_metrics`.
+A job that writes ``metrics.json`` from its claim does it with :meth:`RunClaim.write_metrics`. The jobs that
+read a trained run and write their results beside it (``evaluate``, ``retrieve``) hold the same lock while
+they write (:func:`results_lock`): they neither interleave with a training run of the folder nor with each other.
 """
 from __future__ import annotations
 
@@ -50,9 +52,10 @@ import os
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from cva_rec.config.identity import RESUME_MAY_CHANGE, config_id, config_identity, differences  # noqa: F401 (re-exported)
 from cva_rec.errors import ConfigError, RunFolderError
@@ -221,7 +224,7 @@ def claim_run_folder(run_dir: str | os.PathLike, cfg: Mapping[str, Any], *, over
     try:
         _check_entries(claim)
         _check_reuse(claim)
-        _record_holder(fh, claim)
+        _record_holder(fh, claim.config_id)
         _remove_stale_temps(run_dir)
     except BaseException:
         claim.__exit__(*sys.exc_info())
@@ -237,7 +240,7 @@ def _lock(run_dir: Path, elsewhere: str):
         if exc.errno == errno.ELOOP:
             raise RunFolderError(_symlink_refusal(run_dir, LOCK_FILE, "remove the link")) from None
         raise RunFolderError(f"cannot create the lock file {path}: {exc.strerror or exc} "
-                             "(training needs write access to its run folder)") from None
+                             "(the job that writes the folder needs write access to it)") from None
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -250,12 +253,33 @@ def _lock(run_dir: Path, elsewhere: str):
     return fh
 
 
-def _record_holder(fh, claim: RunClaim) -> None:
+@contextmanager
+def results_lock(folder: str | os.PathLike, cfg: Mapping[str, Any], elsewhere: str) -> Iterator[None]:
+    """Hold ``folder``'s lock while a job that reads a trained run writes its results there (``evaluate``:
+    ``eval/`` and ``eval_*.json``; ``retrieve``: ``retrieve_*.json``): a training run or another evaluation
+    writing the same folder is refused with one line naming its holder and ``elsewhere``, the way out.
+    ``cfg``: the config evaluated (its identity is recorded with the holder). In a DDP launch only the
+    primary process holds it (the others write nothing there)."""
+    if not is_primary_process():
+        yield
+        return
+    fh = _lock(Path(folder), elsewhere)
+    try:
+        _record_holder(fh, config_id(cfg))
+        yield
+    finally:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            fh.close()
+
+
+def _record_holder(fh, config_identity: str) -> None:
     """Name this process, its launch and its config in the lock file (after the checks passed: a refused
     run changes nothing)."""
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:300],
               "since": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-              "launch": claim_token(), "config_id": claim.config_id}
+              "launch": claim_token(), "config_id": config_identity}
     fh.seek(0)
     fh.truncate()
     fh.write(json.dumps(holder) + "\n")

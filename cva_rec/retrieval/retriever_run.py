@@ -60,6 +60,14 @@ def run_dir_for(cfg: Mapping[str, Any]) -> Path:
 RESUME_HINT = "--set train.resume=true continues it"
 
 
+def retriever_config_id(cfg: Mapping[str, Any]) -> str:
+    """A retriever run's identity (its ``metrics.json`` ``config_id``): what it reads of its recipe only."""
+    from cva_rec.config.schema import JOBS
+    from cva_rec.jobs.run_folder import config_id
+
+    return config_id(cfg, JOBS["retriever"].unread())
+
+
 def claim_retriever_folder(run_dir: Path, cfg: Mapping[str, Any], overwrite: bool = False) -> RunClaim:
     """Lock ``run_dir`` for this retriever config: another config is refused, and so is a run of this one unless
     ``train.resume`` continues it (from ``checkpoints/last.ckpt``; a finished one is left as it is)."""

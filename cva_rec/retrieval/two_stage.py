@@ -28,8 +28,12 @@ from cva_rec.errors import ConfigError
 from cva_rec.retrieval.candidates import candidate_recall, recalled_items
 from cva_rec.retrieval.rerank import candidate_ranks, candidate_scores, user_candidate_scores
 from cva_rec.retrieval.reranker_context import RerankerContextRetriever, check_same_table
-from cva_rec.retrieval.retriever_run import build_trie, load_retriever, reranker_item_table
+from cva_rec.retrieval.retriever_run import build_trie, load_retriever, reranker_item_table, retriever_config_id
 from cva_rec.retrieval.sequences import last_items
+
+
+#: the files of a retriever run that recall reads (recorded by content in the result)
+RETRIEVER_FILES = ("config.yaml", "retriever.pt", "codes.npz")
 
 
 def recall_cutoffs(n_candidates: int) -> list:
@@ -120,17 +124,33 @@ def load_reranker(run_dir: Path, checkpoint: Optional[str], overrides: Sequence[
 
 
 def retrieve_run(run_dir: Path, retriever_dir: Path, beam: int, n_candidates: int, split: str = "test",
-                 checkpoint: Optional[str] = None, overrides: Sequence[str] = (), device: str = "cpu") -> tuple[Dict[str, Any], Path]:
-    """Two-stage evaluation of a reranker run with a retriever run; writes and returns the result."""
-    from cva_rec.io import atomic_write_json
+                 checkpoint: Optional[str] = None, overrides: Sequence[str] = (), device: str = "cpu",
+                 out_dir: Optional[Path] = None) -> tuple[Dict[str, Any], Path]:
+    """Two-stage evaluation of a reranker run with a retriever run; writes (into ``out_dir``, default the
+    reranker's run folder, holding its lock) and returns the result, with its ``provenance``: the config
+    identities of both runs and the fingerprints of every file read (the reranker's checkpoint, store and
+    codes, the retriever's config, weights and codes)."""
+    from cva_rec.io import atomic_write_json, ensure_writable
+    from cva_rec.jobs.provenance import RunFiles, evaluation_provenance
+    from cva_rec.jobs.run_folder import results_lock
+    from cva_rec.training.evaluate import RESULTS_ELSEWHERE
 
+    out = ensure_writable(Path(out_dir) if out_dir else run_dir, "retrieve writes its results there: pass --out DIR to "
+                          "write them elsewhere")
     cfg, data, module, ckpt = load_reranker(run_dir, checkpoint, overrides)
     retriever, rcfg, codes = load_retriever(retriever_dir, data)
     if rcfg["dataset"]["name"] != cfg["dataset"]["name"]:
         raise ConfigError(f"retriever {retriever_dir} was trained on {rcfg['dataset']['name']!r}, "
                           f"the reranker on {cfg['dataset']['name']!r}")
-    result = two_stage_eval(module, data, cfg, retriever, codes, beam, n_candidates, split, device)
-    result["reranker"], result["retriever"], result["checkpoint"] = str(run_dir), str(retriever_dir), str(ckpt)
-    out = run_dir / f"retrieve_{split}_{ckpt.stem}_{retriever_dir.name}_b{beam}_c{n_candidates}.json"
-    atomic_write_json(out, result)
-    return result, out
+    with results_lock(out, cfg, RESULTS_ELSEWHERE):  # every check passed: nothing else may write OUT meanwhile
+        read = {"retriever": RunFiles(retriever_dir, RETRIEVER_FILES)}
+        if getattr(retriever, "content", None) is not None and rcfg["content"]["store"]:
+            read["retriever/content.store"] = Path(rcfg["content"]["store"])
+        provenance = {**evaluation_provenance(cfg, run_dir, ckpt, overrides, read),
+                      "retriever_config_id": retriever_config_id(rcfg)}
+        result = two_stage_eval(module, data, cfg, retriever, codes, beam, n_candidates, split, device)
+        result["reranker"], result["retriever"], result["checkpoint"] = str(run_dir), str(retriever_dir), str(ckpt)
+        result["provenance"] = provenance
+        path = out / f"retrieve_{split}_{ckpt.stem}_{retriever_dir.name}_b{beam}_c{n_candidates}.json"
+        atomic_write_json(path, result)
+    return result, path

@@ -10,15 +10,24 @@ from cva_rec.config.schema import load_config
 from cva_rec.data.dataset import build_data
 from cva_rec.errors import CheckpointError, ConfigError
 from cva_rec.io import atomic_write_json, atomic_write_text, ensure_writable, load_torch_file
+from cva_rec.jobs.provenance import evaluation_provenance
+from cva_rec.jobs.run_folder import results_lock
 from cva_rec.training.run_identity import check_identity
+
+#: how a refusal of a folder in use names the way out (``evaluate`` and ``retrieve`` both have ``--out``)
+RESULTS_ELSEWHERE = "another folder for the results with --out DIR"
 
 
 def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "test", overrides: Sequence[str] = (),
                  progress: bool = True, per_user: Optional[Path] = None, out_dir: Optional[Path] = None) -> Dict[str, Any]:
-    """Rank the held-out items with a checkpoint; writes ``OUT/eval_<split>_<ckpt>.json``.
+    """Rank the held-out items with a checkpoint; writes ``OUT/eval_<split>_<ckpt>.json``: the metrics and
+    their ``provenance`` (the config identity, the overrides and the fingerprints of the checkpoint, store
+    and codes read: :func:`cva_rec.jobs.provenance.evaluation_provenance`).
 
     ``out_dir`` (default: the run folder) receives every file evaluation writes, so a read-only
-    run folder (someone else's, an archive) can be evaluated; nothing is written into it then.
+    run folder (someone else's, an archive) can be evaluated; nothing is written into it then. OUT's
+    lock (:func:`cva_rec.jobs.run_folder.results_lock`) is held while it writes: a folder a training run
+    or another evaluation is writing is refused in one line naming it (once the run's checks passed).
 
     Works under DDP like training (``--set train.strategy=ddp --set train.devices=N``): each
     process ranks a shard of the users, the rows are gathered, and rank 0 writes the files.
@@ -38,20 +47,23 @@ def evaluate_run(run_dir: Path, checkpoint: Optional[str] = None, split: str = "
     if per_user is not None:
         ensure_writable(Path(per_user).parent, "--per-user writes its CSV there")
     data, module = load_trained_module(cfg, ckpt)
-    trainer = make_trainer(cfg, out / "eval", enable_progress_bar=progress)
-    dm = RecBoleDataModule(data, cfg)
-    if split == "test":
-        trainer.test(module, datamodule=dm, verbose=False)
-    else:
-        trainer.validate(module, datamodule=dm, verbose=False)
-    key = "test" if split == "test" else "valid"
-    result = module.results[key]
-    if trainer.is_global_zero:  # every rank holds the same gathered result; one writer
-        atomic_write_json(out / f"eval_{split}_{ckpt.stem}.json", result)
-        if per_user is not None:
-            users, targets, ranks = module.eval_rows[key]
-            lines = ["user_id,target,rank"] + [f"{u},{t},{r}" for u, t, r in zip(users.tolist(), targets.tolist(), ranks.tolist())]
-            atomic_write_text(per_user, "\n".join(lines) + "\n")
+    # every check passed: from here on it writes OUT, which no training run or other evaluation may write meanwhile
+    with results_lock(out, cfg, RESULTS_ELSEWHERE):
+        provenance = evaluation_provenance(cfg, run_dir, ckpt, overrides)
+        trainer = make_trainer(cfg, out / "eval", enable_progress_bar=progress)
+        dm = RecBoleDataModule(data, cfg)
+        if split == "test":
+            trainer.test(module, datamodule=dm, verbose=False)
+        else:
+            trainer.validate(module, datamodule=dm, verbose=False)
+        key = "test" if split == "test" else "valid"
+        result = {**module.results[key], "provenance": provenance}
+        if trainer.is_global_zero:  # every rank holds the same gathered result; one writer
+            atomic_write_json(out / f"eval_{split}_{ckpt.stem}.json", result)
+            if per_user is not None:
+                users, targets, ranks = module.eval_rows[key]
+                lines = ["user_id,target,rank"] + [f"{u},{t},{r}" for u, t, r in zip(users.tolist(), targets.tolist(), ranks.tolist())]
+                atomic_write_text(per_user, "\n".join(lines) + "\n")
     return result
 
 

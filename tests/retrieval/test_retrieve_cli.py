@@ -41,12 +41,10 @@ def test_train_retriever_and_retrieve(tmp_path, reranker_run, ml100k_text_store,
     rdir = tmp_path / "grdr"
     trained = json.loads((rdir / "metrics.json").read_text())
     assert trained["codes"]["views"] == 2 and len(trained["epochs"]) == 4
-    from cva_rec.config.schema import JOBS
-    from cva_rec.retrieval.retriever_run import read_retriever_config
-    from cva_rec.jobs.run_folder import config_id
+    from cva_rec.retrieval.retriever_run import read_retriever_config, retriever_config_id
 
-    # the identity of what the retriever reads of its recipe (the reranker's model and loss sections are not)
-    assert trained["config_id"] == config_id(read_retriever_config(rdir), JOBS["retriever"].unread())
+    # the identity of what the retriever reads of its recipe (the recipe's model and loss sections are not)
+    assert trained["config_id"] == retriever_config_id(read_retriever_config(rdir))
     capsys.readouterr()
 
     assert main(["retrieve", str(rerank), "--retriever", str(rdir), "--beam", "20", "--candidates", "30"]) == 0
@@ -109,15 +107,15 @@ def test_reranker_context_retriever(tmp_path, reranker_run, capsys):
     assert "another reranker's item table" in capsys.readouterr().err
 
     # the run folder: config.yaml (the reranker's data sections + retriever) and metrics.json with its identity
-    from cva_rec.retrieval.retriever_run import read_retriever_config
-    from cva_rec.jobs.run_folder import config_id
+    from cva_rec.retrieval.retriever_run import read_retriever_config, retriever_config_id
 
     cfg = read_retriever_config(rdir)
     assert cfg["retriever"]["views"] == 2 and cfg["dataset"]["max_seq_length"] == 10  # the reranker run's own split
-    assert trained["config_id"] == config_id(cfg) and (rdir / ".lock").is_file()
+    assert trained["config_id"] == retriever_config_id(cfg) and (rdir / ".lock").is_file()
     # a finished run of this config, or another config, is refused in one line; --overwrite replaces it
     assert main(["train-retriever", "-c", str(recipe)]) == 2
-    assert "already holds a finished run of this config; --overwrite starts it again" in capsys.readouterr().err
+    assert ("already holds a finished run of this config; --set train.resume=true continues it, --overwrite starts it "
+            "again") in capsys.readouterr().err
     assert main(["train-retriever", "-c", str(recipe), "--set", "retriever.views=3"]) == 2
     assert "holds a finished run of another config (config differs: retriever.views 2 -> 3)" in capsys.readouterr().err
     assert json.loads((rdir / "metrics.json").read_text()) == trained

@@ -9,34 +9,7 @@ import shlex
 import signal
 
 import numpy as np
-import pytest
 import torch
-import yaml
-
-from tests.robustness.conftest import write_tiny
-
-RETRIEVER = {"views": 2, "levels": 2, "codes": 4, "code_dim": 8, "tokenizer_hidden": 16, "hidden": 8, "layers": 1,
-             "heads": 2, "max_len": 10, "align_epochs_first": 1, "align_epochs": 1, "train_epochs": 1,
-             "batch_size": 16, "max_targets": 128, "kmeans_iters": 3}
-
-
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    """A retriever recipe over a tiny dataset (60 users, 40 items) with random item content: 4 epochs."""
-    from cva_rec.features.store import FeatureStoreWriter
-
-    root = write_tiny(tmp_path_factory.mktemp("tiny"))
-    items = [f"i{n}" for n in range(40)]
-    w = FeatureStoreWriter(root / "store", items, 2, 6, dtype="float32")
-    w.write(np.arange(40), np.random.default_rng(0).normal(size=(40, 2, 6)).astype(np.float32), np.full(40, 2))
-    w.finalize()
-    (root / "base.yaml").write_text(yaml.safe_dump({
-        "base": "recipe.yaml", "dataset": {"name": "tiny", "data_path": str(root), "max_seq_length": 10},
-        "content": {"store": str(root / "store"), "dtype": "float32"}, "train": {"seed": 3}}))
-    path = root / "retriever.yaml"
-    path.write_text(yaml.safe_dump({"recipe": "base.yaml", "retriever": RETRIEVER, "output": {"dir": str(root / "runs")}}))
-    return path
-
 
 def _outcome(capsys, *args):
     from cva_rec.cli.main import main
@@ -54,8 +27,10 @@ def _epochs(run):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in json.loads((run / "metrics.json").read_text())["epochs"]]
 
 
-def test_a_killed_retriever_resumes_to_the_result_of_an_uninterrupted_run(recipe, tmp_path, capsys, monkeypatch):
+def test_a_killed_retriever_resumes_to_the_result_of_an_uninterrupted_run(tiny_retriever_recipe, tmp_path, capsys, monkeypatch):
     from cva_rec.retrieval.cotrain import CotrainFit
+
+    recipe = tiny_retriever_recipe
 
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert _outcome(capsys, "train-retriever", "-c", str(recipe), "--out", str(straight))[0] == 0
@@ -94,8 +69,10 @@ def test_a_killed_retriever_resumes_to_the_result_of_an_uninterrupted_run(recipe
     assert {p: (killed / p).read_bytes() for p in before} == before
 
 
-def test_recipe_keys_the_retriever_never_reads_do_not_make_another_experiment(recipe, tmp_path, capsys):
+def test_recipe_keys_the_retriever_never_reads_do_not_make_another_experiment(tiny_retriever_recipe, tmp_path, capsys):
     from cva_rec.retrieval.retriever_run import claim_retriever_folder, load_retriever_recipe
+
+    recipe = tiny_retriever_recipe
 
     run = tmp_path / "grdr"
     cfg = load_retriever_recipe(recipe)
