@@ -273,8 +273,7 @@ def scale_part(args, levels: int, k: int) -> dict:
         def two_stage_grdr():
             with torch.no_grad():
                 u = grdr.user_context(seq, lens)
-                res = beam_search(lambda lv, rows, prefix: grdr.level_log_probs(u[rows], prefix, codebook), ttrie, users,
-                                  args.scale_beam)
+                res = beam_search(grdr.decoder(u, codebook), ttrie, users, args.scale_beam)
                 return rerank_top10(user_encoder.user_context(seq, lens), res.leaves)
 
         def full():

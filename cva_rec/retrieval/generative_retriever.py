@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from cva_rec.retrieval import last_state
 from cva_rec.retrieval.multiview_tokenizer import SharedCodebook
 
 
@@ -36,22 +38,29 @@ class GenerativeRetriever(nn.Module):
             nn.Sequential(nn.Linear(hidden + codebook_dim, 2 * hidden), nn.GELU(), nn.Linear(2 * hidden, codebook_dim))
             for _ in range(levels)])
         nn.init.normal_(self.item_embedding.weight, std=0.02)
+        self._last_state_ok = last_state.supported(self.blocks)  # checked once: the layout is fixed here
 
     # -- context -----------------------------------------------------------------------------
-    def sequence_states(self, item_seq: torch.Tensor, content: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Left-aligned histories [U, T] (0 = padding, T <= max_len) -> causal states [U, T, hidden]."""
-        t = item_seq.shape[1]
+    def _inputs(self, item_seq: torch.Tensor, content: Optional[torch.Tensor]) -> torch.Tensor:
+        """The first block's input [U, T, hidden]: item vector + learned position."""
         x = self.item_embedding(item_seq)
         if self.content_proj is not None and content is not None:
             x = x + self.content_proj(content[item_seq])
-        x = self.dropout(x + self.position(torch.arange(t, device=item_seq.device))[None])
+        return self.dropout(x + self.position(torch.arange(item_seq.shape[1], device=item_seq.device))[None])
+
+    def sequence_states(self, item_seq: torch.Tensor, content: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Left-aligned histories [U, T] (0 = padding, T <= max_len) -> causal states [U, T, hidden]."""
+        t = item_seq.shape[1]
         causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=item_seq.device), 1)
-        return self.norm(self.blocks(x, mask=causal))
+        return self.norm(self.blocks(self._inputs(item_seq, content), mask=causal))
 
     def user_context(self, item_seq: torch.Tensor, seq_len: torch.Tensor, content: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """[U, T] + lengths [U] -> the state at each user's last item [U, hidden]."""
-        states = self.sequence_states(item_seq, content)
-        return states[torch.arange(len(seq_len), device=states.device), (seq_len - 1).clamp_min(0)]
+        """[U, T] + lengths [U] -> the state at each user's last item [U, hidden]. In eval mode the last
+        block runs only at that position (``last_state.py``; equal to ``sequence_states`` there to float rounding)."""
+        last = (seq_len - 1).clamp_min(0)
+        if not self.training and self._last_state_ok:
+            return self.norm(last_state.last_position_states(self.blocks, self._inputs(item_seq, content), last))
+        return last_state.at_positions(self.sequence_states(item_seq, content), last)
 
     # -- code decoder --------------------------------------------------------------------------
     def level_feature(self, u: torch.Tensor, prefix: torch.Tensor, codebook: SharedCodebook) -> torch.Tensor:
@@ -63,3 +72,18 @@ class GenerativeRetriever(nn.Module):
         """log P(c_l | prefix, u) over all K codes [N, K] (l = prefix length)."""
         level = prefix.shape[-1]
         return torch.log_softmax(codebook.cosine_logits(self.level_feature(u, prefix, codebook), level), -1)
+
+    def decoder(self, u: torch.Tensor, codebook: SharedCodebook):
+        """Beam search's step function for users ``u`` [U, hidden]: ``(level, user of each beam [N], prefixes
+        [N, level]) -> level_log_probs`` [N, K], the same values, with the codebook normalised once per search
+        rather than once per level, and one user's state broadcast rather than gathered (inference)."""
+        cosine = codebook.cosine_scorer()
+
+        def step(level: int, users: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+            rows = u.expand(len(users), -1) if len(u) == 1 else u[users]
+            first, act, second = self.heads[level]  # the head's modules called as functions: fewer Python layers
+            x = torch.cat([rows, codebook.embed_codes(prefix)], -1)
+            h = F.linear(F.gelu(F.linear(x, first.weight, first.bias), approximate=act.approximate), second.weight, second.bias)
+            return torch.log_softmax(cosine(h, level), -1)
+
+        return step

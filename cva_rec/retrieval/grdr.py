@@ -54,8 +54,4 @@ class GRDR(nn.Module):
     def recall(self, item_seq: torch.Tensor, seq_len: torch.Tensor, trie: TorchTrie, beam: int) -> BeamResult:
         """Histories [U, T] (left-aligned) -> the top-``beam`` trie paths per user."""
         u = self.retriever.user_context(item_seq, seq_len, self.content)
-
-        def step(level, users, prefix):
-            return self.retriever.level_log_probs(u[users], prefix, self.codebook)
-
-        return beam_search(step, trie, len(u), beam)
+        return beam_search(self.retriever.decoder(u, self.codebook), trie, len(u), beam)

@@ -44,6 +44,32 @@ class SharedCodebook(nn.Module):
         """[..., dim] -> [..., K]: cos(x, C_level) / tau."""
         return F.normalize(x, dim=-1) @ F.normalize(self.books[level], dim=-1).T / self.tau
 
+    def cosine_scorer(self):
+        """``cosine_logits`` as a function ``(x, level) -> [..., K]`` for decoding without gradients: the
+        normalised codebooks and the temperature are computed once and reused until a parameter changes
+        (the same values)."""
+        versions = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
+        if getattr(self, "_scorer_key", None) != versions:
+            with torch.no_grad():
+                self._scorer_books = [F.normalize(book, dim=-1).T for book in self.books]
+                self._scorer_tau = self.tau
+            self._scorer_key = versions
+        books, tau = self._scorer_books, self._scorer_tau
+
+        def score(x: torch.Tensor, level: int) -> torch.Tensor:  # F.normalize's arithmetic without its Python
+            return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12) @ books[level] / tau
+
+        return score
+
+    def embed_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """``embed`` for inference ([N, l] codes -> [N, dim]): the same sums, one table lookup per level."""
+        if codes.shape[-1] == 0:
+            return torch.zeros(*codes.shape[:-1], self.dim, device=self.books[0].device)
+        out = F.embedding(codes[..., 0], self.books[0])
+        for level in range(1, codes.shape[-1]):
+            out = out + F.embedding(codes[..., level], self.books[level])
+        return out
+
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes [..., l] (levels 0..l-1) -> the sum of their codebook vectors [..., dim]."""
         out = torch.zeros(*codes.shape[:-1], self.dim, device=self.books[0].device)
