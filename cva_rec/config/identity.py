@@ -13,6 +13,10 @@ A config's identity is the resolved config without
   the dimension it compares across, e.g. ``report`` groups runs that differ only by
   ``train.seed``, and a resumed run may train more epochs (:data:`RESUME_MAY_CHANGE`).
 
+A run folder adds to ``ignore`` the keys its job never reads (``Job.reads`` in :mod:`cva_rec.config.schema`,
+:meth:`~cva_rec.config.schema.Job.unread`): a retriever run's config holds a whole data recipe, of which it
+reads the data, content, seed and hardware keys only, so its model or eval sections are no part of it.
+
 Reads declarations only (no torch): the config layer, not what it configures.
 """
 from __future__ import annotations
