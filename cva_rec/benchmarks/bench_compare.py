@@ -26,7 +26,7 @@ fingerprints when metrics.json records them) and prints the table.
     cva-rec bench compare -- --table encoders                         # 3 seeds, to convergence (hours on a CPU)
     cva-rec bench compare -- --table idfree --seeds 2020 --variants id idfree_sum
     cva-rec bench compare -- --table encoders --table-only            # the table of what is there
-    cva-rec bench compare -- --table backbones --seeds 2020          # seven backbones, ID items (about 1 h per seed)
+    cva-rec bench compare -- --table backbones --seeds 2020          # seven backbones, ID items, one seed
 """
 from __future__ import annotations
 
