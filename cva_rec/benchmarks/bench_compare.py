@@ -2,12 +2,23 @@
 
 ``--table idfree``: the ml-1m item-cold-start split (``dataset.cold_items: 0.1``): the ID model, the ID +
 content hybrid, ID-free from scratch and the FLUID chain ending ID-free (the variants of
-``cva-rec bench idfree``, levels added: ``compose: sum``). ``--table encoders``: ml-1m with text content
-(MiniLM over title, year and genres): ID, Pooling, MLP, Perceiver IO, CVA M=4 and M=8 (content only) and
-ID + CVA M=4 (``id_content``). ``--table backbones``: ml-1m with the ID item encoder under each of the seven
+``cva-rec bench idfree``, levels added: ``compose: sum``, one token per item: the hybrid's ID and room
+vectors and the chain's ID, slice and room vectors are summed into one, ``fusion: early, early: sum``).
+``--table encoders``: ml-1m with text content (MiniLM over title, year and genres): ID, Pooling, MLP,
+Perceiver IO, CVA M=4 and M=8 (content only) and ID + CVA M=4 (``id_content``). ``--table backbones``:
+ml-1m with the ID item encoder under each of the seven
 backbones (SASRec, GRU4Rec, NextItNet, BERT4Rec, NARM, STAMP, FMLP-Rec; ``recipes/ml1m/backbones_id*.yaml``:
 cross-entropy over all items, every window position for the causal ones, BERT4Rec's cloze on the same
 windows, prefix rows for the others, each label says which), intervals against ID-SASRec.
+
+Protocol of the idfree and encoders tables, the same for every run (:data:`PROTOCOLS`, recorded in
+compare.json's ``budget``; the backbones table's recipes carry theirs): the
+all-positions objective ``loss.name: microlens_inbatch``: a batch is 64 users, each contributing one window,
+the last 51 items of its training part (``dataset.max_seq_length: 50``), and every position of it is trained
+against the batch's item positions (logQ corrected, the user's own items masked), lr 1e-3. A held-out
+item is never a candidate in training, as it is never a target (a full-catalogue softmax would push every
+held-out item down at every step). One epoch is one window per user (6040 on ml-1m), not one prefix row
+per interaction, so a run converges in minutes on a CPU. Validation and test rank the whole catalogue.
 
 Convergence: every run keeps the epoch with the best validation NDCG@10 and stops after ``--patience``
 validations without a better one, at most ``--max-epochs`` (the FLUID chain: its ID, slice and room stages
@@ -59,10 +70,23 @@ PREPARE = {
 
 _id_cva = ["item_encoder.name=id_content", "item_encoder.content_encoder={name: cva, depth: 4}"]
 _WINDOWS, _PREFIX = "backbones_id.yaml", "backbones_id_prefix.yaml"
+#: the all-positions objective: one window of the last 51 training items per user, every position trained,
+#: 64 users per batch, lr 1e-3
+ALL_POSITIONS = ["loss.name=microlens_inbatch", "dataset.max_seq_length=50", "train.batch_size=64", "train.lr=0.001"]
+#: one token per item (the all-positions objective needs it): the ID and the room code summed into one vector
+_EARLY_SUM = ["item_encoder.fusion=early", "item_encoder.early=sum"]
+#: the ID-free table's variants: those of ``cva-rec bench idfree``, each with one token per item
+IDFREE_VARIANTS = {
+    "id": bench_idfree.VARIANTS["id"],
+    "hybrid_sum": ("ID + room, levels added, one token (early sum)", "cold_hybrid_sum.yaml", "train", _EARLY_SUM),
+    "idfree_sum": bench_idfree.VARIANTS["idfree_sum"],
+    "fluid": ("FLUID chain -> slice + room, ID deleted (early sum, levels added)", "cold_fluid.yaml", "warmup",
+              [*_EARLY_SUM, "item_encoder.compose=sum"]),
+}
 #: table -> (what it compares, recipes folder under the checkout, reference variant, default variants, name -> variant)
 TABLES: Dict[str, tuple] = {
     "idfree": ("ml-1m item cold start (10% of the items held out): ID, ID + content hybrid, ID-free, FLUID chain",
-               "recipes/ml1m", "id", ["id", "hybrid_sum", "idfree_sum", "fluid"], bench_idfree.VARIANTS),
+               "recipes/ml1m", "id", ["id", "hybrid_sum", "idfree_sum", "fluid"], IDFREE_VARIANTS),
     "encoders": ("ml-1m with text content (MiniLM over title, year, genres): ID and the item encoders",
                  "recipes/ml1m", "id", ["id", "pooling", "mlp", "perceiver_io", "cva_m4", "cva_m8", "id_cva_m4"], {
                      "id": ("ID SASRec", "sasrec_id.yaml", "train"),
@@ -91,17 +115,21 @@ DEFAULT_BUDGET = {"backbones": (50, 3)}
 #: tables whose recipes set train.limit_train_batches as part of the protocol (an epoch of prefix rows is a
 #: fraction of them, validated after it); the other tables' budgets clear any limit a recipe sets
 RECIPE_LIMITS = {"backbones"}
+#: table -> the training protocol of every run of it (overrides before the budget); a table not named here
+#: trains its recipes' own (the backbones table: one protocol per kind of backbone, in its recipes)
+PROTOCOLS = {"idfree": ALL_POSITIONS, "encoders": ALL_POSITIONS}
 PARTS = ("all", "warm", "cold")
 METRICS = ("ndcg@10", "hr@10", "hr@20")
 MAX_EPOCHS, PATIENCE = 100, 5
 RESULT_FILE = "compare.json"
 
 
-def budget_of(max_epochs: int, patience: int, extra, recipe_limits: bool = False) -> tuple:
-    """(overrides of every run, FLUID stage lengths): converge by validation NDCG@10 within ``max_epochs``;
-    each epoch all the training batches, unless ``recipe_limits`` (the recipes' ``train.limit_train_batches``)."""
-    budget = [f"train.epochs={max_epochs}", f"train.early_stopping_patience={patience}", "eval.valid_metric=ndcg@10",
-              *([] if recipe_limits else ["train.limit_train_batches=null"]), *extra]
+def budget_of(max_epochs: int, patience: int, extra, recipe_limits: bool = False, protocol=()) -> tuple:
+    """(overrides of every run, FLUID stage lengths): the table's ``protocol`` (:data:`PROTOCOLS`), converged
+    by validation NDCG@10 within ``max_epochs``; each epoch all the training batches, unless ``recipe_limits``
+    (the recipes' ``train.limit_train_batches``)."""
+    budget = [*protocol, f"train.epochs={max_epochs}", f"train.early_stopping_patience={patience}",
+              "eval.valid_metric=ndcg@10", *([] if recipe_limits else ["train.limit_train_batches=null"]), *extra]
     chain = [f"warmup.id_epochs={max_epochs}", f"warmup.slice_epochs={max_epochs}", f"warmup.room_epochs={max_epochs}"]
     return budget, chain
 
@@ -249,7 +277,8 @@ def main(argv=None) -> int:
     recipes = args.recipes or root / recipes_dir
     runs = (args.runs / args.table).absolute()
     runs.mkdir(parents=True, exist_ok=True)
-    budget, chain = budget_of(args.max_epochs, args.patience, args.extra, recipe_limits=args.table in RECIPE_LIMITS)
+    budget, chain = budget_of(args.max_epochs, args.patience, args.extra, recipe_limits=args.table in RECIPE_LIMITS,
+                              protocol=PROTOCOLS.get(args.table, ()))
     for seed in args.seeds:  # before training anything: the table must be of one budget
         for name in names:
             bench_idfree.check_budget(name, seed, runs, recipes, budget, chain, variants)

@@ -75,19 +75,29 @@ def test_unknown_variant_is_one_line(tmp_path, capsys):
 def test_every_variant_of_a_table_is_a_valid_config_at_the_convergence_budget(table, tmp_path):
     from cva_rec.benchmarks import bench_compare, bench_idfree
     from cva_rec.config.schema import load_config
+    from cva_rec.warmup.runner import stage_config
+    from cva_rec.warmup.stages import STAGES
     from tests.conftest import REPO
 
     _, recipes, reference, defaults, variants = bench_compare.TABLES[table]
-    budget, chain = bench_compare.budget_of(100, 5, [], recipe_limits=table in bench_compare.RECIPE_LIMITS)
+    budget, chain = bench_compare.budget_of(100, 5, [], recipe_limits=table in bench_compare.RECIPE_LIMITS,
+                                            protocol=bench_compare.PROTOCOLS.get(table, ()))
     assert reference in defaults
     for name in defaults:
         command, recipe, sets = bench_idfree.variant_command(name, 2020, tmp_path, REPO / recipes, budget, chain, variants=variants)
         cfg = load_config(recipe, sets)
         assert cfg["train"]["early_stopping_patience"] == 5 and cfg["eval"]["valid_metric"] == "ndcg@10"
+        if table != "backbones":  # the all-positions protocol, the same for every variant (backbones: in its recipes)
+            assert cfg["loss"]["name"] == "microlens_inbatch" and cfg["train"]["batch_size"] == 64
+            assert cfg["dataset"]["max_seq_length"] == 50 and cfg["train"]["lr"] == 0.001
         if command == "train":
             assert cfg["train"]["epochs"] == 100
-        else:  # the FLUID chain: its stages converge alike
+            stage_encoders = [cfg["item_encoder"]]
+        else:  # the FLUID chain: its stages converge alike, each on the same protocol
             assert cfg["warmup"]["id_epochs"] == cfg["warmup"]["room_epochs"] == 100
+            stage_encoders = [stage_config(cfg, STAGES[s], tmp_path, i)["item_encoder"] for i, s in enumerate(cfg["warmup"]["stages"])]
+        for enc in stage_encoders:  # the all-positions objective needs one token per item: one kind, or kinds summed
+            assert enc["name"] != "lucid" or enc["fusion"] == "early" or len(enc["tokens"]) == 1, (name, enc)
         if table == "encoders":
             assert cfg["dataset"]["name"] == "ml-1m" and (cfg["content"]["store"] is None) == (name == "id")
         elif table == "backbones":

@@ -236,3 +236,30 @@ def test_shared_room_tables_are_not_reported_as_new(tmp_path, ml100k_codes, ml10
         room_cfg = warmup_cfg(tmp_path, ml100k_codes, f"item_encoder.shared_tables={str(shared).lower()}")
         fresh = init_from_seed(build_module(stage_config(room_cfg, STAGES["room"], tmp_path, 3), ml100k_data), seed)
         assert any("room_enc.embedding.tables" in k for k in fresh) is not shared, fresh
+
+
+
+def test_one_token_chain_trains_every_stage_on_user_windows(tmp_path, ml100k_codes, monkeypatch):
+    """The chain the ID-free comparison table trains (early sum, levels added) runs every stage on the
+    all-positions batches: one window of max_seq_length + 1 items per user, train.batch_size users a batch."""
+    from cva_rec.backbones import item_encoder_of
+    from cva_rec.training.microlens_loss import MicroLensInBatch
+
+    seen = {}  # the item-side kinds of the model trained -> the window batches its loss received
+    real_forward = MicroLensInBatch.forward
+
+    def forward(self, model, windows):
+        kinds = tuple(getattr(item_encoder_of(model), "kinds", ["id"]))
+        seen.setdefault(kinds, []).append(tuple(windows.shape))
+        return real_forward(self, model, windows)
+
+    monkeypatch.setattr(MicroLensInBatch, "forward", forward)
+    cfg = warmup_cfg(tmp_path, ml100k_codes, "warmup.stages=[id,slice,phase_out,room]", "warmup.retire=everywhere",
+                     "loss.name=microlens_inbatch", "train.batch_size=64", "item_encoder.fusion=early",
+                     "item_encoder.early=sum", "item_encoder.compose=sum")
+    result = run_warmup(cfg, progress=False)
+    assert [m["stage"] for m in result["stages"]] == ["id", "slice", "phase_out", "room"]
+    # the ID stage, the ID + slice stages (slice, phase-out) and the slice + room stage: all on user windows
+    assert set(seen) == {("id",), ("id", "slice"), ("slice", "room")}
+    assert all(b <= 64 and width == 11 for shapes in seen.values() for b, width in shapes)
+    assert result["stages"][3]["item_encoder"]["fusion"] == "early"
