@@ -33,6 +33,24 @@ def ml100k_data(ml100k_cfg):
     return build_data(ml100k_cfg)
 
 
+ML100K_SUBSET = "ml-100k-sub"  # the dataset name of the ml100k_subset fixture's folder
+
+
+@pytest.fixture(scope="session")
+def ml100k_subset(tmp_path_factory):
+    """Every interaction of ml-100k's users 1-100 (about 10k rows, 1.2k items) as RecBole atomic files:
+    real data for tests whose point is that something trains or reloads, not the full dataset's numbers.
+    Returns the data_path (the folder holds ``ml-100k-sub/ml-100k-sub.inter``)."""
+    from cva_rec.data.dataset import bundled_data_path
+
+    lines = (bundled_data_path() / "ml-100k" / "ml-100k.inter").read_text().splitlines()
+    keep = [lines[0]] + [row for row in lines[1:] if int(row.split("\t", 1)[0]) <= 100]
+    root = tmp_path_factory.mktemp("ml100k_subset")
+    (root / ML100K_SUBSET).mkdir()
+    (root / ML100K_SUBSET / f"{ML100K_SUBSET}.inter").write_text("\n".join(keep) + "\n")
+    return root
+
+
 def needs_shared_data():
     return pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data folder {SHARED_DATA} is absent (see shared/data/README.md)")
 
