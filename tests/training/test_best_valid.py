@@ -22,7 +22,7 @@ class SpoilLastEpoch(Callback):
 
 
 def test_valid_block_is_the_best_epochs_row(tmp_path, ml100k_data):
-    cfg = load_config(None, small_overrides(tmp_path, "train.epochs=3", "train.limit_train_batches=20", "eval.popularity_buckets=0"))
+    cfg = load_config(None, small_overrides(tmp_path, "train.epochs=3", "train.limit_train_batches=10", "eval.popularity_buckets=0"))
     metrics = run_experiment(cfg, tmp_path / "run", enable_progress_bar=False, data=ml100k_data, callbacks=[SpoilLastEpoch()])
     valid = json.loads((tmp_path / "run" / "metrics.json").read_text())["valid"]
     assert valid["epoch"] < 2 and metrics["valid"]["epoch"] == valid["epoch"]  # the spoiled last epoch is not the best

@@ -34,7 +34,7 @@ class SpoilAfterFirstEpoch(Callback):
 def stopped_run(tmp_path_factory, ml100k_data):
     tmp = tmp_path_factory.mktemp("early")
     cfg = load_config(None, small_overrides(tmp, f"train.epochs={MAX_EPOCHS}", "train.early_stopping_patience=1",
-                                            "train.limit_train_batches=20", "eval.popularity_buckets=0"))
+                                            "train.limit_train_batches=10", "eval.popularity_buckets=0"))
     metrics = run_experiment(cfg, tmp / "run", enable_progress_bar=False, data=ml100k_data, callbacks=[SpoilAfterFirstEpoch()])
     return tmp, metrics
 
