@@ -12,7 +12,7 @@ def test_demo_runs_id_and_lucid_and_writes_report(tmp_path, ml100k_text_store, m
     out = tmp_path / "demo"
     shutil.copytree(ml100k_text_store, out / "stores" / "ml-100k-text")  # the demo builds it when absent
     args = ["demo", "--epochs", "1", "--out", str(out), "--no-progress", "--only", "ID-GRU4Rec", "LUCID-room-SASRec",
-            "--set", "train.limit_train_batches=20"]  # a CPU budget for CI; the real demo trains whole epochs
+            "--set", "train.limit_train_batches=3"]  # a CPU budget for CI; the real demo trains whole epochs
     assert main(args) == 0
     lucid = json.loads((out / "LUCID-room-SASRec" / "metrics.json").read_text())
     assert lucid["item_encoder"] == "lucid" and lucid["test"]["n_users"] == 943
@@ -33,6 +33,6 @@ def test_demo_runs_id_and_lucid_and_writes_report(tmp_path, ml100k_text_store, m
     assert main(args) == 0
     assert (out / "ID-GRU4Rec" / "metrics.json").stat().st_mtime_ns == before
     # other settings are another experiment: that variant is trained again, not reused
-    other = ["demo", "--epochs", "1", "--out", str(out), "--no-progress", "--only", "ID-GRU4Rec", "--set", "train.limit_train_batches=5"]
+    other = ["demo", "--epochs", "1", "--out", str(out), "--no-progress", "--only", "ID-GRU4Rec", "--set", "train.limit_train_batches=2"]
     assert main(other) == 0
     assert (out / "ID-GRU4Rec" / "metrics.json").stat().st_mtime_ns != before

@@ -42,7 +42,7 @@ def test_plugin_registers_an_encoder_for_train(tmp_path):
                    "--set", "dataset.max_seq_length=10", "--set", "train.epochs=1", "--set", "train.limit_train_batches=3",
                    "--set", "loss.name=inbatch_softmax", "--set", f"output.dir={tmp_path / 'runs'}")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (tmp_path / "runs").rglob("metrics.json")
+    assert list((tmp_path / "runs").rglob("metrics.json"))
 
 
 def test_unknown_plugin_is_a_one_line_error(tmp_path):

@@ -17,7 +17,8 @@ from cva_rec.errors import ConfigError
 from cva_rec.warmup import check_warmup, id_scale, load_seed, run_warmup
 from tests.conftest import REPO
 
-TINY = ["dataset.max_seq_length=10", "train.batch_size=1024", "train.limit_train_batches=4", "loss.name=inbatch_softmax",
+# batches of 256: the stages' plumbing is the point here, and a late-fusion step costs with the batch (3 tokens per item)
+TINY = ["dataset.max_seq_length=10", "train.batch_size=256", "train.limit_train_batches=4", "loss.name=inbatch_softmax",
         "warmup.id_epochs=1", "warmup.slice_epochs=1", "warmup.phase_out_epochs=2", "warmup.phase_out_span=1",
         "warmup.room_epochs=1", "warmup.add_id_back_epochs=1", "eval.popularity_buckets=10"]
 
@@ -198,7 +199,7 @@ def test_resume_after_a_killed_stage(tmp_path, ml100k_codes):
     args = [sys.executable, "-m", "cva_rec.cli.main", "warmup", "--no-progress", "-c", str(REPO / "recipes" / "ml100k" / "lucid_warmup.yaml"),
             "--set", f"item_encoder.codes_path={ml100k_codes}", "--set", f"output.dir={tmp_path}", "--set", "output.name=w",
             "--set", "warmup.stages=[id,slice]", "--set", "warmup.id_epochs=1", "--set", "warmup.slice_epochs=4",
-            "--set", "train.limit_train_batches=3", "--set", "dataset.max_seq_length=10"]
+            "--set", "train.limit_train_batches=3", "--set", "train.batch_size=256", "--set", "dataset.max_seq_length=10"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = tmp_path / "w" / "1-slice" / "checkpoints" / "last.ckpt"
