@@ -135,13 +135,14 @@ def test_fast_variants_precision_and_compiled_forward(tmp_path, monkeypatch):
 
 def test_fast_run_metrics_within_seed_noise(tmp_path):
     """Two seeds of the exact path give the seed noise; a fast run (bf16 where the CPU has it, the fast
-    dropout, no compile to keep the test short) must land within it (plus a small floor)."""
+    dropout, no compile to keep the test short) must land within it (plus a small floor). Batches of 512: half
+    the cost of 1024; measured: hr@10 0.055 / 0.071 for the two exact seeds, the fast run 0.004 from seed 1 (bound 0.042)."""
     from cva_rec.training.run import run_experiment
 
     def run(seed, fast):
         cfg = load_config(None, small_overrides(tmp_path, "dataset.engine=streaming", f"train.seed={seed}",
                                                 f"train.fast={str(fast).lower()}", "train.compile=false",
-                                                "train.limit_train_batches=40", f"output.name=s{seed}-{fast}"))
+                                                "train.limit_train_batches=40", "train.batch_size=512", f"output.name=s{seed}-{fast}"))
         return run_experiment(cfg, enable_progress_bar=False)["test"]
 
     exact1, exact2, fast1 = run(1, False), run(2, False), run(1, True)
