@@ -38,7 +38,7 @@ def test_docs_encoder_example_trains_on_ml100k(tmp_path):
     for name, code in python_blocks(DOC.read_text(encoding="utf-8")).items():
         (tmp_path / name).write_text(code, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "train_max_pool.py", "--out", str(tmp_path / "runs"), "--steps", "20"],
+    proc = subprocess.run([sys.executable, "train_max_pool.py", "--out", str(tmp_path / "runs"), "--steps", "3"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "store: (1682, 6, 19)" in proc.stdout  # the shape the page promises
