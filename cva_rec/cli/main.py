@@ -97,6 +97,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_stopped) if _main_thread() else None
     try:
         load_plugins(args.plugin)
+        from cva_rec.heap import keep_large_allocations
+
+        keep_large_allocations()  # only with CVA_REC_MALLOC=reuse (docs/scale.md)
         return int(args.func(args) or 0)
     except (Stopped, KeyboardInterrupt) as exc:
         stop = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT)

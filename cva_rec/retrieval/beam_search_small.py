@@ -44,7 +44,7 @@ def beam_search_small(step, trie: TorchTrie, n_users: int, beam: int):
         full = level < len(trie.full_levels) and trie.full_levels[level]
         if full:  # every beam has all K children (the upper levels of a big trie): [beams, K] arithmetic
             cand = (score[:, None] + logp).ravel()
-            per_user = np.full(n_users, k_codes) if n_users == 1 else np.bincount(beam_user, minlength=n_users) * k_codes
+            per_user = None if n_users == 1 else np.bincount(beam_user, minlength=n_users) * k_codes
         else:
             ptr = trie.child_ptr[level].numpy()  # a CPU tensor: a view, no copy
             starts = ptr[node]
@@ -53,7 +53,7 @@ def beam_search_small(step, trie: TorchTrie, n_users: int, beam: int):
             child = np.arange(len(parent)) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
             code = trie.node_keys[level].numpy()[child] % k_codes
             cand = score[parent] + logp[parent, code]
-            per_user = np.bincount(beam_user[parent], minlength=n_users)
+            per_user = None if n_users == 1 else np.bincount(beam_user[parent], minlength=n_users)
         if n_users == 1:
             keep = _top(cand, beam)
         else:  # a few users: select within each user's contiguous run of children

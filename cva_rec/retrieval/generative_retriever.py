@@ -59,7 +59,8 @@ class GenerativeRetriever(nn.Module):
         block runs only at that position (``last_state.py``; equal to ``sequence_states`` there to float rounding)."""
         last = (seq_len - 1).clamp_min(0)
         if not self.training and self._last_state_ok:
-            return self.norm(last_state.last_position_states(self.blocks, self._inputs(item_seq, content), last))
+            state = last_state.last_position_states(self.blocks, self._inputs(item_seq, content), last)
+            return F.layer_norm(state, self.norm.normalized_shape, self.norm.weight, self.norm.bias, self.norm.eps)
         return last_state.at_positions(self.sequence_states(item_seq, content), last)
 
     # -- code decoder --------------------------------------------------------------------------

@@ -28,8 +28,15 @@ def supported(encoder: nn.TransformerEncoder) -> bool:
 
 
 def at_positions(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-    """[U, T, H] rows ``last`` [U] -> [U, H] (a gather: cheaper than advanced indexing)."""
-    return x.gather(1, last.view(-1, 1, 1).expand(-1, 1, x.shape[2])).squeeze(1)
+    """[U, T, H] rows ``last`` [U] -> [U, H] (one ``index_select`` of the flattened rows: cheaper than
+    advanced indexing or ``gather``)."""
+    n_users, t, hidden = x.shape
+    rows = last if n_users == 1 else last + torch.arange(n_users, device=x.device) * t
+    return x.reshape(n_users * t, hidden).index_select(0, rows)
+
+
+def _norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:  # the module's arithmetic, called as a function
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
 def _attention(layer: nn.TransformerEncoderLayer, h: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
@@ -38,22 +45,23 @@ def _attention(layer: nn.TransformerEncoderLayer, h: torch.Tensor, last: torch.T
     attn = layer.self_attn
     n_users, t, hidden = h.shape
     heads = attn.num_heads
-    w, b = attn.in_proj_weight, attn.in_proj_bias
+    w, b, out_w, out_b = attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight, attn.out_proj.bias
     if last is None:
-        q, k, v = F.linear(h, w, b).view(n_users, t, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = F.linear(h, w, b).view(n_users, t, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # [U, heads, T, d]
-        return attn.out_proj(out.transpose(1, 2).reshape(n_users, t, hidden))
+        return F.linear(out.transpose(1, 2).reshape(n_users, t, hidden), out_w, out_b)
     q = F.linear(at_positions(h, last), w[:hidden], b[:hidden]).view(n_users, heads, 1, hidden // heads)
-    k, v = F.linear(h, w[hidden:], b[hidden:]).view(n_users, t, 2, heads, hidden // heads).permute(2, 0, 3, 1, 4)
+    k, v = F.linear(h, w[hidden:], b[hidden:]).view(n_users, t, 2, heads, hidden // heads).permute(2, 0, 3, 1, 4).unbind(0)
     mask = None
     if not bool((last == t - 1).all()):  # keys after a user's last item (padding) are not attended
         mask = (torch.arange(t, device=h.device)[None, :] <= last[:, None])[:, None, None, :]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [U, heads, 1, d]
-    return attn.out_proj(out.reshape(n_users, hidden))
+    return F.linear(out.reshape(n_users, hidden), out_w, out_b)
 
 
 def _feed_forward(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
-    return layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
+    hidden = layer.activation(F.linear(_norm(layer.norm2, x), layer.linear1.weight, layer.linear1.bias))
+    return F.linear(hidden, layer.linear2.weight, layer.linear2.bias)
 
 
 def last_position_states(encoder: nn.TransformerEncoder, x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -61,7 +69,8 @@ def last_position_states(encoder: nn.TransformerEncoder, x: torch.Tensor, last: 
     the encoder's causal output at those positions [U, H]. Inference only (no dropout)."""
     *body, final = encoder.layers
     for layer in body:
-        x = x + _attention(layer, layer.norm1(x), None)
+        x = x + _attention(layer, _norm(layer.norm1, x), None)
         x = x + _feed_forward(layer, x)
-    y = at_positions(x, last) + _attention(final, final.norm1(x), last)
+    x = x.contiguous()
+    y = at_positions(x, last) + _attention(final, _norm(final.norm1, x), last)
     return y + _feed_forward(final, y)

@@ -48,7 +48,7 @@ class SharedCodebook(nn.Module):
         """``cosine_logits`` as a function ``(x, level) -> [..., K]`` for decoding without gradients: the
         normalised codebooks and the temperature are computed once and reused until a parameter changes
         (the same values)."""
-        versions = tuple(p._version for p in self.parameters()) + tuple(p.data_ptr() for p in self.parameters())
+        versions = tuple((p._version, p.data_ptr()) for p in (*self.books, self.log_tau))
         if getattr(self, "_scorer_key", None) != versions:
             with torch.no_grad():
                 self._scorer_books = [F.normalize(book, dim=-1).T for book in self.books]

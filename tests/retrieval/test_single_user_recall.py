@@ -45,14 +45,14 @@ def test_user_context_is_the_encoder_state_at_the_last_item(layers):
     torch.testing.assert_close(one, ref, atol=2e-6, rtol=2e-6)
 
 
-def test_the_last_block_runs_one_row_per_user():
+def test_the_last_block_runs_one_row_per_user(monkeypatch):
     torch.manual_seed(0)
     model = GenerativeRetriever(51, 8, 2, None, hidden=16, layers=2, heads=2, max_len=10).eval()
-    rows = []
-    model.blocks.layers[-1].linear1.register_forward_hook(lambda mod, inp, out: rows.append(tuple(inp[0].shape)))
+    rows, real = [], last_state._feed_forward
+    monkeypatch.setattr(last_state, "_feed_forward", lambda layer, x: rows.append(tuple(x.shape)) or real(layer, x))
     with torch.no_grad():
         model.user_context(*_histories(3, 10, 51, seed=1))
-    assert rows == [(3, 16)]  # the feed-forward of the last block: one row per user, not [3, 10, 16]
+    assert rows == [(3, 10, 16), (3, 16)]  # the first block's feed-forward at every position, the last one's once per user
 
 
 def test_training_mode_and_other_layouts_keep_the_encoder():
