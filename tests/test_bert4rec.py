@@ -162,12 +162,14 @@ def test_bert4rec_trains_and_evaluates(tmp_path, loss):
 def test_chunked_evaluation_adds_bert4recs_item_bias(tmp_path):
     """eval.catalogue_chunk scores user . item + output_bias as full_sort_predict does (the bias is trained
     by the cloze loss), so the chunked metrics equal the unchunked ones."""
+    from cva_rec.data.dataset import build_data
     from cva_rec.training.run import run_experiment
 
-    out = {}
+    out, data = {}, None
     for chunk in (0, 300):
         cfg = bert_cfg(tmp_path / str(chunk), "train.limit_train_batches=6", "eval.popularity_buckets=0",
                        f"eval.catalogue_chunk={chunk}", "train.lr=0.01")
-        out[chunk] = run_experiment(cfg, tmp_path / f"run{chunk}", enable_progress_bar=False)
+        data = data or build_data(cfg)  # one dataset for both runs: the chunk is an evaluation setting
+        out[chunk] = run_experiment(cfg, tmp_path / f"run{chunk}", enable_progress_bar=False, data=data)
     for split in ("valid", "test"):
         assert {k: v for k, v in out[0][split].items() if k != "from"} == {k: v for k, v in out[300][split].items() if k != "from"}
