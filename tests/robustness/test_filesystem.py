@@ -157,13 +157,16 @@ def test_training_on_a_disk_that_fills_up_keeps_whole_checkpoints(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, ml100k_data):
+def finished_run(tmp_path_factory, ml100k_subset):
+    """A run on ml-100k's users 1-100: each evaluate below is a process that loads the run's dataset again."""
     from cva_rec.config.schema import load_config
     from cva_rec.training.run import run_experiment
+    from tests.conftest import ML100K_SUBSET
 
     root = tmp_path_factory.mktemp("finished")
-    cfg = load_config(None, small_overrides(root, "train.limit_train_batches=3", "eval.popularity_buckets=0"))
-    run_experiment(cfg, root / "run", enable_progress_bar=False, data=ml100k_data)
+    cfg = load_config(None, small_overrides(root, f"dataset.name={ML100K_SUBSET}", f"dataset.data_path={ml100k_subset}",
+                                            "train.limit_train_batches=3", "eval.popularity_buckets=0"))
+    run_experiment(cfg, root / "run", enable_progress_bar=False)
     return root / "run"
 
 
