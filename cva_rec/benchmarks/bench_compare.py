@@ -181,13 +181,18 @@ def row_of(name: str, variants, runs: Path, seeds, max_epochs: int) -> Dict[str,
         "epochs_trained": [m.get("epochs_trained") for m in ms],
         "best_epoch": [(m.get("valid") or {}).get("epoch") for m in ms],
         "max_epochs": max_epochs,
-        "stopped_early": [m.get("epochs_trained") is not None and m["epochs_trained"] < max_epochs for m in ms],
+        # converged by the patience rule: metrics.json's stopped_by where the run records it (a train.max_minutes
+        # budget also ends a fit before max_epochs); older runs: fewer epochs than the maximum
+        "stopped_by": [m.get("stopped_by") for m in ms],
+        "stopped_early": [m["stopped_by"] == "early_stopping" if m.get("stopped_by")
+                          else m.get("epochs_trained") is not None and m["epochs_trained"] < max_epochs for m in ms],
         "seconds_per_epoch": _mean_std([m.get("seconds_per_epoch") for m in ms]),
         # per seed: the command's wall time and the machine's load averages at its end (shared cores)
         "wall": [json.loads(w.read_text()) if (w := f / bench_idfree.WALL_FILE).is_file() else None for f in folders],
         "peak_memory_bytes": max([m.get("peak_memory_bytes") or 0 for m in ms], default=None),
         "peak_memory_kind": ms[0].get("peak_memory_kind") if ms else None,
-        "fingerprints": [m.get("fingerprints") for m in ms] if any("fingerprints" in m for m in ms) else None,
+        # the input files each run read, by content (metrics.json's artifacts: sha256 and size)
+        "fingerprints": [m.get("artifacts") for m in ms] if any(m.get("artifacts") for m in ms) else None,
     }
     return row
 
@@ -232,7 +237,11 @@ def markdown(rows: List[Dict[str, Any]], reference: str) -> str:
         cells.append(bootstrap.interval_cell(deltas.get("all ndcg@10")) if deltas else ref_cell)
         if cold:
             cells.append(bootstrap.interval_cell(deltas.get("cold ndcg@10")) if deltas.get("cold ndcg@10") else ref_cell)
-        cells.append(", ".join(f"{e} ({b})" for e, b in zip(r["epochs_trained"], r["best_epoch"])) or "-")
+        # a run that did not stop by the patience rule (max epochs or a time budget) is marked: not converged
+        cells.append(", ".join(f"{e} ({b})" + ("" if done else " not converged")
+                               for e, b, done in zip(r["epochs_trained"], r["best_epoch"],
+                                                  r.get("stopped_early") or [True] * len(r["epochs_trained"])))
+                     or "-")
         spe = r["seconds_per_epoch"]["mean"]
         cells.append("-" if spe is None else f"{spe:.1f}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -152,7 +152,10 @@ def test_backbones_table_from_finished_runs(tmp_path, capsys):
         ndcg = float(np.where(rank < 10, 1 / np.log2(rank + 2.0), 0).mean())
         (run / "metrics.json").write_text(json.dumps({"seed": 2020, "test": {"ndcg@10": ndcg, "hr@10": float((rank < 10).mean()),
                                                                               "n_users": 200}, "valid": {"epoch": 4},
-                                                     "epochs_trained": 8, "seconds_per_epoch": 12.5}))
+                                                     "epochs_trained": 8, "seconds_per_epoch": 12.5,
+                                                     # sasrec: converged; narm: a time budget ended it before max_epochs
+                                                     "stopped_by": "early_stopping" if name == "sasrec" else "max_minutes",
+                                                     "artifacts": {"dataset": {"sha256": name}}}))
         (run / "bench_wall.json").write_text(json.dumps({"wall_s": 100.0, "resumed": False, "load_average_at_end": [3.0, 2.5, 2.0]}))
     args = ["--table", "backbones", "--variants", "narm", "--seeds", "2020", "--runs", str(tmp_path / "runs"),
             "--table-only", "--resamples", "200"]
@@ -168,3 +171,7 @@ def test_backbones_table_from_finished_runs(tmp_path, capsys):
     assert delta["delta"] == pytest.approx(float((nd["narm"] - nd["sasrec"]).mean()), abs=1e-12)
     assert "cold ndcg@10" not in rows["narm"]["delta_vs_reference"]
     assert rows["narm"]["wall"][0]["load_average_at_end"] == [3.0, 2.5, 2.0] and rows["narm"]["epochs_trained"] == [8]
+    # stopped before max_epochs by a time budget is not convergence; fingerprints come from metrics.json's artifacts
+    assert rows["sasrec"]["stopped_early"] == [True] and rows["narm"]["stopped_early"] == [False]
+    assert rows["narm"]["stopped_by"] == ["max_minutes"] and rows["narm"]["fingerprints"] == [{"dataset": {"sha256": "narm"}}]
+    assert "| 8 (4) not converged |" in out and "| 8 (4) |" in out
