@@ -44,5 +44,8 @@ def _log_hparams(trainer, cfg, metrics):
     scalars = {f"hparams/test_{k}": v for k, v in metrics["test"].items() if isinstance(v, float)}
     try:
         trainer.logger.log_hyperparams(flat, scalars)
+        # the test stage already closed the writer, and logging reopened it: close it again, or its buffered
+        # events reach the run folder later, after the run returned and released the folder
+        trainer.logger.finalize("success")
     except Exception as exc:  # TensorBoard hparams are a convenience, never a reason to fail a run
         log.warning("could not write TensorBoard hparams: %s", exc)

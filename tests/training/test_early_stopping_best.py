@@ -92,3 +92,20 @@ def test_the_last_epoch_is_not_called_convergence(tmp_path, ml100k_data):
                                             "eval.popularity_buckets=0"))
     metrics = run_experiment(cfg, tmp_path / "run", enable_progress_bar=False, data=ml100k_data)
     assert metrics["stopped_by"] == "max_epochs"
+
+
+def test_nothing_of_the_run_stays_open_when_it_returns(tmp_path, ml100k_data):
+    """A run in this process leaves TensorBoard's writer closed: reopened by the hparams written after the
+    test, it used to flush its buffered events into the run folder later, after the run had returned and
+    released the folder (a test hashing the folder around a second command caught it under load)."""
+
+    class KeepTrainer(Callback):
+        def on_fit_start(self, trainer, pl_module):
+            self.trainer = trainer
+
+    keep = KeepTrainer()
+    cfg = load_config(None, small_overrides(tmp_path, "train.epochs=1", "train.limit_train_batches=2",
+                                            "eval.popularity_buckets=0"))
+    run_experiment(cfg, tmp_path / "run", enable_progress_bar=False, data=ml100k_data, callbacks=[keep])
+    writer = keep.trainer.logger.experiment  # torch's SummaryWriter: close() drops its file writers
+    assert writer.file_writer is None and writer.all_writers is None
